@@ -1,0 +1,56 @@
+import uuid
+
+from django.contrib.auth.models import AbstractUser
+from django.db import models
+from django.db.models import Q
+
+
+class Agency(models.Model):
+    """A law-enforcement agency: it owns its cases, probes and galleries, and buys seats."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=200)
+    seats = models.PositiveIntegerField(default=0, help_text="Seats bought")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "agencies"
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OFFICER = "officer", "Officer"
+    SUPERVISOR = "supervisor", "Supervisor"
+    AGENCY_ADMIN = "agency_admin", "Agency admin"
+    PLATFORM_STAFF = "platform_staff", "Platform staff"
+    PRIVACY_OFFICER = "privacy_officer", "Privacy officer"
+
+
+AGENCY_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.AGENCY_ADMIN)
+PLATFORM_ROLES = (Role.PLATFORM_STAFF, Role.PRIVACY_OFFICER)
+
+
+class User(AbstractUser):
+    """An agency user (officer, supervisor, agency admin) or a platform user (no agency)."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        constraints = [
+            # Agency roles belong to an agency; platform roles to none.
+            models.CheckConstraint(
+                condition=(Q(agency__isnull=False, role__in=[r.value for r in AGENCY_ROLES])
+                           | Q(agency__isnull=True, role__in=[r.value for r in PLATFORM_ROLES])),
+                name="user_role_matches_agency",
+            ),
+        ]
+
+    @property
+    def is_agency_user(self) -> bool:
+        return self.agency_id is not None

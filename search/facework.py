@@ -1,0 +1,74 @@
+"""Faces in a photo: detect, describe and crop, with the time each step took."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+from search.faces import DetectedFace, FaceEngine, sharpness
+from search.imaging import encode_jpeg, scaled_for_detection
+
+
+@dataclass
+class FoundFace:
+    """A face with its descriptor; box and landmarks in the photo's own coordinates."""
+
+    box: list[int]
+    landmarks: list[list[float]]
+    embedding: np.ndarray
+    quality: dict
+    detected: DetectedFace  # in the coordinates of the detection image
+
+    @property
+    def width(self) -> int:
+        return self.box[2]
+
+
+@contextmanager
+def timed(timings: dict, stage: str):
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[stage] = round(timings.get(stage, 0) + (time.perf_counter() - started) * 1000, 1)
+
+
+class PhotoFaces:
+    """Detects and describes the faces of one photo; keeps the working image for crops."""
+
+    def __init__(self, image: Image.Image, engine: FaceEngine, timings: dict | None = None):
+        self.engine = engine
+        self.timings = timings if timings is not None else {}
+        self.array, self.scale = scaled_for_detection(image)
+
+    def find(self, *, sensitive: bool = False) -> list[FoundFace]:
+        """Every face, left to right, with its descriptor."""
+        with timed(self.timings, "detect"):
+            detected = self.engine.detect(self.array, sensitive=sensitive)
+        detected.sort(key=lambda face: (face.box[0], face.box[1]))
+        faces = []
+        with timed(self.timings, "embed"):
+            for face in detected:
+                embedding = self.engine.embed(self.array, face)
+                chip = self.engine.aligned_crop(self.array, face, 150)
+                gray = np.asarray(Image.fromarray(chip).convert("L"))
+                faces.append(FoundFace(
+                    box=[round(v / self.scale) for v in face.box],
+                    landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
+                    embedding=embedding,
+                    quality=face.quality(sharpness(gray)) | {"face_width_px": round(face.box[2] / self.scale)},
+                    detected=face,
+                ))
+        return faces
+
+    def crop_jpeg(self, face: FoundFace) -> bytes:
+        """The face aligned by the eyes, square, the same framing for probe and gallery faces."""
+        size = settings.FACE_CROP_SIZE
+        with timed(self.timings, "render"):
+            chip = self.engine.aligned_crop(self.array, face.detected, size)
+            return encode_jpeg(Image.fromarray(chip), quality=90)

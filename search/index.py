@@ -1,0 +1,79 @@
+"""The only module that runs pgvector queries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+
+from search.faces import ENGINES
+
+# Distance operator per engine metric; the partial HNSW index of each engine uses the same one.
+_OPERATORS = {"euclidean": "<->", "cosine": "<=>"}
+_METRICS = {"dlib-resnet-v1": "euclidean"}
+# Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
+_OVERFETCH = 5
+
+
+@dataclass(frozen=True)
+class Hit:
+    face_image_id: int
+    profile_id: int
+    distance: float
+
+
+def _vector_literal(embedding: np.ndarray) -> str:
+    return "[" + ",".join(f"{float(v):.7g}" for v in embedding) + "]"
+
+
+def nearest_profiles(
+    embedding: np.ndarray,
+    *,
+    engine: str,
+    gallery_ids: list[int],
+    limit: int,
+    exclude_face_image_ids: tuple[int, ...] = (),
+) -> list[Hit]:
+    """The nearest face of each of the `limit` nearest profiles, among the given galleries."""
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}")
+    if not gallery_ids or limit < 1:
+        return []
+    operator = _OPERATORS[_METRICS[engine]]
+    # The engine name is a literal from the registry above, so the planner can match the partial
+    # HNSW index of that engine; everything else is a bound parameter.
+    sql = f"""
+        SELECT id, profile_id, embedding {operator} %s::vector AS distance
+        FROM search_faceimage
+        WHERE engine = '{engine}' AND gallery_id = ANY(%s) AND NOT (id = ANY(%s))
+        ORDER BY embedding {operator} %s::vector
+        LIMIT %s
+    """
+    probe = _vector_literal(embedding)
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * _OVERFETCH)])
+        # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.
+        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
+        cursor.execute(sql, [probe, list(gallery_ids), list(exclude_face_image_ids), probe, limit * _OVERFETCH])
+        rows = cursor.fetchall()
+    best: dict[int, Hit] = {}
+    for face_image_id, profile_id, distance in rows:
+        if profile_id not in best:
+            best[profile_id] = Hit(face_image_id, profile_id, float(distance))
+    return sorted(best.values(), key=lambda hit: hit.distance)[:limit]
+
+
+def distance_between(face_image_id_a: int, face_image_id_b: int) -> float:
+    """Distance between two stored gallery descriptors, computed by the database."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.embedding <-> b.embedding FROM search_faceimage a, search_faceimage b"
+            " WHERE a.id = %s AND b.id = %s AND a.engine = b.engine",
+            [face_image_id_a, face_image_id_b],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise ValueError("Both face images must exist and share an engine")
+    return float(row[0])

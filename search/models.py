@@ -1,0 +1,182 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from pgvector.django import HnswIndex, VectorField
+
+DESCRIPTOR_DIMENSIONS = 128
+
+
+class Gallery(models.Model):
+    """An agency's own lawful records of faces, searched by that agency and those it shares with."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="galleries")
+    name = models.CharField(max_length=200)
+    legal_basis = models.TextField()
+    source_description = models.TextField(blank=True)
+    shared_with = models.ManyToManyField("accounts.Agency", blank=True, related_name="shared_galleries")
+    engine = models.CharField(max_length=40, default="dlib-resnet-v1", help_text="Engine the gallery is searched with")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "galleries"
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="gallery_name_once_per_agency")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Profile(models.Model):
+    """A person in a gallery: a record, never an identification by itself."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="profiles")
+    display_name = models.CharField(max_length=200)
+    aliases = models.JSONField(default=list, blank=True)
+    date_of_birth = models.DateField(null=True, blank=True)
+    record_reference = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["display_name"]
+        constraints = [
+            models.UniqueConstraint(fields=["gallery", "display_name"], name="profile_name_once_per_gallery")
+        ]
+
+    def __str__(self) -> str:
+        return self.display_name
+
+
+class FaceImage(models.Model):
+    """One enrolled photo of a profile, with the descriptor of its face."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="face_images")
+    # Copied from the profile so the vector search filters on one table.
+    gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="face_images")
+    image = models.FileField(upload_to="gallery/")
+    crop = models.FileField(upload_to="crops/gallery/", blank=True)
+    source_name = models.CharField(max_length=255, blank=True, help_text="File name or record reference")
+    box = models.JSONField(help_text="[x, y, width, height] in the stored image")
+    landmarks = models.JSONField(default=list)
+    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
+    engine = models.CharField(max_length=40)
+    quality = models.JSONField(default=dict)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
+    enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["gallery", "content_hash"], name="face_image_once_per_gallery"),
+        ]
+        indexes = [
+            # One partial HNSW index per engine: descriptors of different engines are never compared.
+            HnswIndex(name="face_embedding_dlib_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                      opclasses=["vector_l2_ops"], condition=Q(engine="dlib-resnet-v1")),
+        ]
+
+
+class Probe(models.Model):
+    """A photo of an unknown person uploaded into a case."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="probes")
+    case = models.ForeignKey("portal.Case", on_delete=models.PROTECT, related_name="probes")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    image = models.FileField(upload_to="probes/")
+    original_name = models.CharField(max_length=255, blank=True)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class ProbeFace(models.Model):
+    """A face found in a probe."""
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="faces")
+    index = models.PositiveSmallIntegerField(help_text="1-based, left to right")
+    box = models.JSONField(help_text="[x, y, width, height] in the stored probe image")
+    landmarks = models.JSONField(default=list)
+    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
+    engine = models.CharField(max_length=40)
+    quality = models.JSONField(default=dict)
+    crop = models.FileField(upload_to="crops/probes/", blank=True)
+
+    class Meta:
+        ordering = ["index"]
+        constraints = [models.UniqueConstraint(fields=["probe", "index"], name="probe_face_index_once")]
+
+
+class SearchJob(models.Model):
+    """One search of a probe against the galleries its agency may search."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    class Stage(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        DETECTING = "detecting", "Detecting faces"
+        SEARCHING = "searching", "Searching galleries"
+        RENDERING = "rendering", "Rendering candidates"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="search_jobs")
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="jobs")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.QUEUED)
+    engine = models.CharField(max_length=40)
+    threshold = models.FloatField()
+    top_k = models.PositiveSmallIntegerField(default=10)
+    purpose = models.CharField(max_length=100, blank=True)
+    justification = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    stage_ms = models.JSONField(default=dict, blank=True, help_text="Milliseconds per stage")
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="search_job_sweep_idx")]
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (self.Status.DONE, self.Status.FAILED)
+
+
+class Candidate(models.Model):
+    """A gallery face returned for a probe face: a lead to verify, never an identification."""
+
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="candidates")
+    probe_face = models.ForeignKey(ProbeFace, on_delete=models.CASCADE, related_name="candidates")
+    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="candidates")
+    face_image = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="candidates")
+    distance = models.FloatField()
+    rank = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["probe_face__index", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "probe_face", "face_image"], name="candidate_once_per_job_face")
+        ]
+
+    def is_match(self, threshold: float) -> bool:
+        return self.distance <= threshold

@@ -1,0 +1,142 @@
+"""Running one search job: decode → detect → embed → search → render → store, with a heartbeat."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from search import index, selectors
+from search.faces import get_engine
+from search.facework import PhotoFaces, timed
+from search.imaging import PhotoRejected, decode_photo
+from search.models import Candidate, ProbeFace, SearchJob
+from search.services import media_store, search_job_claim
+
+logger = logging.getLogger(__name__)
+
+
+class NoFaceFound(Exception):
+    pass
+
+
+class Heartbeat:
+    """Beats every few seconds from its own thread and connection while a job runs."""
+
+    def __init__(self, job_id: int, attempt: int):
+        self.job_id, self.attempt = job_id, attempt
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(settings.SEARCH_HEARTBEAT_SECONDS):
+                SearchJob.objects.filter(pk=self.job_id, status=SearchJob.Status.RUNNING,
+                                         attempts=self.attempt).update(heartbeat_at=timezone.now())
+        finally:
+            connection.close()
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _set_stage(job_id: int, attempt: int, stage: str) -> None:
+    SearchJob.objects.filter(pk=job_id, attempts=attempt).update(stage=stage, heartbeat_at=timezone.now())
+
+
+def search_job_run(*, job_id: int) -> None:
+    """Run a job to done or failed. Safe to call twice: a finished or taken job is left alone."""
+    close_old_connections()
+    attempt = search_job_claim(job_id=job_id)
+    if attempt is None:
+        return
+    job = SearchJob.objects.select_related("probe").get(pk=job_id)
+    timings: dict[str, float] = {}
+    try:
+        with Heartbeat(job_id, attempt):
+            results = _analyse_and_search(job, attempt, timings)
+    except (PhotoRejected, NoFaceFound) as exc:
+        _finish_failed(job_id, attempt, str(exc), timings)
+        return
+    except Exception as exc:
+        logger.exception("Search job %s failed on attempt %s", job_id, attempt)
+        if attempt >= settings.SEARCH_MAX_ATTEMPTS:
+            _finish_failed(job_id, attempt, f"The search could not be completed: {type(exc).__name__}: {exc}",
+                           timings)
+            return
+        # Hand it back and try again shortly; the attempt count bounds the retries.
+        SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
+            status=SearchJob.Status.QUEUED, stage=SearchJob.Stage.QUEUED, error=str(exc)[:500])
+        from search.tasks import search_job_run_task
+
+        search_job_run_task.apply_async((job_id,), countdown=5)
+        return
+    _finish_done(job, attempt, results, timings)
+
+
+def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
+    with timed(timings, "decode"):
+        with default_storage.open(job.probe.image.name, "rb") as stored:
+            photo = decode_photo(stored.read())
+    engine = get_engine(job.engine)
+    photo_faces = PhotoFaces(photo.image, engine, timings)
+    faces = photo_faces.find()
+    if settings.SEARCH_DRILL_PAUSE_SECONDS:
+        time.sleep(settings.SEARCH_DRILL_PAUSE_SECONDS)
+    if not faces:
+        raise NoFaceFound("No face found in the photo.")
+
+    _set_stage(job.id, attempt, SearchJob.Stage.SEARCHING)
+    gallery_ids = selectors.gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)
+    hits_per_face = []
+    with timed(timings, "search"):
+        for face in faces:
+            hits_per_face.append(index.nearest_profiles(
+                face.embedding, engine=job.engine, gallery_ids=gallery_ids, limit=job.top_k))
+
+    _set_stage(job.id, attempt, SearchJob.Stage.RENDERING)
+    results = []
+    for number, (face, hits) in enumerate(zip(faces, hits_per_face), start=1):
+        # Deterministic names: a re-run overwrites its own crops instead of leaving orphans.
+        crop_name = media_store(f"crops/probes/{job.code}/face-{number}.jpg", photo_faces.crop_jpeg(face))
+        results.append((number, face, crop_name, hits))
+    return results
+
+
+def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:
+    with transaction.atomic():
+        current = SearchJob.objects.select_for_update().get(pk=job.id)
+        if current.status != SearchJob.Status.RUNNING or current.attempts != attempt:
+            return  # another worker took the job over; its results stand
+        # One candidate set per job: a re-run replaces what an interrupted run wrote.
+        ProbeFace.objects.filter(probe_id=job.probe_id).delete()
+        candidates = []
+        for number, face, crop_name, hits in results:
+            probe_face = ProbeFace.objects.create(
+                probe_id=job.probe_id, index=number, box=face.box, landmarks=face.landmarks,
+                embedding=face.embedding, engine=job.engine, quality=face.quality, crop=crop_name)
+            candidates += [
+                Candidate(job_id=job.id, probe_face=probe_face, profile_id=hit.profile_id,
+                          face_image_id=hit.face_image_id, distance=hit.distance, rank=rank)
+                for rank, hit in enumerate(hits, start=1)
+            ]
+        Candidate.objects.bulk_create(candidates)
+        SearchJob.objects.filter(pk=job.id).update(
+            status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE, finished_at=timezone.now(),
+            stage_ms=timings, error="")
+
+
+def _finish_failed(job_id: int, attempt: int, reason: str, timings: dict) -> None:
+    SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
+        status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=timezone.now(),
+        error=reason, stage_ms=timings)

@@ -1,0 +1,258 @@
+"""Writes for galleries, enrolment, probes and search jobs."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from accounts.models import Agency, User
+from portal.models import Case
+from search.faces import get_engine
+from search.facework import PhotoFaces
+from search.imaging import PhotoRejected, decode_photo, encode_jpeg
+from search.models import FaceImage, Gallery, Probe, Profile, SearchJob
+
+logger = logging.getLogger(__name__)
+
+
+class SearchRefused(ValueError):
+    """A search that cannot start, with the reason."""
+
+
+class EnrolmentSkipped(ValueError):
+    """A gallery photo that was not enrolled, with the reason."""
+
+
+# --- Files ------------------------------------------------------------------------------------
+
+def media_store(name: str, data: bytes) -> str:
+    """Write a file under MEDIA_ROOT at exactly that name (replacing a previous one)."""
+    if default_storage.exists(name):
+        default_storage.delete(name)
+    return default_storage.save(name, ContentFile(data))
+
+
+def media_delete(*names: str) -> None:
+    for name in names:
+        if name and default_storage.exists(name):
+            default_storage.delete(name)
+
+
+# --- Galleries and enrolment ------------------------------------------------------------------
+
+def gallery_get_or_create(*, owner: Agency, name: str, legal_basis: str,
+                          source_description: str = "") -> tuple[Gallery, bool]:
+    gallery = Gallery.objects.filter(owner=owner, name=name).first()
+    if gallery:
+        return gallery, False
+    if not legal_basis.strip():
+        raise EnrolmentSkipped("A new gallery needs its legal basis.")
+    return Gallery.objects.create(owner=owner, name=name, legal_basis=legal_basis.strip(),
+                                  source_description=source_description,
+                                  engine=settings.FACE_ENGINE), True
+
+
+def profile_get_or_create(*, gallery: Gallery, display_name: str, date_of_birth: date | None = None,
+                          aliases: list[str] | None = None, record_reference: str = "") -> Profile:
+    profile, created = Profile.objects.get_or_create(
+        gallery=gallery, display_name=display_name,
+        defaults={"date_of_birth": date_of_birth, "aliases": list(aliases or []),
+                  "record_reference": record_reference},
+    )
+    return profile
+
+
+@dataclass
+class EnrolResult:
+    face_image: FaceImage
+    faces_found: int
+    notes: list[str] = field(default_factory=list)
+
+
+def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
+                     enrolled_by: User | None = None) -> EnrolResult:
+    """Enrol the largest face of a photo into the profile's gallery, or raise EnrolmentSkipped."""
+    gallery = profile.gallery
+    try:
+        photo = decode_photo(data)
+    except PhotoRejected as exc:
+        raise EnrolmentSkipped(str(exc)) from None
+    if FaceImage.objects.filter(gallery=gallery, content_hash=photo.content_hash).exists():
+        raise EnrolmentSkipped("The same photo is already enrolled in this gallery.")
+    engine = get_engine(gallery.engine)
+    faces_in_photo = PhotoFaces(photo.image, engine)
+    faces = faces_in_photo.find()
+    if not faces:
+        raise EnrolmentSkipped("No face found in the photo.")
+    largest = max(faces, key=lambda face: face.width)
+    notes = [f"{len(faces)} faces in the photo; the largest was enrolled."] if len(faces) > 1 else []
+
+    stem = f"{gallery.code}/{photo.content_hash[:32]}"
+    image_name = media_store(f"gallery/{stem}.jpg", encode_jpeg(photo.image))
+    crop_name = media_store(f"crops/gallery/{stem}.jpg", faces_in_photo.crop_jpeg(largest))
+    try:
+        face_image = FaceImage.objects.create(
+            profile=profile, gallery=gallery, image=image_name, crop=crop_name, source_name=source_name,
+            box=largest.box, landmarks=largest.landmarks, embedding=largest.embedding, engine=engine.name,
+            quality=largest.quality, content_hash=photo.content_hash, enrolled_by=enrolled_by,
+        )
+    except Exception:
+        media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
+        raise
+    return EnrolResult(face_image=face_image, faces_found=len(faces), notes=notes)
+
+
+# --- Probes and search jobs -------------------------------------------------------------------
+
+def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: str = "",
+                 top_k: int | None = None, purpose: str = "", justification: str = "") -> SearchJob:
+    """Check and store a probe photo and queue its search; raises PhotoRejected or SearchRefused."""
+    if uploaded_by.agency_id is None or case.agency_id != uploaded_by.agency_id:
+        raise SearchRefused("You can only search inside a case of your own agency.")
+    if case.status != Case.Status.OPEN:
+        raise SearchRefused(f"Case {case.number} is closed; reopen it to search.")
+    top_k = top_k or settings.SEARCH_TOP_K
+    if not 1 <= top_k <= 100:
+        raise SearchRefused("The number of candidates must be between 1 and 100.")
+    photo = decode_photo(data)  # nothing is stored for a photo that fails here
+
+    engine = get_engine(settings.FACE_ENGINE)
+    image_name = media_store(f"probes/{case.agency.code}/{photo.content_hash[:16]}-{timezone.now():%Y%m%d%H%M%S%f}.jpg",
+                             encode_jpeg(photo.image))
+    try:
+        with transaction.atomic():
+            probe = Probe.objects.create(
+                agency_id=case.agency_id, case=case, uploaded_by=uploaded_by, image=image_name,
+                original_name=original_name[:255], content_hash=photo.content_hash,
+                width=photo.width, height=photo.height,
+            )
+            job = SearchJob.objects.create(
+                agency_id=case.agency_id, probe=probe, started_by=uploaded_by, engine=engine.name,
+                threshold=engine.default_threshold, top_k=top_k, purpose=purpose, justification=justification,
+            )
+            job_id = job.id
+            # Enqueue only after commit, or the worker may look for a row it can't see yet.
+            transaction.on_commit(lambda: search_job_enqueue(job_id))
+    except Exception:
+        media_delete(image_name)
+        raise
+    return job
+
+
+def search_job_enqueue(job_id: int) -> None:
+    from search.tasks import search_job_run_task
+
+    search_job_run_task.delay(job_id)
+
+
+def search_jobs_sweep(*, now=None) -> list[int]:
+    """Re-queue running jobs whose worker stopped beating; fail those out of attempts."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
+    requeued = []
+    with transaction.atomic():
+        stale = (SearchJob.objects.select_for_update(skip_locked=True)
+                 .filter(status=SearchJob.Status.RUNNING, heartbeat_at__lt=stale_before))
+        for job in stale:
+            if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
+                SearchJob.objects.filter(pk=job.pk).update(
+                    status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=now,
+                    error=f"The search was interrupted {job.attempts} times (its worker stopped); it was given up.")
+            else:
+                SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.QUEUED,
+                                                           stage=SearchJob.Stage.QUEUED)
+                requeued.append(job.pk)
+        for job_id in requeued:
+            transaction.on_commit(lambda job_id=job_id: search_job_enqueue(job_id))
+    if requeued:
+        logger.warning("Re-queued search jobs whose worker was lost: %s", requeued)
+    return requeued
+
+
+def search_job_claim(*, job_id: int, now=None) -> int | None:
+    """Take a job for this worker; the attempt number, or None if it is done or taken."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
+    claimable = Q(status=SearchJob.Status.QUEUED) | Q(status=SearchJob.Status.RUNNING,
+                                                       heartbeat_at__lt=stale_before)
+    with transaction.atomic():
+        job = SearchJob.objects.select_for_update().filter(claimable, pk=job_id).first()
+        if job is None:
+            return None  # deleted, finished, or running on another worker
+        if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
+            SearchJob.objects.filter(pk=job_id).update(
+                status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=now,
+                error=f"The search was interrupted {job.attempts} times; it was given up.")
+            return None
+        SearchJob.objects.filter(pk=job_id).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING, attempts=F("attempts") + 1,
+            heartbeat_at=now, started_at=job.started_at or now, error="")
+        return job.attempts + 1
+
+
+@dataclass
+class EnrolmentItem:
+    """One photo to enrol, with the profile it belongs to."""
+
+    path: str
+    display_name: str
+    profile_fields: dict = field(default_factory=dict)
+
+
+@dataclass
+class EnrolmentSummary:
+    gallery: Gallery
+    gallery_created: bool
+    profiles: set = field(default_factory=set)
+    faces_enrolled: int = 0
+    skipped: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        reasons: dict[str, int] = {}
+        for item in self.skipped:
+            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+        return {
+            "gallery": self.gallery.name,
+            "gallery_id": self.gallery.id,
+            "gallery_created": self.gallery_created,
+            "profiles": len(self.profiles),
+            "faces_enrolled": self.faces_enrolled,
+            "files_skipped": len(self.skipped),
+            "skipped": self.skipped,
+            "skip_reasons": reasons,
+            "notes": self.notes,
+        }
+
+
+def gallery_enrol_batch(*, gallery: Gallery, gallery_created: bool, items: list[EnrolmentItem],
+                        enrolled_by: User | None = None, progress=None) -> EnrolmentSummary:
+    """Enrol many photos; each photo is enrolled whole or skipped with its reason."""
+    summary = EnrolmentSummary(gallery=gallery, gallery_created=gallery_created)
+    for item in items:
+        try:
+            with open(item.path, "rb") as photo_file:
+                data = photo_file.read(settings.UPLOAD_MAX_BYTES + 1)
+            profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
+            result = face_image_enrol(profile=profile, data=data, source_name=item.path, enrolled_by=enrolled_by)
+        except EnrolmentSkipped as exc:
+            summary.skipped.append({"file": item.path, "reason": str(exc)})
+        except OSError as exc:
+            summary.skipped.append({"file": item.path, "reason": f"The file could not be read: {exc.strerror}."})
+        else:
+            summary.faces_enrolled += 1
+            summary.profiles.add(profile.id)
+            summary.notes += [{"file": item.path, "note": note} for note in result.notes]
+        if progress is not None:
+            progress(item)
+    # A profile whose every photo was skipped holds nothing: do not keep an empty record.
+    Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
+    return summary

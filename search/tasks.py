@@ -1,0 +1,15 @@
+"""Celery tasks: thin, idempotent, taking ids only (never image bytes or descriptors)."""
+
+from celery import shared_task
+
+from search import pipeline, services
+
+
+@shared_task(name="search.tasks.search_job_run", acks_late=True, reject_on_worker_lost=True)
+def search_job_run_task(job_id: int) -> None:
+    pipeline.search_job_run(job_id=job_id)
+
+
+@shared_task(name="search.tasks.search_jobs_sweep", ignore_result=True)
+def search_jobs_sweep_task() -> None:
+    services.search_jobs_sweep()

@@ -1,0 +1,50 @@
+"""Finding a Celery worker for the search queue, or starting one for a single command."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+
+from portal.celery import app
+
+
+def worker_consuming_search_queue(timeout: float = 1.5) -> bool:
+    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+    queue = settings.CELERY_TASK_DEFAULT_QUEUE
+    return any(q.get("name") == queue for queues in replies.values() for q in queues)
+
+
+class TemporaryWorker:
+    """A worker process that lives for one command, for when no worker is running."""
+
+    def __init__(self, startup_timeout: float = 90.0):
+        self.startup_timeout = startup_timeout
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self):
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "WARNING",
+             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"temporary-{os.getpid()}@%h",
+             "--without-gossip", "--without-mingle"],
+            cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + self.startup_timeout
+        while not worker_consuming_search_queue():
+            if self.process.poll() is not None:
+                raise RuntimeError("The worker could not start: " + self.process.stderr.read().decode()[-2000:])
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError("The worker did not start in time.")
+        return self
+
+    def __exit__(self, *exc):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()

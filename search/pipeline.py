@@ -8,7 +8,7 @@ import time
 
 from django.conf import settings
 from django.core.files.storage import default_storage
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from search import index, selectors
@@ -56,7 +56,6 @@ def _set_stage(job_id: int, attempt: int, stage: str) -> None:
 
 def search_job_run(*, job_id: int) -> None:
     """Run a job to done or failed. Safe to call twice: a finished or taken job is left alone."""
-    close_old_connections()
     attempt = search_job_claim(job_id=job_id)
     if attempt is None:
         return

@@ -1,0 +1,32 @@
+PY := .venv/bin/python
+.DEFAULT_GOAL := help
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+install:  ## Install everything into .venv (and Debian's chromium for browser tests)
+	@scripts/install.sh
+
+services: install  ## Start the embedded PostgreSQL + pgvector and Valkey (no-op if running or if URLs are set)
+	@$(PY) -m portal.embedded start
+
+stop:  ## Stop the web server, worker, beat and the embedded servers
+	@scripts/stop_processes.sh
+	@PORTAL_NO_AUTOSTART=1 $(PY) -m portal.embedded stop
+
+status:  ## Show the embedded servers
+	@PORTAL_NO_AUTOSTART=1 $(PY) -m portal.embedded status
+
+migrate: services  ## Apply database migrations
+	@$(PY) manage.py migrate --noinput
+
+run: install  ## Install, start services, migrate, seed the demo, start web server + worker + beat
+	@scripts/run.sh
+
+test: services  ## Run the whole test suite (real PostgreSQL, broker, worker and browser)
+	@$(PY) -m pytest
+
+bench: services  ## Per-stage pipeline timings and search latency over a padded gallery
+	@$(PY) -m scripts.bench_pipeline
+
+.PHONY: help install services stop status migrate run test bench

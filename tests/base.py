@@ -1,0 +1,64 @@
+"""Shared fixtures: agencies North (alice: officer, bob: supervisor) and South (charlie)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from pathlib import Path
+
+from django.conf import settings
+from PIL import Image
+
+from accounts.models import Role
+from accounts.services import agency_create, user_create
+from portal.services import case_create
+
+PASSWORD = "a-long-test-password-1"
+
+
+def faces_dir() -> Path:
+    pairs = settings.FACES_DIR / "pairs"
+    if not (pairs / "identities.csv").exists():
+        raise AssertionError(
+            f"The labelled face photos are missing: {pairs} does not exist. Set FACES_DIR to the folder "
+            "that holds pairs/ (default ../shared/faces).")
+    return pairs
+
+
+def identities() -> dict[str, str]:
+    """file name → identity, from pairs/identities.csv."""
+    with (faces_dir() / "identities.csv").open() as rows:
+        return {row["file"]: row["identity"] for row in csv.DictReader(rows)}
+
+
+def photo_bytes(name: str) -> bytes:
+    return (faces_dir() / name).read_bytes()
+
+
+def image_bytes(fmt: str = "PNG", size=(64, 48), color=(200, 180, 160), **save_options) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format=fmt, **save_options)
+    return buffer.getvalue()
+
+
+def media_files() -> list[str]:
+    root = Path(settings.MEDIA_ROOT)
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+class AgencyFixtureMixin:
+    """Creates alice (officer) and bob (supervisor) of North, charlie (officer) of South, and a case."""
+
+    @classmethod
+    def create_agencies(cls) -> None:
+        cls.north = agency_create(slug="north", name="North Police", seats=5)
+        cls.south = agency_create(slug="south", name="South Police", seats=5)
+        cls.alice = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=cls.north)
+        cls.bob = user_create(username="bob", password=PASSWORD, role=Role.SUPERVISOR, agency=cls.north)
+        cls.charlie = user_create(username="charlie", password=PASSWORD, role=Role.OFFICER, agency=cls.south)
+        cls.case = case_create(created_by=cls.alice, number="N-001", title="Robbery at the station")
+
+
+def shared_photo_path(name: str) -> str:
+    return os.fspath(faces_dir() / name)

@@ -1,0 +1,79 @@
+"""A real Celery worker process on the real broker, reading the test database."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from portal.celery import app
+
+
+def _consuming(worker_name: str) -> bool:
+    replies = app.control.inspect(destination=[worker_name], timeout=1.0).active_queues() or {}
+    return any(q.get("name") == settings.CELERY_TASK_DEFAULT_QUEUE for qs in replies.values() for q in qs)
+
+
+class WorkerProcess:
+    def __init__(self, extra_env: dict | None = None):
+        self.name = f"e2e-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
+        env = os.environ | {
+            "DATABASE_NAME": connection.settings_dict["NAME"],
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+        } | {k: str(v) for k, v in (extra_env or {}).items()}
+        self.log = Path(settings.MEDIA_ROOT).parent / f"{self.name.split('@')[0]}.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
+             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", self.name, "--without-gossip", "--without-mingle",
+             "--loglevel", "INFO"],
+            cwd=settings.BASE_DIR, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so a drill can kill the pool child too
+        )
+        deadline = time.monotonic() + 90
+        while not _consuming(self.name):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        os.killpg(self.process.pid, sig)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+
+@pytest.fixture(scope="session")
+def clean_test_broker():
+    """An empty test broker database: no message of an earlier run reaches this run's worker."""
+    with app.connection_for_write() as conn:
+        conn.default_channel.client.flushdb()
+
+
+@pytest.fixture
+def start_worker(transactional_db, clean_test_broker):
+    workers: list[WorkerProcess] = []
+
+    def start(**extra_env) -> WorkerProcess:
+        worker = WorkerProcess(extra_env)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

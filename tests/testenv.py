@@ -1,0 +1,13 @@
+"""Loaded with -p before Django starts: the test run's own queue, media folder and short timeouts.
+
+Tests use a queue of their own so that a worker of a running portal never takes a test's task,
+and a media folder of their own so that nothing they write lands in the portal's.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("CELERY_QUEUE", "search-test")
+os.environ.setdefault("PORTAL_BROKER_DB", "1")
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="portal-test-media-"))
+os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")

@@ -8,14 +8,14 @@ install:  ## Install everything into .venv (and Debian's chromium for browser te
 	@scripts/install.sh
 
 services: install  ## Start the embedded PostgreSQL + pgvector and Valkey (no-op if running or if URLs are set)
-	@$(PY) -m portal.embedded start
+	@$(PY) scripts/services.py start
 
 stop:  ## Stop the web server, worker, beat and the embedded servers
 	@scripts/stop_processes.sh
-	@PORTAL_NO_AUTOSTART=1 $(PY) -m portal.embedded stop
+	@$(PY) scripts/services.py stop
 
 status:  ## Show the embedded servers
-	@PORTAL_NO_AUTOSTART=1 $(PY) -m portal.embedded status
+	@$(PY) scripts/services.py status
 
 migrate: services  ## Apply database migrations
 	@$(PY) manage.py migrate --noinput

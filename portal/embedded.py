@@ -189,16 +189,14 @@ def status() -> str:
     )
 
 
-if __name__ == "__main__":
-    command = sys.argv[1] if len(sys.argv) > 1 else "start"
+def main(argv: list[str]) -> None:
+    """start | stop | status, for the Makefile (scripts/services.py)."""
+    command = argv[0] if argv else "start"
     if command == "start":
         os.environ.pop("PORTAL_NO_AUTOSTART", None)
         ensure_services()
-        print(status())
     elif command == "stop":
         stop_services()
-        print(status())
-    elif command == "status":
-        print(status())
-    else:
-        sys.exit("usage: python -m portal.embedded start|stop|status")
+    elif command != "status":
+        sys.exit("usage: scripts/services.py start|stop|status")
+    print(status())

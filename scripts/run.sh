@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p var/log
-$PY -m portal.embedded start
+$PY scripts/services.py start
 $PY manage.py migrate --noinput -v 0
 $PY manage.py seed_demo
 scripts/stop_processes.sh quiet

@@ -61,7 +61,7 @@ def decode_photo(data: bytes) -> DecodedPhoto:
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
             raise PhotoRejected(f"The image has too many pixels; the limit is {max_pixels:,} pixels.") from None
         except Exception as exc:  # noqa: BLE001 - any parser failure is a bad file, not a server error
-            raise PhotoRejected(f"The image could not be read: it is damaged ({type(exc).__name__}).") from None
+            raise PhotoRejected(f"The image is truncated or damaged and cannot be decoded ({exc}).") from None
         if image.format not in ALLOWED_FORMATS:
             raise PhotoRejected(
                 f"Unsupported image format {image.format or 'unknown'}: use JPEG, PNG or WebP.")

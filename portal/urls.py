@@ -1,6 +1,21 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
+
+from portal import views
+
+
+portal_patterns = [
+    path("", views.dashboard, name="dashboard"),
+    path("cases/", views.case_list, name="case-list"),
+    path("cases/new/", views.case_create, name="case-create"),
+    path("cases/<uuid:code>/", views.case_detail, name="case-detail"),
+    path("cases/<uuid:code>/close/", views.case_close, name="case-close"),
+    path("cases/<uuid:code>/reopen/", views.case_reopen, name="case-reopen"),
+]
 
 urlpatterns = [
+    path("", include((portal_patterns, "portal"))),
+    path("accounts/", include("accounts.urls")),
+    path("", include("search.urls")),
     path("admin/", admin.site.urls),
 ]

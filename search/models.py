@@ -162,6 +162,15 @@ class SearchJob(models.Model):
         return self.status in (self.Status.DONE, self.Status.FAILED)
 
 
+def similarity_strength(distance: float, threshold: float) -> tuple[str, str]:
+    """A plain-words strength for a distance, relative to the engine's threshold: (key, label)."""
+    if distance <= threshold * 0.85:
+        return "strong", "Strong similarity"
+    if distance <= threshold:
+        return "possible", "Possible similarity"
+    return "weak", "Weak similarity — above the threshold"
+
+
 class Candidate(models.Model):
     """A gallery face returned for a probe face: a lead to verify, never an identification."""
 
@@ -180,3 +189,8 @@ class Candidate(models.Model):
 
     def is_match(self, threshold: float) -> bool:
         return self.distance <= threshold
+
+    @property
+    def strength(self) -> tuple[str, str]:
+        return similarity_strength(self.distance, self.job.threshold)
+

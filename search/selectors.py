@@ -1,10 +1,18 @@
-"""Reads for galleries, probes and search jobs, always scoped to an agency."""
+"""Reads for galleries, probes, search jobs and profiles, always scoped to an agency.
+
+Another agency's object is a 404, never a 403: a user must not learn that it exists.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from dataclasses import dataclass
+from uuid import UUID
 
-from search.models import Candidate, Gallery, SearchJob
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+
+from accounts.models import User
+from search.models import Candidate, FaceImage, Gallery, Probe, ProbeFace, Profile, SearchJob
 
 
 def galleries_searchable_by(*, agency_id: int) -> QuerySet[Gallery]:
@@ -14,10 +22,6 @@ def galleries_searchable_by(*, agency_id: int) -> QuerySet[Gallery]:
 
 def gallery_ids_searchable_by(*, agency_id: int, engine: str) -> list[int]:
     return list(galleries_searchable_by(agency_id=agency_id).filter(engine=engine).values_list("id", flat=True))
-
-
-def search_job_get(*, agency_id: int, job_id: int) -> SearchJob | None:
-    return SearchJob.objects.select_related("probe", "probe__case").filter(pk=job_id, agency_id=agency_id).first()
 
 
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
@@ -45,3 +49,74 @@ def search_job_result(*, job: SearchJob) -> dict:
         "error": job.error or None,
         "faces": faces if job.status == SearchJob.Status.DONE else [],
     }
+
+
+# --- Scoped getters for the pages ------------------------------------------------------------
+
+def probe_get(*, user: User, code: UUID) -> Probe:
+    return get_object_or_404(Probe.objects.select_related("case"), code=code, agency_id=user.agency_id)
+
+
+def job_get(*, user: User, code: UUID) -> SearchJob:
+    return get_object_or_404(SearchJob.objects.select_related("probe", "probe__case", "started_by"),
+                             code=code, agency_id=user.agency_id)
+
+
+def jobs_for_case(*, case) -> QuerySet[SearchJob]:
+    return (SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
+            .select_related("probe", "started_by")
+            .annotate(candidate_count=Count("candidates"))
+            .order_by("-created_at"))
+
+
+def recent_jobs(*, user: User, limit: int = 8) -> QuerySet[SearchJob]:
+    return (SearchJob.objects.filter(agency_id=user.agency_id, started_by=user)
+            .select_related("probe", "probe__case").order_by("-created_at")[:limit])
+
+
+def probe_face_get(*, user: User, job_code: UUID, index: int) -> ProbeFace:
+    job = job_get(user=user, code=job_code)
+    return get_object_or_404(ProbeFace, probe_id=job.probe_id, index=index)
+
+
+def profiles_visible_to(*, user: User) -> QuerySet[Profile]:
+    return Profile.objects.filter(gallery__in=galleries_searchable_by(agency_id=user.agency_id))
+
+
+def profile_get(*, user: User, code: UUID) -> Profile:
+    return get_object_or_404(profiles_visible_to(user=user).select_related("gallery", "gallery__owner"), code=code)
+
+
+def face_image_get(*, user: User, code: UUID) -> FaceImage:
+    return get_object_or_404(
+        FaceImage.objects.filter(gallery__in=galleries_searchable_by(agency_id=user.agency_id)), code=code)
+
+
+def profile_searches(*, user: User, profile: Profile) -> QuerySet[Candidate]:
+    """Which of the user's agency's searches returned this profile."""
+    return (Candidate.objects.filter(profile=profile, job__agency_id=user.agency_id)
+            .select_related("job", "job__probe__case", "job__started_by", "probe_face")
+            .order_by("-job__created_at"))
+
+
+@dataclass
+class ResultFace:
+    probe_face: ProbeFace
+    candidates: list[Candidate]
+
+    @property
+    def likely(self) -> list[Candidate]:
+        return [c for c in self.candidates if c.is_match(c.job.threshold)]
+
+
+def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
+    candidates = list(search_job_candidates(job=job).select_related("job"))
+    return [ResultFace(probe_face=face, candidates=[c for c in candidates if c.probe_face_id == face.id])
+            for face in job.probe.faces.order_by("index")]
+
+
+def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:
+    job = job_get(user=user, code=job_code)
+    return get_object_or_404(
+        Candidate.objects.select_related("job", "probe_face", "profile", "profile__gallery", "face_image"),
+        job=job, probe_face__index=face_index, rank=rank)

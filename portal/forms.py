@@ -1,0 +1,14 @@
+from django import forms
+
+from portal.models import Case
+
+
+class CaseForm(forms.Form):
+    number = forms.CharField(max_length=64, label="Case number", help_text="Your agency's reference, e.g. 2026-0412")
+    title = forms.CharField(max_length=200, label="Title", help_text="A short description of the investigation")
+
+
+class CaseFilterForm(forms.Form):
+    status = forms.ChoiceField(choices=[("", "Any status"), *Case.Status.choices], required=False)
+    number = forms.CharField(required=False, label="Number")
+    title = forms.CharField(required=False, label="Title")

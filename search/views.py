@@ -1,0 +1,189 @@
+"""Probe upload, live search status, results, comparison, profiles, and permission-checked images."""
+
+from __future__ import annotations
+
+import io
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from PIL import Image, ImageDraw, ImageFont
+
+from portal import selectors as case_selectors
+from portal.access import agency_member_required
+from search import selectors
+from search.forms import ProbeUploadForm
+from search.imaging import PhotoRejected
+from search.models import SearchJob
+from search.services import SearchRefused, probe_submit
+
+STAGES = [SearchJob.Stage.QUEUED, SearchJob.Stage.DETECTING, SearchJob.Stage.SEARCHING,
+          SearchJob.Stage.RENDERING, SearchJob.Stage.DONE]
+
+
+@agency_member_required
+@require_POST
+def probe_upload(request, case_code):
+    case = case_selectors.case_get(user=request.user, code=case_code)
+    form = ProbeUploadForm(request.POST, request.FILES)
+    jobs, problems = [], []
+    if form.is_valid():
+        for upload in form.cleaned_data["photos"]:
+            if upload.size > settings.UPLOAD_MAX_BYTES:
+                problems.append(f"{upload.name}: The file is too large; the limit is "
+                                f"{settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
+                continue
+            try:
+                jobs.append(probe_submit(case=case, uploaded_by=request.user, data=upload.read(),
+                                         original_name=upload.name, purpose=form.cleaned_data["purpose"],
+                                         justification=form.cleaned_data["justification"]))
+            except (PhotoRejected, SearchRefused) as exc:
+                problems.append(f"{upload.name}: {exc}")
+    if not jobs:
+        for problem in problems:
+            form.add_error("photos", problem)
+        return render(request, "portal/case_detail.html", {
+            "case": case, "jobs": selectors.jobs_for_case(case=case), "upload_form": form,
+        }, status=400)
+    for problem in problems:
+        messages.error(request, f"Not searched — {problem}")
+    if len(jobs) == 1:
+        return redirect("search:job-detail", code=jobs[0].code)
+    messages.success(request, f"{len(jobs)} searches started.")
+    return redirect("portal:case-detail", code=case.code)
+
+
+def _job_context(job: SearchJob) -> dict:
+    faces = selectors.job_result_faces(job=job) if job.status == SearchJob.Status.DONE else []
+    return {"job": job, "faces": faces, "stages": _stage_list(job), "threshold": job.threshold}
+
+
+def _stage_list(job: SearchJob) -> list[dict]:
+    if job.status == SearchJob.Status.FAILED:
+        return [{"key": "failed", "label": "Failed", "state": "failed"}]
+    current = STAGES.index(job.stage) if job.stage in STAGES else 0
+    return [{"key": stage.value, "label": stage.label,
+             "state": "done" if i < current or job.status == SearchJob.Status.DONE else
+             ("current" if i == current else "todo")} for i, stage in enumerate(STAGES)]
+
+
+@agency_member_required
+def job_detail(request, code):
+    job = selectors.job_get(user=request.user, code=code)
+    return render(request, "search/job_detail.html", _job_context(job))
+
+
+@agency_member_required
+def job_results(request, code):
+    job = selectors.job_get(user=request.user, code=code)
+    return render(request, "search/_results.html", _job_context(job))
+
+
+@agency_member_required
+def job_status(request, code):
+    job = selectors.job_get(user=request.user, code=code)
+    return JsonResponse({
+        "status": job.status,
+        "stage": job.stage,
+        "stage_label": job.get_stage_display(),
+        "finished": job.is_finished,
+        "error": job.error or None,
+        "stage_ms": job.stage_ms,
+        "stages": _stage_list(job),
+        "results_url": reverse("search:job-results", kwargs={"code": job.code}),
+    }, headers={"Cache-Control": "private, no-store"})
+
+
+@agency_member_required
+def candidate_compare(request, code, face, rank):
+    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
+    siblings = list(selectors.search_job_candidates(job=candidate.job).filter(probe_face=candidate.probe_face)
+                    .values_list("rank", flat=True))
+    position = siblings.index(candidate.rank)
+
+    def url(r):
+        return reverse("search:candidate-compare", kwargs={"code": code, "face": face, "rank": r})
+
+    return render(request, "search/compare.html", {
+        "candidate": candidate, "job": candidate.job,
+        "previous_url": url(siblings[position - 1]) if position > 0 else None,
+        "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
+        "count": len(siblings),
+    })
+
+
+@agency_member_required
+def profile_detail(request, code):
+    profile = selectors.profile_get(user=request.user, code=code)
+    return render(request, "search/profile_detail.html", {
+        "profile": profile,
+        "face_images": profile.face_images.order_by("created_at"),
+        "appearances": selectors.profile_searches(user=request.user, profile=profile),
+    })
+
+
+# --- Images: only through these views, never from a public media URL --------------------------
+
+def _image_response(field) -> FileResponse:
+    if not field or not field.name:
+        raise Http404("No image")
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError:
+        raise Http404("Image missing") from None
+    return _private(FileResponse(handle, content_type="image/jpeg"))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+@agency_member_required
+def probe_image(request, code):
+    return _image_response(selectors.probe_get(user=request.user, code=code).image)
+
+
+@agency_member_required
+def job_annotated_image(request, code):
+    """The probe photo with a numbered box on each face found."""
+    job = selectors.job_get(user=request.user, code=code)
+    with job.probe.image.open("rb") as stored:
+        image = Image.open(io.BytesIO(stored.read())).convert("RGB")
+    scale = min(1.0, 1200 / max(image.size))
+    if scale < 1:
+        image = image.resize((round(image.width * scale), round(image.height * scale)))
+    draw = ImageDraw.Draw(image)
+    line = max(2, round(max(image.size) / 300))
+    font = ImageFont.load_default(size=max(14, round(max(image.size) / 40)))
+    for face in job.probe.faces.order_by("index"):
+        x, y, w, h = (round(v * scale) for v in face.box)
+        draw.rectangle([x, y, x + w, y + h], outline=(255, 196, 0), width=line)
+        label = str(face.index)
+        left, top, right, bottom = draw.textbbox((x, y), label, font=font)
+        tag = [x, max(0, y - (bottom - top) - 2 * line), x + (right - left) + 4 * line, y]
+        draw.rectangle(tag, fill=(255, 196, 0))
+        draw.text((tag[0] + 2 * line, tag[1] + line // 2), label, fill=(17, 24, 39), font=font)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=88)
+    return _private(HttpResponse(buffer.getvalue(), content_type="image/jpeg"))
+
+
+@agency_member_required
+def probe_face_crop(request, code, face):
+    return _image_response(selectors.probe_face_get(user=request.user, job_code=code, index=face).crop)
+
+
+@agency_member_required
+def face_crop(request, code):
+    return _image_response(selectors.face_image_get(user=request.user, code=code).crop)
+
+
+@agency_member_required
+def face_photo(request, code):
+    return _image_response(selectors.face_image_get(user=request.user, code=code).image)

@@ -93,12 +93,18 @@ def _services_lock():
             fcntl.flock(lock_file, fcntl.LOCK_UN)
 
 
-def _start_postgres() -> None:
+def _pgserver():
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns that XDG_RUNTIME_DIR is unset
         import pgserver
+        import pgserver._commands
+    return pgserver
+
+
+def _start_postgres() -> None:
+    pgserver = _pgserver()
 
     # cleanup_mode=None: by default any process that attaches would stop the server on exit.
     server = pgserver.get_server(PGDATA, cleanup_mode=None)
@@ -176,10 +182,8 @@ def stop_services() -> None:
                     break
                 time.sleep(0.05)
         if postgres_running():
-            from pgserver._commands import pg_ctl
-
-            user = "pgserver" if os.geteuid() == 0 else None
-            pg_ctl(["-w", "stop", "-m", "fast"], pgdata=PGDATA, user=user)
+            user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs as that user under root
+            _pgserver()._commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=PGDATA, user=user)
 
 
 def status() -> str:

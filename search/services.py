@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -205,6 +206,7 @@ class EnrolmentItem:
     path: str
     display_name: str
     profile_fields: dict = field(default_factory=dict)
+    source_name: str = ""  # shown to investigators; the file name when empty
 
 
 @dataclass
@@ -242,7 +244,8 @@ def gallery_enrol_batch(*, gallery: Gallery, gallery_created: bool, items: list[
             with open(item.path, "rb") as photo_file:
                 data = photo_file.read(settings.UPLOAD_MAX_BYTES + 1)
             profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
-            result = face_image_enrol(profile=profile, data=data, source_name=item.path, enrolled_by=enrolled_by)
+            result = face_image_enrol(profile=profile, data=data, enrolled_by=enrolled_by,
+                                      source_name=item.source_name or os.path.basename(item.path))
         except EnrolmentSkipped as exc:
             summary.skipped.append({"file": item.path, "reason": str(exc)})
         except OSError as exc:

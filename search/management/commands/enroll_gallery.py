@@ -37,7 +37,8 @@ def collect_items(directory: Path) -> list[EnrolmentItem]:
         fields = _profile_fields(person_dir)
         for photo in sorted(person_dir.iterdir()):
             if photo.is_file() and not photo.name.startswith(".") and photo.name != "profile.json":
-                items.append(EnrolmentItem(path=str(photo), display_name=person_dir.name, profile_fields=fields))
+                items.append(EnrolmentItem(path=str(photo), display_name=person_dir.name, profile_fields=fields,
+                                           source_name=str(photo.relative_to(directory))))
     return items
 
 

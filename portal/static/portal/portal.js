@@ -1,0 +1,104 @@
+// Investigative face search: small progressive enhancements. No inline scripts (strict CSP).
+"use strict";
+
+function setupDropzone(form) {
+  const zone = form.querySelector("[data-dropzone]");
+  const input = zone.querySelector("input[type=file]");
+  const previews = zone.querySelector("[data-previews]");
+  const show = () => {
+    previews.replaceChildren(...Array.from(input.files).map((file) => {
+      const item = document.createElement("li");
+      const img = document.createElement("img");
+      img.alt = "Preview of " + file.name;
+      img.src = URL.createObjectURL(file);
+      item.append(img, file.name);
+      return item;
+    }));
+  };
+  input.addEventListener("change", show);
+  ["dragenter", "dragover"].forEach((type) => zone.addEventListener(type, (event) => {
+    event.preventDefault();
+    zone.classList.add("dragging");
+  }));
+  ["dragleave", "drop"].forEach((type) => zone.addEventListener(type, () => zone.classList.remove("dragging")));
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      show();
+    }
+  });
+}
+
+function renderStages(list, stages) {
+  list.replaceChildren(...stages.map((stage) => {
+    const item = document.createElement("li");
+    item.className = "stage stage-" + stage.state;
+    item.textContent = stage.label;
+    return item;
+  }));
+}
+
+function setupOnlyLikely(root) {
+  const toggle = root.querySelector("[data-only-likely]");
+  if (!toggle) return;
+  toggle.addEventListener("change", () => {
+    root.querySelectorAll(".face-results").forEach((section) => section.classList.toggle("only-likely", toggle.checked));
+  });
+}
+
+function watchJob(card) {
+  const label = card.querySelector("[data-status-label]");
+  const stages = card.querySelector("[data-stages]");
+  const results = document.querySelector("[data-results]");
+  let delay = 600;
+  const poll = async () => {
+    try {
+      const response = await fetch(card.dataset.jobStatus, {headers: {"Accept": "application/json"}, credentials: "same-origin"});
+      if (response.redirected || !response.ok) throw new Error("status " + response.status);
+      const status = await response.json();
+      renderStages(stages, status.stages);
+      label.textContent = status.finished ? (status.status === "done" ? "Done" : "Failed") : status.stage_label + "…";
+      if (status.finished) {
+        const html = await fetch(status.results_url, {credentials: "same-origin"});
+        results.innerHTML = await html.text();
+        setupOnlyLikely(results);
+        card.dataset.finished = "true";
+        return;
+      }
+    } catch (error) {
+      label.textContent = "Connection lost; retrying…";
+    }
+    delay = Math.min(delay * 1.3, 3000);
+    window.setTimeout(poll, delay);
+  };
+  window.setTimeout(poll, delay);
+}
+
+function setupCompare(section) {
+  const slider = section.querySelector("[data-fade-slider]");
+  const top = section.querySelector("[data-fade-top]");
+  const fade = () => { top.style.opacity = String(slider.value / 100); };
+  slider.addEventListener("input", fade);
+  fade();
+  document.addEventListener("keydown", (event) => {
+    // Arrow keys belong to a focused slider or text field; Esc always goes back.
+    const inField = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
+    if (inField && event.key !== "Escape") return;
+    if (event.key === "ArrowRight" && section.dataset.next) window.location.assign(section.dataset.next);
+    else if (event.key === "ArrowLeft" && section.dataset.previous) window.location.assign(section.dataset.previous);
+    else if (event.key === "Escape") window.location.assign(section.dataset.backUrl);
+    else return;
+    event.preventDefault();
+  });
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-upload-form]").forEach(setupDropzone);
+  const card = document.querySelector("[data-job-status]");
+  if (card && card.dataset.finished !== "true") watchJob(card);
+  const results = document.querySelector("[data-results]");
+  if (results) setupOnlyLikely(results);
+  const compare = document.querySelector("[data-compare]");
+  if (compare) setupCompare(compare);
+});

@@ -77,3 +77,4 @@ def start_worker(transactional_db, clean_test_broker):
     yield start
     for worker in workers:
         worker.stop()
+

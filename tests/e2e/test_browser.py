@@ -40,6 +40,11 @@ def browser_page():
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+def wait_for_images(page) -> None:
+    """Every image of the page loaded (they come from permission-checked views)."""
+    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+
+
 def assert_accessible(page, name: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
@@ -49,7 +54,10 @@ def assert_accessible(page, name: str) -> None:
     assert serious == [], f"{name}: {serious}"
 
 
-def test_an_officer_searches_a_photo_and_reads_the_result(live_server, start_worker, browser_page):
+@pytest.fixture
+def north_with_worker(start_worker):
+    """North's officer and gallery, and a worker; made before the browser starts, since ORM calls made
+    inside Playwright's event loop would open a connection that outlives the test."""
     agency = agency_create(slug="north", name="North Police", seats=5)
     user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
     gallery, _ = gallery_get_or_create(owner=agency, name="North booking photos", legal_basis="Police Act s.64")
@@ -57,6 +65,9 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, start_wor
              for name, identity in identities().items() if identity in ENROLLED and name != PROBE]
     gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)
     start_worker()
+
+
+def test_an_officer_searches_a_photo_and_reads_the_result(live_server, north_with_worker, browser_page):
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -104,6 +115,7 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, start_wor
     assert page.locator(".candidate:visible").count() == 1
     page.uncheck("[data-only-likely]")
     assert_accessible(page, "results")
+    wait_for_images(page)
     page.screenshot(path=SCREENSHOTS / "results.png", full_page=True)
 
     first.locator("text=Compare").click()
@@ -112,6 +124,7 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, start_wor
     page.fill("[data-fade-slider]", "100")
     assert page.evaluate("getComputedStyle(document.querySelector('[data-fade-top]')).opacity") == "1"
     assert_accessible(page, "compare")
+    wait_for_images(page)
     page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
     page.evaluate("document.activeElement.blur()")  # arrow keys on a focused slider move the slider
     with page.expect_navigation(url=re.compile(r"/candidates/2/$")):
@@ -124,4 +137,5 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, start_wor
     assert page.locator(".face-grid img").count() >= 2
     assert "2026-0412" in page.text_content("body")
     assert_accessible(page, "profile")
+    wait_for_images(page)
     page.screenshot(path=SCREENSHOTS / "profile.png", full_page=True)

@@ -75,6 +75,22 @@ function watchJob(card) {
   window.setTimeout(poll, delay);
 }
 
+// State badges of unfinished searches on the dashboard and case pages follow the job without a reload.
+function watchBadge(badge) {
+  const poll = async () => {
+    try {
+      const response = await fetch(badge.dataset.jobBadge, {credentials: "same-origin"});
+      if (!response.ok || response.redirected) return;
+      const status = await response.json();
+      badge.className = "state state-" + status.status;
+      badge.textContent = status.finished ? (status.status === "done" ? "Done" : "Failed") : status.stage_label;
+      if (status.finished) return;
+    } catch (error) { /* try again below */ }
+    window.setTimeout(poll, 1500);
+  };
+  window.setTimeout(poll, 800);
+}
+
 function setupCompare(section) {
   const slider = section.querySelector("[data-fade-slider]");
   const top = section.querySelector("[data-fade-top]");
@@ -99,6 +115,7 @@ document.addEventListener("DOMContentLoaded", () => {
   if (card && card.dataset.finished !== "true") watchJob(card);
   const results = document.querySelector("[data-results]");
   if (results) setupOnlyLikely(results);
+  document.querySelectorAll("[data-job-badge]").forEach(watchBadge);
   const compare = document.querySelector("[data-compare]");
   if (compare) setupCompare(compare);
 });

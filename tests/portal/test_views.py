@@ -1,0 +1,262 @@
+"""The investigator pages against the real database: status codes, scoping, form errors, headers."""
+
+from django.test import TestCase
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from portal.models import Case
+from search import pipeline
+from search.models import SearchJob
+from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from tests.base import PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes
+
+
+class PortalViewTestCase(AgencyFixtureMixin, TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.create_agencies()
+        cls.gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64")
+        items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
+                 for identity, names in {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg"]}.items()
+                 for name in names]
+        gallery_enrol_batch(gallery=cls.gallery, gallery_created=True, items=items)
+        cls.job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img5.jpg"),
+                               original_name="img5.jpg")
+        pipeline.search_job_run(job_id=cls.job.id)
+        cls.job.refresh_from_db()
+        cls.candidate = cls.job.candidates.get(rank=1)
+        cls.profile = cls.candidate.profile
+        cls.face_image = cls.candidate.face_image
+
+    def sign_in(self, user):
+        self.client.force_login(user)
+
+    def object_urls(self) -> dict[str, tuple[str, str]]:
+        """Every URL that names an object, with the HTTP method it takes."""
+        job, case = self.job.code, self.case.code
+        return {
+            "portal:case-detail": (reverse("portal:case-detail", args=[case]), "get"),
+            "portal:case-close": (reverse("portal:case-close", args=[case]), "post"),
+            "portal:case-reopen": (reverse("portal:case-reopen", args=[case]), "post"),
+            "search:probe-upload": (reverse("search:probe-upload", args=[case]), "post"),
+            "search:job-detail": (reverse("search:job-detail", args=[job]), "get"),
+            "search:job-status": (reverse("search:job-status", args=[job]), "get"),
+            "search:job-results": (reverse("search:job-results", args=[job]), "get"),
+            "search:candidate-compare": (reverse("search:candidate-compare", args=[job, 1, 1]), "get"),
+            "search:profile-detail": (reverse("search:profile-detail", args=[self.profile.code]), "get"),
+            "search:probe-image": (reverse("search:probe-image", args=[self.job.probe.code]), "get"),
+            "search:job-annotated-image": (reverse("search:job-annotated-image", args=[job]), "get"),
+            "search:probe-face-crop": (reverse("search:probe-face-crop", args=[job, 1]), "get"),
+            "search:face-crop": (reverse("search:face-crop", args=[self.face_image.code]), "get"),
+            "search:face-photo": (reverse("search:face-photo", args=[self.face_image.code]), "get"),
+        }
+
+
+def _object_url_names(resolver=None, namespace="") -> set[str]:
+    names = set()
+    for entry in (resolver or get_resolver()).url_patterns:
+        if isinstance(entry, URLResolver):
+            if entry.namespace == "admin":
+                continue
+            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            names |= _object_url_names(entry, inner)
+        elif isinstance(entry, URLPattern) and entry.pattern.converters:
+            names.add(f"{namespace}{entry.name}")
+    return names
+
+
+class ScopingTests(PortalViewTestCase):
+    def test_every_object_url_is_in_the_matrix(self):
+        self.assertEqual(_object_url_names(), set(self.object_urls()))
+
+    def test_the_owning_agency_reaches_every_object(self):
+        self.sign_in(self.alice)
+        for name, (url, method) in self.object_urls().items():
+            if method == "get":
+                self.assertEqual(self.client.get(url).status_code, 200, name)
+
+    def test_another_agency_gets_404_for_every_object_and_method(self):
+        self.sign_in(self.charlie)
+        for name, (url, _) in self.object_urls().items():
+            for method in ("get", "post"):
+                response = getattr(self.client, method)(url)
+                self.assertIn(response.status_code, (404, 405), f"{method} {name}")
+                if method == _:
+                    self.assertEqual(response.status_code, 404, f"{method} {name}")
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, Case.Status.OPEN)
+
+    def test_anonymous_users_are_sent_to_sign_in(self):
+        for name, (url, method) in self.object_urls().items():
+            response = getattr(self.client, method)(url)
+            self.assertEqual(response.status_code, 302, name)
+            self.assertTrue(response["Location"].startswith(reverse("accounts:login")), name)
+
+    def test_images_are_private_and_not_sniffable(self):
+        self.sign_in(self.alice)
+        for name, (url, _) in self.object_urls().items():
+            if "image" in name or "crop" in name or "photo" in name:
+                response = self.client.get(url)
+                self.assertEqual(response["Content-Type"], "image/jpeg", name)
+                self.assertEqual(response["Cache-Control"], "private, no-store", name)
+                self.assertEqual(response["X-Content-Type-Options"], "nosniff", name)
+
+    def test_pages_carry_a_strict_content_security_policy(self):
+        self.sign_in(self.alice)
+        policy = self.client.get(reverse("portal:dashboard"))["Content-Security-Policy"]
+        for directive in ("script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+            self.assertIn(directive, policy)
+        self.assertNotIn("unsafe-inline", policy)
+
+
+class SignInTests(TestCase):
+    def test_the_sign_in_page_states_the_restriction(self):
+        response = self.client.get(reverse("accounts:login"))
+        self.assertContains(response, "authorised law-enforcement")
+
+    def test_a_wrong_password_gets_a_clear_message(self):
+        from tests.base import AgencyFixtureMixin as Fixture
+
+        Fixture.create_agencies.__func__(Fixture)
+        response = self.client.post(reverse("accounts:login"), {"username": "alice", "password": "nope"})
+        self.assertContains(response, "The username or password is not right")
+        response = self.client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
+        self.assertRedirects(response, reverse("portal:dashboard"))
+
+    def test_a_platform_user_is_told_that_cases_belong_to_agencies(self):
+        from accounts.services import user_create
+
+        staff = user_create(username="pat", password=PASSWORD, role="platform_staff")
+        self.client.force_login(staff)
+        response = self.client.get(reverse("portal:dashboard"))
+        self.assertContains(response, "Cases belong to agencies", status_code=403)
+
+
+class DashboardAndCaseTests(PortalViewTestCase):
+    def test_the_dashboard_lists_open_cases_and_recent_searches(self):
+        self.sign_in(self.alice)
+        response = self.client.get(reverse("portal:dashboard"))
+        self.assertContains(response, "N-001")
+        self.assertContains(response, "img5.jpg")
+
+    def test_the_dashboard_shows_what_to_do_when_empty(self):
+        self.sign_in(self.charlie)
+        response = self.client.get(reverse("portal:dashboard"))
+        self.assertContains(response, "No open case yet")
+        self.assertContains(response, "No search yet")
+        self.assertNotContains(response, "N-001")
+
+    def test_the_case_list_filters(self):
+        self.sign_in(self.alice)
+        self.client.post(reverse("portal:case-create"), {"number": "N-002", "title": "Burglary"})
+        response = self.client.get(reverse("portal:case-list"), {"title": "burgl"})
+        self.assertContains(response, "N-002")
+        self.assertNotContains(response, "N-001")
+        response = self.client.get(reverse("portal:case-list"), {"number": "zzz"})
+        self.assertContains(response, "No case matches these filters")
+
+    def test_creating_a_case_twice_shows_the_error_next_to_the_field(self):
+        self.sign_in(self.alice)
+        response = self.client.post(reverse("portal:case-create"), {"number": "N-001", "title": "Again"})
+        self.assertContains(response, "Case N-001 already exists in your agency.")
+        response = self.client.post(reverse("portal:case-create"), {"number": "", "title": ""})
+        self.assertContains(response, "This field is required.", count=2)
+        self.assertEqual(Case.objects.filter(agency=self.north).count(), 1)
+
+    def test_closing_and_reopening_a_case(self):
+        self.sign_in(self.alice)
+        self.client.post(reverse("portal:case-close", args=[self.case.code]))
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, Case.Status.CLOSED)
+        self.assertContains(self.client.get(reverse("portal:case-detail", args=[self.case.code])), "This case is closed")
+        self.assertEqual(self.client.get(reverse("portal:case-close", args=[self.case.code])).status_code, 405)
+        self.client.post(reverse("portal:case-reopen", args=[self.case.code]))
+        self.case.refresh_from_db()
+        self.assertEqual(self.case.status, Case.Status.OPEN)
+
+
+class UploadTests(PortalViewTestCase):
+    def upload(self, *files, follow=False, **fields):
+        from django.core.files.uploadedfile import SimpleUploadedFile
+
+        payload = {"photos": [SimpleUploadedFile(name, data) for name, data in files], **fields}
+        with self.captureOnCommitCallbacks(execute=False):
+            return self.client.post(reverse("search:probe-upload", args=[self.case.code]), payload, follow=follow)
+
+    def test_one_photo_leads_to_its_search_page(self):
+        self.sign_in(self.alice)
+        response = self.upload(("p.jpg", photo_bytes("img6.jpg")), purpose="robbery")
+        job = SearchJob.objects.exclude(pk=self.job.pk).get()
+        self.assertRedirects(response, reverse("search:job-detail", args=[job.code]))
+        self.assertEqual(job.purpose, "robbery")
+
+    def test_several_photos_become_several_searches(self):
+        self.sign_in(self.alice)
+        response = self.upload(("a.jpg", photo_bytes("img6.jpg")), ("b.jpg", photo_bytes("img7.jpg")))
+        self.assertRedirects(response, reverse("portal:case-detail", args=[self.case.code]))
+        self.assertEqual(SearchJob.objects.count(), 3)
+
+    def test_a_bad_photo_shows_the_reason_next_to_the_field_and_stores_nothing(self):
+        self.sign_in(self.alice)
+        response = self.upload(("notes.jpg", b"plain text, not a photo"))
+        self.assertContains(response, "notes.jpg: The file is not an image", status_code=400)
+        self.assertEqual(SearchJob.objects.count(), 1)
+
+    def test_a_good_and_a_bad_photo_search_the_good_one_and_report_the_bad_one(self):
+        self.sign_in(self.alice)
+        response = self.upload(("good.jpg", photo_bytes("img6.jpg")), ("bad.gif", image_bytes("GIF")), follow=True)
+        self.assertEqual(SearchJob.objects.count(), 2)
+        self.assertContains(response, "bad.gif: Unsupported image format GIF")
+
+    def test_no_file_is_a_form_error(self):
+        self.sign_in(self.alice)
+        response = self.upload()
+        self.assertContains(response, "Choose at least one photo.", status_code=400)
+
+
+class ResultPageTests(PortalViewTestCase):
+    def test_the_results_show_the_candidates_side_by_side_with_the_banner(self):
+        self.sign_in(self.alice)
+        response = self.client.get(reverse("search:job-detail", args=[self.job.code]))
+        self.assertContains(response, "Investigative leads, not identifications.")
+        self.assertContains(response, reverse("search:probe-face-crop", args=[self.job.code, 1]))
+        self.assertContains(response, reverse("search:face-crop", args=[self.face_image.code]))
+        self.assertContains(response, "Strong similarity")
+        self.assertContains(response, "Police Act s.64")
+
+    def test_the_status_endpoint_reports_the_stage(self):
+        self.sign_in(self.alice)
+        status = self.client.get(reverse("search:job-status", args=[self.job.code])).json()
+        self.assertEqual((status["status"], status["finished"], status["error"]), ("done", True, None))
+        self.assertEqual([s["state"] for s in status["stages"]], ["done"] * 5)
+
+    def test_a_queued_search_shows_its_progress_and_no_results_yet(self):
+        self.sign_in(self.alice)
+        with self.captureOnCommitCallbacks(execute=False):
+            job = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img6.jpg"))
+        response = self.client.get(reverse("search:job-detail", args=[job.code]))
+        self.assertContains(response, 'data-finished="false"')
+        self.assertNotContains(response, "face found")
+        status = self.client.get(reverse("search:job-status", args=[job.code])).json()
+        self.assertEqual([s["state"] for s in status["stages"]], ["current", "todo", "todo", "todo", "todo"])
+
+    def test_a_failed_search_shows_its_reason(self):
+        self.sign_in(self.alice)
+        with self.captureOnCommitCallbacks(execute=False):
+            job = probe_submit(case=self.case, uploaded_by=self.alice, data=image_bytes("PNG", size=(200, 200)))
+        pipeline.search_job_run(job_id=job.id)
+        response = self.client.get(reverse("search:job-detail", args=[job.code]))
+        self.assertContains(response, "No face found in the photo.")
+
+    def test_the_comparison_links_to_the_next_candidate_and_the_profile(self):
+        self.sign_in(self.alice)
+        response = self.client.get(reverse("search:candidate-compare", args=[self.job.code, 1, 1]))
+        self.assertContains(response, reverse("search:candidate-compare", args=[self.job.code, 1, 2]))
+        self.assertContains(response, reverse("search:profile-detail", args=[self.profile.code]))
+        self.assertEqual(self.client.get(reverse("search:candidate-compare", args=[self.job.code, 1, 99])).status_code,
+                         404)
+
+    def test_the_profile_lists_its_faces_and_the_searches_that_returned_it(self):
+        self.sign_in(self.alice)
+        response = self.client.get(reverse("search:profile-detail", args=[self.profile.code]))
+        self.assertContains(response, "Face images (2)")
+        self.assertContains(response, "Case N-001, rank 1")

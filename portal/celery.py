@@ -3,6 +3,7 @@
 import os
 
 from celery import Celery
+from celery.signals import worker_process_init
 
 from portal import embedded
 
@@ -12,3 +13,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_process_init.connect
+def load_face_models(**_):
+    """Load the face models once per worker process, before its first task rather than during it."""
+    from django.conf import settings
+
+    from search.faces import get_engine
+
+    get_engine(settings.FACE_ENGINE)

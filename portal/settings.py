@@ -189,6 +189,9 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("PORTAL_LOG_LEVEL", "WARNING")},
 }
 
+# Where the demo seed keeps the generated demo passwords (mode 600).
+DEMO_LOGINS_FILE = Path(os.environ.get("DEMO_LOGINS_FILE", VAR_DIR / "demo-logins.json"))
+
 # --- Faces ----------------------------------------------------------------------------------
 # Real labelled photos for tests, benchmarks and the demo gallery; never copied into the repository.
 FACES_DIR = Path(os.environ.get("FACES_DIR", BASE_DIR.parent / "shared" / "faces")).resolve()

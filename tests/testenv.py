@@ -10,6 +10,7 @@ import tempfile
 os.environ.setdefault("CELERY_QUEUE", "search-test")
 os.environ.setdefault("PORTAL_BROKER_DB", "1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="portal-test-media-"))
+os.environ.setdefault("DEMO_LOGINS_FILE", os.path.join(tempfile.mkdtemp(prefix="portal-test-demo-"), "demo-logins.json"))
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # Persistent connections would outlive the live server's request threads and block dropping the test database.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")

@@ -2,6 +2,8 @@
 server and a real worker: sign in, open a case, upload, watch the search finish without reloading,
 read the candidates, compare, open the profile. Screenshots go to docs/screenshots/ for the README."""
 
+import io
+import json
 import os
 import re
 from pathlib import Path
@@ -9,16 +11,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from accounts.models import Role
-from accounts.services import agency_create, user_create
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
-from tests.base import PASSWORD, faces_dir, identities
+from django.core.management import call_command
+
+from tests.base import faces_dir
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
-ENROLLED = ("P01", "P02", "P03", "P04", "P05", "P06")
-PROBE = "img5.jpg"  # a photo of P01 that is not enrolled itself
+PROBE = "img5.jpg"  # a photo of P01
 
 
 @pytest.fixture
@@ -55,19 +55,17 @@ def assert_accessible(page, name: str) -> None:
 
 
 @pytest.fixture
-def north_with_worker(start_worker):
-    """North's officer and gallery, and a worker; made before the browser starts, since ORM calls made
-    inside Playwright's event loop would open a connection that outlives the test."""
-    agency = agency_create(slug="north", name="North Police", seats=5)
-    user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
-    gallery, _ = gallery_get_or_create(owner=agency, name="North booking photos", legal_basis="Police Act s.64")
-    items = [EnrolmentItem(path=str(faces_dir() / name), display_name=f"Person {identity}")
-             for name, identity in identities().items() if identity in ENROLLED and name != PROBE]
-    gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)
+def demo_with_worker(start_worker) -> dict:
+    """The demo of `make run` (agency, users, gallery of the shared photos) and a worker. Made before
+    the browser starts: ORM calls inside Playwright's event loop would open a connection that outlives
+    the test."""
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
     start_worker()
+    return json.loads(Path(settings.DEMO_LOGINS_FILE).read_text())
 
 
-def test_an_officer_searches_a_photo_and_reads_the_result(live_server, north_with_worker, browser_page):
+def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, demo_with_worker, browser_page):
+    officer_password = demo_with_worker["demo-officer"]
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -76,12 +74,12 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, north_wit
     assert "authorised law-enforcement purposes" in page.inner_text(".restricted")
     assert_accessible(page, "sign-in")
     page.screenshot(path=SCREENSHOTS / "sign-in.png")
-    page.fill("#id_username", "alice")
+    page.fill("#id_username", "demo-officer")
     page.fill("#id_password", "wrong password entirely")
     page.click("button[type=submit]")
     assert "not right" in page.text_content(".form-error")
-    page.fill("#id_username", "alice")
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_username", "demo-officer")
+    page.fill("#id_password", officer_password)
     page.click("button[type=submit]")
 
     page.wait_for_selector("text=No open case yet")
@@ -107,12 +105,13 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, north_wit
     first = page.locator(".candidate").first
     assert first.locator("h3").text_content().strip() == "Person P01"
     assert first.locator(".strength-label").text_content().strip() in ("Strong similarity", "Possible similarity")
-    assert "Police Act s.64" in first.text_content()
-    # Only one person is under the threshold; the toggle hides the others.
-    total = page.locator(".candidate").count()
-    assert total == len(ENROLLED)
+    assert "Demonstration data" in first.text_content()  # the gallery's legal basis
+    # Ten candidates; the toggle hides those above the threshold.
+    assert page.locator(".candidate").count() == 10
+    likely = page.locator(".candidate[data-likely=true]").count()
+    assert 1 <= likely < 10
     page.check("[data-only-likely]")
-    assert page.locator(".candidate:visible").count() == 1
+    assert page.locator(".candidate:visible").count() == likely
     page.uncheck("[data-only-likely]")
     assert_accessible(page, "results")
     wait_for_images(page)
@@ -134,7 +133,7 @@ def test_an_officer_searches_a_photo_and_reads_the_result(live_server, north_wit
 
     page.click("text=Open the profile")
     page.wait_for_selector("h1:has-text('Person P01')")
-    assert page.locator(".face-grid img").count() >= 2
+    assert page.locator(".face-grid img").count() == 9  # P01's photos in identities.csv
     assert "2026-0412" in page.text_content("body")
     assert_accessible(page, "profile")
     wait_for_images(page)

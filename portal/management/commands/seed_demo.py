@@ -20,7 +20,7 @@ class Command(BaseCommand):
     help = "Create the demo agency, its users and (when the shared photos exist) a demo gallery. Idempotent."
 
     def handle(self, *args, **options):
-        logins_file = settings.VAR_DIR / "demo-logins.json"
+        logins_file = settings.DEMO_LOGINS_FILE
         logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
         agency = Agency.objects.filter(slug=DEMO_AGENCY).first() or agency_create(
             slug=DEMO_AGENCY, name="Demo Police Department", seats=10)
@@ -31,7 +31,7 @@ class Command(BaseCommand):
         logins_file.write_text(json.dumps(logins, indent=2))
         logins_file.chmod(0o600)
         self._seed_gallery(agency)
-        self.stdout.write("\nDemo logins (also in var/demo-logins.json):")
+        self.stdout.write(f"\nDemo logins (also in {logins_file}):")
         for username, role in DEMO_USERS:
             self.stdout.write(f"  {role.label:<14} {username:<16} {logins.get(username, '(set before; see the file)')}")
 

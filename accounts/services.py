@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Role, User
+
+
+# Platform staff run the deployment in Django's admin: agencies, users and gallery sharing, and the
+# state of search jobs. They see no probe, face or candidate.
+PLATFORM_STAFF_PERMISSIONS = [
+    "add_agency", "change_agency", "view_agency",
+    "add_user", "change_user", "view_user",
+    "view_gallery", "change_gallery",
+    "view_searchjob",
+]
 
 
 class AccountError(ValueError):
@@ -53,4 +64,7 @@ def user_create(*, username: str, password: str, role: str, agency: Agency | Non
         raise AccountError(" ".join(exc.messages)) from None
     user.set_password(password)
     user.save()
+    if role == Role.PLATFORM_STAFF:
+        user.user_permissions.set(Permission.objects.filter(
+            content_type__app_label__in=["accounts", "search"], codename__in=PLATFORM_STAFF_PERMISSIONS))
     return user

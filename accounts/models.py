@@ -12,6 +12,8 @@ class Agency(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     seats = models.PositiveIntegerField(default=0, help_text="Seats bought")
+    licence_until = models.DateField(null=True, blank=True,
+                                     help_text="Last day its users may sign in; empty = no end date")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -40,6 +42,8 @@ class User(AbstractUser):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT, related_name="users")
     role = models.CharField(max_length=20, choices=Role.choices)
+    # Raised to end every session of the user at once ("sign out everywhere", deactivation).
+    session_generation = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -54,3 +58,35 @@ class User(AbstractUser):
     @property
     def is_agency_user(self) -> bool:
         return self.agency_id is not None
+
+
+class SecurityEvent(models.Model):
+    """Who did what, when and from where, for sign-ins and account changes."""
+
+    class Action(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        SECOND_FACTOR_FAILED = "second_factor_failed", "Second factor failed"
+        LOCKED_OUT = "locked_out", "Locked out"
+        UNLOCKED = "unlocked", "Unlocked"
+        SIGN_OUT = "sign_out", "Signed out"
+        SIGN_OUT_EVERYWHERE = "sign_out_everywhere", "Signed out everywhere"
+        SESSION_EXPIRED = "session_expired", "Session expired"
+        SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second factor enrolled"
+        USER_CREATED = "user_created", "User created"
+        USER_DEACTIVATED = "user_deactivated", "User deactivated"
+        USER_REACTIVATED = "user_reactivated", "User reactivated"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        SEATS_CHANGED = "seats_changed", "Seats changed"
+
+    at = models.DateTimeField(db_index=True)
+    action = models.CharField(max_length=30, choices=Action.choices)
+    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    subject_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    username = models.CharField(max_length=150, blank=True, db_index=True, help_text="As typed at sign-in")
+    agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    ip_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
+    detail = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["-at"]

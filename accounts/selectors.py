@@ -1,7 +1,27 @@
-"""Reads for agencies and users."""
+"""Reads for agencies and users, scoped to the agency."""
 
-from accounts.models import Agency
+from __future__ import annotations
+
+from django.db.models import Count, Q, QuerySet
+from django.shortcuts import get_object_or_404
+from django.utils import timezone
+
+from accounts.models import Agency, User
 
 
 def agency_get_by_slug(slug: str) -> Agency | None:
     return Agency.objects.filter(slug=slug).first()
+
+
+def agency_users(*, agency_id: int) -> QuerySet[User]:
+    """The agency's users with their searches this month, active first."""
+    month_start = timezone.localdate().replace(day=1)
+    return (User.objects.filter(agency_id=agency_id)
+            .annotate(searches_this_month=Count("search_jobs_started", filter=Q(
+                search_jobs_started__created_at__date__gte=month_start)))
+            .order_by("-is_active", "username"))
+
+
+def agency_user_get(*, actor: User, code) -> User:
+    # 404, not 403: another agency's user does not exist for this admin.
+    return get_object_or_404(User, code=code, agency_id=actor.agency_id)

@@ -1,14 +1,22 @@
-"""Writes for agencies and users."""
+"""Writes for agencies, users, seats, second factors and sign-in security."""
 
 from __future__ import annotations
 
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Role, User
-
+from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Role, SecurityEvent, User
 
 # Platform staff run the deployment in Django's admin: agencies, users and gallery sharing, and the
 # state of search jobs. They see no probe, face or candidate.
@@ -18,46 +26,108 @@ PLATFORM_STAFF_PERMISSIONS = [
     "view_gallery", "change_gallery",
     "view_searchjob",
 ]
+BACKUP_CODE_COUNT = 10
 
 
 class AccountError(ValueError):
     """A request about agencies or users that cannot be carried out, with the reason."""
 
 
+def security_event_record(*, action: str, actor: User | None = None, subject_user: User | None = None,
+                          username: str = "", agency: Agency | None = None, ip_address: str | None = None,
+                          detail: str = "") -> SecurityEvent:
+    subject = subject_user or actor
+    return SecurityEvent.objects.create(
+        at=timezone.now(), action=action, actor=actor, subject_user=subject_user,
+        username=username or (subject.username if subject else ""),
+        agency=agency or (subject.agency if subject else None), ip_address=ip_address, detail=detail[:300])
+
+
+# --- Agencies and seats -----------------------------------------------------------------------
+
 @transaction.atomic
-def agency_create(*, slug: str, name: str, seats: int) -> Agency:
+def agency_create(*, slug: str, name: str, seats: int, licence_until: date | None = None) -> Agency:
     if seats < 0:
         raise AccountError("Seats cannot be negative.")
     if Agency.objects.filter(slug=slug).exists():
         raise AccountError(f"An agency with the slug {slug!r} already exists.")
-    return Agency.objects.create(slug=slug, name=name, seats=seats)
+    return Agency.objects.create(slug=slug, name=name, seats=seats, licence_until=licence_until)
 
 
 def seats_used(agency: Agency) -> int:
+    """Each active agency user takes a seat, the agency admin included."""
     return agency.users.filter(is_active=True).count()
+
+
+def _lock_agency_with_free_seat(agency: Agency) -> Agency:
+    # Lock the agency row so two concurrent requests cannot both take the last seat.
+    agency = Agency.objects.select_for_update().get(pk=agency.pk)
+    used = seats_used(agency)
+    if used >= agency.seats:
+        raise AccountError(f"{agency.name} has no free seat ({used} of {agency.seats} in use). "
+                           "Ask the platform to add seats, or deactivate a user first.")
+    return agency
+
+
+@transaction.atomic
+def agency_set_seats(*, agency: Agency, seats: int, licence_until: date | None = None,
+                     actor: User | None = None, clear_licence: bool = False) -> Agency:
+    """Set the seats bought (and the licence end date); a quota below the seats in use is refused."""
+    agency = Agency.objects.select_for_update().get(pk=agency.pk)
+    if seats < seats_used(agency):
+        raise AccountError(f"{agency.name} has {seats_used(agency)} active users; deactivate some before "
+                           f"lowering the seats to {seats}.")
+    before = (agency.seats, agency.licence_until)
+    agency.seats = seats
+    if licence_until is not None or clear_licence:
+        agency.licence_until = licence_until
+    agency.save(update_fields=["seats", "licence_until"])
+    security_event_record(action=SecurityEvent.Action.SEATS_CHANGED, actor=actor, agency=agency,
+                          username=actor.username if actor else "",
+                          detail=f"seats {before[0]} → {seats}; licence until {before[1]} → {agency.licence_until}")
+    return agency
+
+
+def licence_ended(agency: Agency | None, today: date | None = None) -> bool:
+    if agency is None or agency.licence_until is None:
+        return False
+    return (today or timezone.localdate()) > agency.licence_until
+
+
+# --- Users ------------------------------------------------------------------------------------
+
+@dataclass
+class NewUser:
+    user: User
+    totp_secret: str | None
+    backup_codes: list[str]
 
 
 @transaction.atomic
 def user_create(*, username: str, password: str, role: str, agency: Agency | None = None,
-                email: str = "") -> User:
+                email: str = "", actor: User | None = None) -> User:
     """Create a user; agency roles need an agency with a free seat, platform roles need none."""
+    return user_create_with_second_factor(username=username, password=password, role=role, agency=agency,
+                                          email=email, actor=actor, preenrol=False).user
+
+
+@transaction.atomic
+def user_create_with_second_factor(*, username: str, password: str, role: str, agency: Agency | None = None,
+                                   email: str = "", actor: User | None = None,
+                                   preenrol: bool | None = None) -> NewUser:
+    """Create a user; with pre-enrolment (a setting, off in production) also a TOTP device and backup codes."""
     if User.objects.filter(username=username).exists():
         raise AccountError(f"A user named {username!r} already exists.")
     if role in AGENCY_ROLES:
         if agency is None:
             raise AccountError(f"The role {role} belongs to an agency: name one.")
-        # Lock the agency row so two concurrent creations cannot both take the last seat.
-        agency = Agency.objects.select_for_update().get(pk=agency.pk)
-        if seats_used(agency) >= agency.seats:
-            raise AccountError(
-                f"{agency.name} has no free seat ({seats_used(agency)} of {agency.seats} in use).")
+        agency = _lock_agency_with_free_seat(agency)
     elif role in PLATFORM_ROLES:
         if agency is not None:
             raise AccountError(f"The role {role} is a platform role and belongs to no agency.")
     else:
         raise AccountError(f"Unknown role {role!r}.")
-    user = User(username=username, role=role, agency=agency, email=email,
-                is_staff=role == Role.PLATFORM_STAFF)
+    user = User(username=username, role=role, agency=agency, email=email, is_staff=role == Role.PLATFORM_STAFF)
     try:
         validate_password(password, user)
     except ValidationError as exc:
@@ -67,4 +137,151 @@ def user_create(*, username: str, password: str, role: str, agency: Agency | Non
     if role == Role.PLATFORM_STAFF:
         user.user_permissions.set(Permission.objects.filter(
             content_type__app_label__in=["accounts", "search"], codename__in=PLATFORM_STAFF_PERMISSIONS))
+    security_event_record(action=SecurityEvent.Action.USER_CREATED, actor=actor, subject_user=user,
+                          detail=f"role {role}")
+    if preenrol is None:
+        preenrol = settings.OTP_PREENROL
+    if not preenrol:
+        return NewUser(user=user, totp_secret=None, backup_codes=[])
+    device = totp_device_create(user=user, confirmed=True)
+    return NewUser(user=user, totp_secret=totp_secret_base32(device), backup_codes=backup_codes_create(user=user))
+
+
+def _require_same_agency_admin(actor: User, user: User) -> None:
+    if actor.role != Role.AGENCY_ADMIN or actor.agency_id is None or actor.agency_id != user.agency_id:
+        raise AccountError("Only an agency admin of the same agency can change this user.")
+
+
+def _active_admins(agency_id: int) -> int:
+    return User.objects.filter(agency_id=agency_id, role=Role.AGENCY_ADMIN, is_active=True).count()
+
+
+@transaction.atomic
+def user_deactivate(*, actor: User, user: User, ip_address: str | None = None) -> User:
+    """Free the user's seat and end their sessions; their records and history stay."""
+    _require_same_agency_admin(actor, user)
+    Agency.objects.select_for_update().get(pk=user.agency_id)
+    if user.role == Role.AGENCY_ADMIN and user.is_active and _active_admins(user.agency_id) <= 1:
+        raise AccountError("The last agency admin cannot be deactivated: make another user agency admin first.")
+    User.objects.filter(pk=user.pk).update(is_active=False, session_generation=F("session_generation") + 1)
+    security_event_record(action=SecurityEvent.Action.USER_DEACTIVATED, actor=actor, subject_user=user,
+                          ip_address=ip_address)
+    user.refresh_from_db()
     return user
+
+
+@transaction.atomic
+def user_reactivate(*, actor: User, user: User, ip_address: str | None = None) -> User:
+    _require_same_agency_admin(actor, user)
+    if user.is_active:
+        return user
+    _lock_agency_with_free_seat(user.agency)
+    User.objects.filter(pk=user.pk).update(is_active=True)
+    security_event_record(action=SecurityEvent.Action.USER_REACTIVATED, actor=actor, subject_user=user,
+                          ip_address=ip_address)
+    user.refresh_from_db()
+    return user
+
+
+@transaction.atomic
+def user_change_role(*, actor: User, user: User, role: str, ip_address: str | None = None) -> User:
+    _require_same_agency_admin(actor, user)
+    if role not in AGENCY_ROLES:
+        raise AccountError(f"{role!r} is not an agency role.")
+    Agency.objects.select_for_update().get(pk=user.agency_id)
+    if (user.role == Role.AGENCY_ADMIN and role != Role.AGENCY_ADMIN and user.is_active
+            and _active_admins(user.agency_id) <= 1):
+        raise AccountError("The last agency admin cannot be demoted: make another user agency admin first.")
+    before = user.role
+    User.objects.filter(pk=user.pk).update(role=role)
+    security_event_record(action=SecurityEvent.Action.ROLE_CHANGED, actor=actor, subject_user=user,
+                          ip_address=ip_address, detail=f"{before} → {role}")
+    user.refresh_from_db()
+    return user
+
+
+def user_sign_out_everywhere(*, user: User, ip_address: str | None = None) -> None:
+    User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
+    security_event_record(action=SecurityEvent.Action.SIGN_OUT_EVERYWHERE, actor=user, ip_address=ip_address)
+
+
+# --- Second factor ----------------------------------------------------------------------------
+
+def totp_device_create(*, user: User, confirmed: bool) -> TOTPDevice:
+    TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+    return TOTPDevice.objects.create(user=user, name="Authenticator app", confirmed=confirmed)
+
+
+def totp_secret_base32(device: TOTPDevice) -> str:
+    import base64
+
+    return base64.b32encode(device.bin_key).decode()
+
+
+def backup_codes_create(*, user: User) -> list[str]:
+    """New single-use backup codes (the old ones stop working); shown once."""
+    device, _ = StaticDevice.objects.get_or_create(user=user, name="Backup codes", defaults={"confirmed": True})
+    device.token_set.all().delete()
+    codes = [f"{secrets.randbelow(10**8):08d}" for _ in range(BACKUP_CODE_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=device, token=code) for code in codes])
+    return codes
+
+
+def second_factor_enrolment_confirm(*, device: TOTPDevice, token: str) -> list[str] | None:
+    """Confirm a new TOTP device with a first code; the backup codes, or None if the code is wrong."""
+    if not device.verify_token(token.strip()):
+        return None
+    TOTPDevice.objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    security_event_record(action=SecurityEvent.Action.SECOND_FACTOR_ENROLLED, actor=device.user)
+    return backup_codes_create(user=device.user)
+
+
+# --- Lockout ----------------------------------------------------------------------------------
+
+def sign_in_locked_until(*, username: str, ip_address: str | None, now: datetime | None = None) -> datetime | None:
+    """When a lockout of this username or address ends, or None if it is not locked.
+
+    Five failed attempts within 15 minutes lock the username (and, separately, the address) for 30
+    minutes from the fifth failure, or until an agency admin unlocks the user.
+    """
+    now = now or timezone.now()
+    window = timedelta(minutes=settings.SIGN_IN_FAILURE_WINDOW_MINUTES)
+    lock = timedelta(minutes=settings.SIGN_IN_LOCK_MINUTES)
+    limit = settings.SIGN_IN_FAILURE_LIMIT
+    ends = []
+    # A user's lock is lifted by an unlock or a successful sign-in; an address's by time, or by an
+    # unlock of a user whose failures came from it.
+    keys = (("username__iexact", username, [SecurityEvent.Action.UNLOCKED, SecurityEvent.Action.SIGN_IN]),
+            ("ip_address", ip_address, [SecurityEvent.Action.UNLOCKED]))
+    for key, value, resetting_actions in keys:
+        if not value:
+            continue
+        since = now - lock - window
+        reset = (SecurityEvent.objects.filter(**{key: value}, at__gte=since, action__in=resetting_actions)
+                 .order_by("-at").values_list("at", flat=True).first())
+        failures = list(SecurityEvent.objects.filter(
+            **{key: value}, at__gte=max(since, reset) if reset else since, at__lte=now,
+            action__in=[SecurityEvent.Action.SIGN_IN_FAILED, SecurityEvent.Action.SECOND_FACTOR_FAILED])
+            .order_by("at").values_list("at", flat=True))
+        for i in range(len(failures) - limit + 1):
+            if failures[i + limit - 1] - failures[i] <= window and failures[i + limit - 1] + lock > now:
+                ends.append(failures[i + limit - 1] + lock)
+    return max(ends) if ends else None
+
+
+@transaction.atomic
+def sign_in_unlock(*, actor: User, user: User, ip_address: str | None = None) -> None:
+    """Lift the lock of a user, and of the addresses the user's recent failures came from."""
+    _require_same_agency_admin(actor, user)
+    since = timezone.now() - timedelta(minutes=settings.SIGN_IN_LOCK_MINUTES + settings.SIGN_IN_FAILURE_WINDOW_MINUTES)
+    addresses = set(SecurityEvent.objects.filter(
+        username__iexact=user.username, at__gte=since, ip_address__isnull=False,
+        action__in=[SecurityEvent.Action.SIGN_IN_FAILED, SecurityEvent.Action.SECOND_FACTOR_FAILED])
+        .values_list("ip_address", flat=True))
+    by = f"unlocked by {actor.username}" + (f" from {ip_address}" if ip_address else "")
+    for address in sorted(addresses) or [None]:
+        # The event's address is the one freed; who unlocked, and from where, is in the detail.
+        security_event_record(action=SecurityEvent.Action.UNLOCKED, actor=actor, subject_user=user,
+                              username=user.username, ip_address=address, detail=by)

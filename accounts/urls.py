@@ -1,13 +1,19 @@
-from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from accounts.forms import SignInForm
+from accounts import views
 
 app_name = "accounts"
 
 urlpatterns = [
-    path("login/", auth_views.LoginView.as_view(template_name="accounts/login.html",
-                                                authentication_form=SignInForm, redirect_authenticated_user=True),
-         name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.sign_in, name="login"),
+    path("login/second-factor/", views.second_factor, name="second-factor"),
+    path("login/enrol/", views.enrol, name="enrol"),
+    path("login/enrol/qr.svg", views.enrol_qr, name="enrol-qr"),
+    path("logout/", views.sign_out, name="logout"),
+    path("logout/everywhere/", views.sign_out_everywhere, name="logout-everywhere"),
+    path("seats/", views.seats, name="seats"),
+    path("seats/<uuid:code>/deactivate/", views.user_deactivate, name="user-deactivate"),
+    path("seats/<uuid:code>/reactivate/", views.user_reactivate, name="user-reactivate"),
+    path("seats/<uuid:code>/role/", views.user_role, name="user-role"),
+    path("seats/<uuid:code>/unlock/", views.user_unlock, name="user-unlock"),
 ]

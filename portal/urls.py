@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from django_otp.admin import OTPAdminSite
 
 from portal import views
 
@@ -12,6 +13,9 @@ portal_patterns = [
     path("cases/<uuid:code>/close/", views.case_close, name="case-close"),
     path("cases/<uuid:code>/reopen/", views.case_reopen, name="case-reopen"),
 ]
+
+# The admin asks for the second factor too.
+admin.site.__class__ = OTPAdminSite
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),

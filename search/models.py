@@ -137,7 +137,7 @@ class SearchJob(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="search_jobs")
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="jobs")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="search_jobs_started")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.QUEUED)
     engine = models.CharField(max_length=40)

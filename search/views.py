@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 from PIL import Image, ImageDraw, ImageFont
 
+from accounts.middleware import passive
 from portal import selectors as case_selectors
 from portal.access import agency_member_required
 from search import selectors
@@ -82,6 +83,7 @@ def job_results(request, code):
     return render(request, "search/_results.html", _job_context(job))
 
 
+@passive  # polling is not activity: an open results page still times out
 @agency_member_required
 def job_status(request, code):
     job = selectors.job_get(user=request.user, code=code)

@@ -47,8 +47,22 @@ def media_files() -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+def sign_in(client, user) -> None:
+    """A session signed in with password and second factor (a confirmed TOTP device)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
+        user=user, name="test", confirmed=True)
+    client.force_login(user)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session.save()
+
+
 class AgencyFixtureMixin:
-    """Creates alice (officer) and bob (supervisor) of North, charlie (officer) of South, and a case."""
+    """Creates alice (officer), bob (supervisor) and erin (agency admin) of North, charlie (officer) and
+    dave (agency admin) of South, and a case of North."""
 
     @classmethod
     def create_agencies(cls) -> None:
@@ -56,7 +70,9 @@ class AgencyFixtureMixin:
         cls.south = agency_create(slug="south", name="South Police", seats=5)
         cls.alice = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=cls.north)
         cls.bob = user_create(username="bob", password=PASSWORD, role=Role.SUPERVISOR, agency=cls.north)
+        cls.erin = user_create(username="erin", password=PASSWORD, role=Role.AGENCY_ADMIN, agency=cls.north)
         cls.charlie = user_create(username="charlie", password=PASSWORD, role=Role.OFFICER, agency=cls.south)
+        cls.dave = user_create(username="dave", password=PASSWORD, role=Role.AGENCY_ADMIN, agency=cls.south)
         cls.case = case_create(created_by=cls.alice, number="N-001", title="Robbery at the station")
 
 

@@ -39,7 +39,15 @@ class CreateUserTests(TestCase):
         result = json.loads(run("create_user", "alice", "--agency", "north", "--role", "officer",
                                 "--password", PASSWORD, "--json"))
         user = User.objects.get(username="alice")
-        self.assertEqual(result, {"username": "alice", "id": user.id})
+        self.assertEqual((result["username"], result["id"]), ("alice", user.id))
+        # Pre-enrolment is on outside production: a script can sign in with the printed second factor.
+        from django_otp.plugins.otp_totp.models import TOTPDevice
+
+        device = TOTPDevice.objects.get(user=user, confirmed=True)
+        import base64
+
+        self.assertEqual(base64.b32decode(result["totp_secret"]), device.bin_key)
+        self.assertEqual(len(result["backup_codes"]), 10)
         self.assertEqual((user.role, user.agency.slug), (Role.OFFICER, "north"))
         self.assertTrue(user.check_password(PASSWORD))
 

@@ -40,6 +40,14 @@ def browser_page():
     os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+def totp_now(secret_base32: str) -> str:
+    import base64
+
+    from django_otp.oath import TOTP
+
+    return f"{TOTP(base64.b32decode(secret_base32)).token():06d}"
+
+
 def wait_for_images(page) -> None:
     """Every image of the page loaded (they come from permission-checked views)."""
     page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
@@ -65,7 +73,7 @@ def demo_with_worker(start_worker) -> dict:
 
 
 def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, demo_with_worker, browser_page):
-    officer_password = demo_with_worker["demo-officer"]
+    officer = demo_with_worker["demo-officer"]
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
@@ -77,10 +85,17 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     page.fill("#id_username", "demo-officer")
     page.fill("#id_password", "wrong password entirely")
     page.click("button[type=submit]")
-    assert "not right" in page.text_content(".form-error")
+    assert "not right" in page.inner_text(".form-error")
     page.fill("#id_username", "demo-officer")
-    page.fill("#id_password", officer_password)
+    page.fill("#id_password", officer["password"])
     page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Second factor')")
+    assert_accessible(page, "second factor")
+    page.fill("#id_code", "123456" if totp_now(officer["totp_secret"]) != "123456" else "654321")
+    page.click("button:has-text('Sign in')")
+    assert "not right" in page.inner_text(".form-error")
+    page.fill("#id_code", totp_now(officer["totp_secret"]))
+    page.click("button:has-text('Sign in')")
 
     page.wait_for_selector("text=No open case yet")
     assert_accessible(page, "dashboard")

@@ -4,7 +4,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import AGENCY_ROLES, PLATFORM_ROLES
 from accounts.selectors import agency_get_by_slug
-from accounts.services import AccountError, user_create
+from accounts.services import AccountError, user_create_with_second_factor
 
 
 class Command(BaseCommand):
@@ -31,12 +31,22 @@ class Command(BaseCommand):
             if agency_obj is None:
                 raise CommandError(f"No agency with the slug {agency!r}.")
         try:
-            user = user_create(username=username, password=password, role=platform_role or role,
-                               agency=agency_obj, email=email)
+            created = user_create_with_second_factor(username=username, password=password,
+                                                     role=platform_role or role, agency=agency_obj, email=email)
         except AccountError as exc:
             raise CommandError(str(exc)) from None
+        user = created.user
         if options["json"]:
-            self.stdout.write(json.dumps({"username": user.username, "id": user.id}))
+            # The second factor is printed only where pre-enrolment is on (never in production, where the
+            # user enrols their own device at first sign-in): then totp_secret is null.
+            self.stdout.write(json.dumps({"username": user.username, "id": user.id,
+                                          "totp_secret": created.totp_secret,
+                                          "backup_codes": created.backup_codes}))
+            return
+        where = f"of {agency_obj.name}" if agency_obj else "of the platform"
+        self.stdout.write(f"Created {user.get_role_display().lower()} {user.username} {where}.")
+        if created.totp_secret:
+            self.stdout.write(f"TOTP secret (add it to an authenticator app): {created.totp_secret}")
+            self.stdout.write(f"Backup codes: {' '.join(created.backup_codes)}")
         else:
-            where = f"of {agency_obj.name}" if agency_obj else "of the platform"
-            self.stdout.write(f"Created {user.get_role_display().lower()} {user.username} {where}.")
+            self.stdout.write("The user sets up their second factor at first sign-in.")

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand
 from tqdm import tqdm
 
 from accounts.models import Agency, Role, User
-from accounts.services import agency_create, user_create
+from accounts.services import agency_create, user_create_with_second_factor
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 
 DEMO_AGENCY = "demo"
@@ -26,14 +26,21 @@ class Command(BaseCommand):
             slug=DEMO_AGENCY, name="Demo Police Department", seats=10)
         for username, role in DEMO_USERS:
             if not User.objects.filter(username=username).exists():
-                logins[username] = secrets.token_urlsafe(12)
-                user_create(username=username, password=logins[username], role=role, agency=agency)
+                password = secrets.token_urlsafe(12)
+                created = user_create_with_second_factor(username=username, password=password, role=role,
+                                                         agency=agency)
+                logins[username] = {"password": password, "totp_secret": created.totp_secret,
+                                    "backup_codes": created.backup_codes}
         logins_file.write_text(json.dumps(logins, indent=2))
         logins_file.chmod(0o600)
         self._seed_gallery(agency)
-        self.stdout.write(f"\nDemo logins (also in {logins_file}):")
+        self.stdout.write(f"\nDemo logins (passwords, authenticator keys and backup codes in {logins_file}):")
         for username, role in DEMO_USERS:
-            self.stdout.write(f"  {role.label:<14} {username:<16} {logins.get(username, '(set before; see the file)')}")
+            login = logins.get(username) or {}
+            codes = login.get("backup_codes") or []
+            self.stdout.write(f"  {role.label:<14} {username:<16} password {login.get('password', '(see the file)')}"
+                              f"   backup code {codes[0] if codes else '(enrol at first sign-in)'}")
+        self.stdout.write("Second factor: add the authenticator key to an app, or use a backup code (each works once).")
 
     def _seed_gallery(self, agency: Agency) -> None:
         pairs = settings.FACES_DIR / "pairs"

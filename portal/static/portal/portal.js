@@ -30,6 +30,11 @@ function setupDropzone(form) {
   });
 }
 
+// The session ended (idle timeout, lifetime, signed out elsewhere): go to the sign-in page.
+function signedOut() {
+  window.location.assign("/accounts/login/?next=" + encodeURIComponent(window.location.pathname));
+}
+
 function renderStages(list, stages) {
   list.replaceChildren(...stages.map((stage) => {
     const item = document.createElement("li");
@@ -55,6 +60,7 @@ function watchJob(card) {
   const poll = async () => {
     try {
       const response = await fetch(card.dataset.jobStatus, {headers: {"Accept": "application/json"}, credentials: "same-origin"});
+      if (response.status === 401) return signedOut();
       if (response.redirected || !response.ok) throw new Error("status " + response.status);
       const status = await response.json();
       renderStages(stages, status.stages);
@@ -80,6 +86,7 @@ function watchBadge(badge) {
   const poll = async () => {
     try {
       const response = await fetch(badge.dataset.jobBadge, {credentials: "same-origin"});
+      if (response.status === 401) return signedOut();
       if (!response.ok || response.redirected) return;
       const status = await response.json();
       badge.className = "state state-" + status.status;

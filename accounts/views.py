@@ -1,0 +1,274 @@
+"""Sign-in with a second factor, sign-out, and the agency admin's seat page."""
+
+from __future__ import annotations
+
+import io
+from functools import wraps
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import messages
+from django.contrib.auth import authenticate, login, logout
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from accounts import selectors, services
+from accounts.forms import RoleForm, SecondFactorForm, SignInForm
+from accounts.models import Role, SecurityEvent, User
+
+NEXT_KEY = "sign_in_next"
+
+
+def client_ip(request) -> str | None:
+    return request.META.get("REMOTE_ADDR")
+
+
+def _safe_next(request, candidate: str | None) -> str:
+    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                     require_https=request.is_secure()):
+        return candidate
+    return "/"
+
+
+def _locked_message(until) -> str:
+    return (f"Too many failed sign-ins. Sign-in is locked until {timezone.localtime(until):%H:%M}, "
+            "or until your agency admin unlocks your account.")
+
+
+def _record_failure(request, action: str, username: str, user: User | None = None) -> str | None:
+    """Record a failed attempt; the lockout message if this attempt locked the account or address."""
+    services.security_event_record(action=action, actor=user, username=username, ip_address=client_ip(request),
+                                   agency=user.agency if user else None)
+    until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
+    if until:
+        services.security_event_record(action=SecurityEvent.Action.LOCKED_OUT, actor=user, username=username,
+                                       ip_address=client_ip(request), agency=user.agency if user else None)
+        return _locked_message(until)
+    return None
+
+
+def sign_in(request):
+    if request.user.is_authenticated and request.user.is_verified():
+        return redirect("portal:dashboard")
+    form = SignInForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        username = form.cleaned_data["username"]
+        until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
+        user = None if until else authenticate(request, username=username, password=form.cleaned_data["password"])
+        if until:
+            error = _locked_message(until)
+        elif user is None:
+            error = (_record_failure(request, SecurityEvent.Action.SIGN_IN_FAILED, username)
+                     or "The username or password is not right. Both are case-sensitive.")
+        elif services.licence_ended(user.agency):
+            services.security_event_record(action=SecurityEvent.Action.SIGN_IN_FAILED, actor=user,
+                                           ip_address=client_ip(request), detail="licence ended")
+            error = (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
+                     "is kept; sign-in resumes when the licence is renewed.")
+        else:
+            next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+            login(request, user)  # a new session id
+            request.session[NEXT_KEY] = next_url
+            has_device = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            return redirect("accounts:second-factor" if has_device else "accounts:enrol")
+    return render(request, "accounts/login.html", {"form": form, "error": error,
+                                                   "next": request.GET.get("next", "")}, status=400 if error else 200)
+
+
+def password_verified_required(view):
+    """Signed in with the password, second factor still to come."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect("accounts:login")
+        if request.user.is_verified():
+            return redirect(request.session.get(NEXT_KEY) or "portal:dashboard")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@password_verified_required
+def second_factor(request):
+    user = request.user
+    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        return redirect("accounts:enrol")
+    form = SecondFactorForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        until = services.sign_in_locked_until(username=user.username, ip_address=client_ip(request))
+        device = None if until else _matching_device(user, form.cleaned_data["code"])
+        if until:
+            error = _locked_message(until)
+        elif device is None:
+            error = (_record_failure(request, SecurityEvent.Action.SECOND_FACTOR_FAILED, user.username, user)
+                     or "That code is not right, or was already used. Codes change every 30 seconds.")
+        else:
+            otp_login(request, device)
+            services.security_event_record(action=SecurityEvent.Action.SIGN_IN, actor=user,
+                                           ip_address=client_ip(request),
+                                           detail="backup code" if isinstance(device, StaticDevice) else "TOTP")
+            return redirect(request.session.pop(NEXT_KEY, "/"))
+    return render(request, "accounts/second_factor.html", {"form": form, "error": error},
+                  status=400 if error else 200)
+
+
+def _matching_device(user: User, code: str):
+    code = code.strip().replace(" ", "")
+    # verify_token refuses a TOTP code at or before the last one accepted: no replay.
+    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
+        if device.verify_token(code):
+            return device
+    for device in StaticDevice.objects.filter(user=user, confirmed=True):
+        if device.verify_token(code):  # a backup code is deleted as it is used
+            return device
+    return None
+
+
+@password_verified_required
+def enrol(request):
+    user = request.user
+    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+        return redirect("accounts:second-factor")
+    device = (TOTPDevice.objects.filter(user=user, confirmed=False).first()
+              or services.totp_device_create(user=user, confirmed=False))
+    form = SecondFactorForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        codes = services.second_factor_enrolment_confirm(device=device, token=form.cleaned_data["code"])
+        if codes is None:
+            error = (_record_failure(request, SecurityEvent.Action.SECOND_FACTOR_FAILED, user.username, user)
+                     or "That code is not right. Check the time on your phone and try the next code.")
+        else:
+            device.refresh_from_db()
+            otp_login(request, device)
+            services.security_event_record(action=SecurityEvent.Action.SIGN_IN, actor=user,
+                                           ip_address=client_ip(request), detail="TOTP (enrolment)")
+            return render(request, "accounts/backup_codes.html",
+                          {"codes": codes, "next": request.session.pop(NEXT_KEY, "/")})
+    return render(request, "accounts/enrol.html", {"form": form, "error": error,
+                                                   "secret": services.totp_secret_base32(device)},
+                  status=400 if error else 200)
+
+
+@password_verified_required
+def enrol_qr(request):
+    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    if device is None:
+        return redirect("accounts:enrol")
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=12)
+    buffer = io.BytesIO()
+    image.save(buffer)
+    response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@require_POST
+def sign_out(request):
+    if request.user.is_authenticated:
+        services.security_event_record(action=SecurityEvent.Action.SIGN_OUT, actor=request.user,
+                                       ip_address=client_ip(request))
+    logout(request)
+    messages.info(request, "You are signed out.")
+    return redirect("accounts:login")
+
+
+@login_required
+@require_POST
+def sign_out_everywhere(request):
+    services.user_sign_out_everywhere(user=request.user, ip_address=client_ip(request))
+    logout(request)
+    messages.info(request, "Every session of your account has ended.")
+    return redirect("accounts:login")
+
+
+# --- Seats (agency admin) ---------------------------------------------------------------------
+
+def agency_admin_required(view):
+    from portal.access import agency_member_required
+
+    @agency_member_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.role != Role.AGENCY_ADMIN:
+            return render(request, "403.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@agency_admin_required
+def seats(request):
+    agency = request.user.agency
+    users = list(selectors.agency_users(agency_id=agency.id))
+    for member in users:
+        member.locked_until = services.sign_in_locked_until(username=member.username, ip_address=None)
+    return render(request, "accounts/seats.html", {
+        "agency": agency, "users": users, "seats_used": services.seats_used(agency),
+        "role_form": RoleForm(), "roles": RoleForm().fields["role"].choices,
+    })
+
+
+def _seat_action(request, code, action):
+    member = selectors.agency_user_get(actor=request.user, code=code)
+    try:
+        action(member)
+    except services.AccountError as exc:
+        messages.error(request, str(exc))
+    return redirect("accounts:seats")
+
+
+@agency_admin_required
+@require_POST
+def user_deactivate(request, code):
+    def act(member):
+        services.user_deactivate(actor=request.user, user=member, ip_address=client_ip(request))
+        messages.success(request, f"{member.username} is deactivated; their seat is free and their history kept.")
+
+    return _seat_action(request, code, act)
+
+
+@agency_admin_required
+@require_POST
+def user_reactivate(request, code):
+    def act(member):
+        services.user_reactivate(actor=request.user, user=member, ip_address=client_ip(request))
+        messages.success(request, f"{member.username} is active again.")
+
+    return _seat_action(request, code, act)
+
+
+@agency_admin_required
+@require_POST
+def user_role(request, code):
+    form = RoleForm(request.POST)
+
+    def act(member):
+        if not form.is_valid():
+            raise services.AccountError("Choose a role.")
+        updated = services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"],
+                                            ip_address=client_ip(request))
+        messages.success(request, f"{updated.username} is now {updated.get_role_display().lower()}.")
+
+    return _seat_action(request, code, act)
+
+
+@agency_admin_required
+@require_POST
+def user_unlock(request, code):
+    def act(member):
+        services.sign_in_unlock(actor=request.user, user=member, ip_address=client_ip(request))
+        messages.success(request, f"{member.username} can sign in again.")
+
+    return _seat_action(request, code, act)

@@ -120,6 +120,11 @@ def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: s
         raise SearchRefused("You can only search inside a case of your own agency.")
     if case.status != Case.Status.OPEN:
         raise SearchRefused(f"Case {case.number} is closed; reopen it to search.")
+    recent = SearchJob.objects.filter(started_by=uploaded_by,
+                                      created_at__gte=timezone.now() - timedelta(minutes=1)).count()
+    if recent >= settings.UPLOADS_PER_MINUTE:
+        raise SearchRefused(f"At most {settings.UPLOADS_PER_MINUTE} photos a minute per user: wait a moment "
+                            "and upload the rest.")
     top_k = top_k or settings.SEARCH_TOP_K
     if not 1 <= top_k <= 100:
         raise SearchRefused("The number of candidates must be between 1 and 100.")

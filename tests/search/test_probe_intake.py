@@ -87,3 +87,20 @@ class ProbeIntakeTests(AgencyFixtureMixin, TestCase):
             self.assertEqual(len(stored_image.getexif()), 0)
             self.assertNotIn("icc_profile", stored_image.info)
         self.assertEqual(len(probe.content_hash), 64)
+
+
+class UploadRateLimitTests(AgencyFixtureMixin, TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.create_agencies()
+
+    @override_settings(UPLOADS_PER_MINUTE=2)
+    def test_a_burst_beyond_the_limit_is_refused_and_stores_nothing(self):
+        photo = image_bytes("PNG", size=(80, 80))
+        with self.captureOnCommitCallbacks(execute=False):
+            probe_submit(case=self.case, uploaded_by=self.alice, data=photo)
+            probe_submit(case=self.case, uploaded_by=self.alice, data=photo)
+            with self.assertRaisesMessage(SearchRefused, "At most 2 photos a minute"):
+                probe_submit(case=self.case, uploaded_by=self.alice, data=photo)
+            probe_submit(case=self.case, uploaded_by=self.bob, data=photo)  # another user is not held back
+        self.assertEqual(Probe.objects.count(), 3)

@@ -18,3 +18,23 @@ class SecondFactorForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=[(r.value, r.label) for r in AGENCY_ROLES])
+
+
+class InvitationForm(forms.Form):
+    email = forms.EmailField(label="E-mail address")
+    role = forms.ChoiceField(choices=[(r.value, r.label) for r in AGENCY_ROLES], initial="officer")
+
+
+class AcceptInvitationForm(forms.Form):
+    username = forms.RegexField(regex=r"^[\w.@+-]{3,150}$", max_length=150, label="Choose a username",
+                                error_messages={"invalid": "3 to 150 letters, digits and . @ + - _ only."})
+    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                               help_text="At least 12 characters, not a common password")
+    password_again = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                     label="The same password again")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password") and data.get("password") != data.get("password_again"):
+            self.add_error("password_again", "The two passwords differ.")
+        return data

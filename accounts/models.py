@@ -78,6 +78,9 @@ class SecurityEvent(models.Model):
         USER_REACTIVATED = "user_reactivated", "User reactivated"
         ROLE_CHANGED = "role_changed", "Role changed"
         SEATS_CHANGED = "seats_changed", "Seats changed"
+        INVITATION_SENT = "invitation_sent", "Invitation sent"
+        INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
+        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)
@@ -90,3 +93,25 @@ class SecurityEvent(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+
+class Invitation(models.Model):
+    """A single-use link by which an agency admin brings a new user in; it holds a seat while pending."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=20, choices=[(r.value, r.label) for r in AGENCY_ROLES])
+    token_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the link's token")
+    invited_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def is_pending(self, now) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now

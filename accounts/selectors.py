@@ -25,3 +25,16 @@ def agency_users(*, agency_id: int) -> QuerySet[User]:
 def agency_user_get(*, actor: User, code) -> User:
     # 404, not 403: another agency's user does not exist for this admin.
     return get_object_or_404(User, code=code, agency_id=actor.agency_id)
+
+
+def pending_invitations(*, agency_id: int):
+    from accounts.models import Invitation
+
+    return Invitation.objects.filter(agency_id=agency_id, accepted_at=None, revoked_at=None,
+                                     expires_at__gt=timezone.now()).select_related("invited_by")
+
+
+def invitation_get(*, actor: User, code):
+    from accounts.models import Invitation
+
+    return get_object_or_404(Invitation, code=code, agency_id=actor.agency_id)

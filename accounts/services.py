@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Role, SecurityEvent, User
+from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Invitation, Role, SecurityEvent, User
 
 # Platform staff run the deployment in Django's admin: agencies, users and gallery sharing, and the
 # state of search jobs. They see no probe, face or candidate.
@@ -54,15 +54,19 @@ def agency_create(*, slug: str, name: str, seats: int, licence_until: date | Non
     return Agency.objects.create(slug=slug, name=name, seats=seats, licence_until=licence_until)
 
 
-def seats_used(agency: Agency) -> int:
-    """Each active agency user takes a seat, the agency admin included."""
-    return agency.users.filter(is_active=True).count()
+def seats_used(agency: Agency, *, excluding_invitation: Invitation | None = None) -> int:
+    """Each active agency user takes a seat, the agency admin included, and so does each pending invitation."""
+    pending = Invitation.objects.filter(agency=agency, accepted_at=None, revoked_at=None,
+                                        expires_at__gt=timezone.now())
+    if excluding_invitation is not None:
+        pending = pending.exclude(pk=excluding_invitation.pk)
+    return agency.users.filter(is_active=True).count() + pending.count()
 
 
-def _lock_agency_with_free_seat(agency: Agency) -> Agency:
+def _lock_agency_with_free_seat(agency: Agency, *, invitation: Invitation | None = None) -> Agency:
     # Lock the agency row so two concurrent requests cannot both take the last seat.
     agency = Agency.objects.select_for_update().get(pk=agency.pk)
-    used = seats_used(agency)
+    used = seats_used(agency, excluding_invitation=invitation)  # an accepted invitation uses its own seat
     if used >= agency.seats:
         raise AccountError(f"{agency.name} has no free seat ({used} of {agency.seats} in use). "
                            "Ask the platform to add seats, or deactivate a user first.")
@@ -114,14 +118,14 @@ def user_create(*, username: str, password: str, role: str, agency: Agency | Non
 @transaction.atomic
 def user_create_with_second_factor(*, username: str, password: str, role: str, agency: Agency | None = None,
                                    email: str = "", actor: User | None = None,
-                                   preenrol: bool | None = None) -> NewUser:
+                                   preenrol: bool | None = None, invitation: Invitation | None = None) -> NewUser:
     """Create a user; with pre-enrolment (a setting, off in production) also a TOTP device and backup codes."""
     if User.objects.filter(username=username).exists():
         raise AccountError(f"A user named {username!r} already exists.")
     if role in AGENCY_ROLES:
         if agency is None:
             raise AccountError(f"The role {role} belongs to an agency: name one.")
-        agency = _lock_agency_with_free_seat(agency)
+        agency = _lock_agency_with_free_seat(agency, invitation=invitation)
     elif role in PLATFORM_ROLES:
         if agency is not None:
             raise AccountError(f"The role {role} is a platform role and belongs to no agency.")
@@ -285,3 +289,71 @@ def sign_in_unlock(*, actor: User, user: User, ip_address: str | None = None) ->
         # The event's address is the one freed; who unlocked, and from where, is in the detail.
         security_event_record(action=SecurityEvent.Action.UNLOCKED, actor=actor, subject_user=user,
                               username=user.username, ip_address=address, detail=by)
+
+
+# --- Invitations ------------------------------------------------------------------------------
+
+def _token_hash(token: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@transaction.atomic
+def invitation_create(*, actor: User, email: str, role: str, ip_address: str | None = None) -> tuple[Invitation, str]:
+    """A pending invitation (it holds a seat) and the secret token of its link, to be e-mailed."""
+    if actor.role != Role.AGENCY_ADMIN or actor.agency_id is None:
+        raise AccountError("Only an agency admin invites users.")
+    if role not in AGENCY_ROLES:
+        raise AccountError(f"{role!r} is not an agency role.")
+    if User.objects.filter(agency_id=actor.agency_id, email__iexact=email, is_active=True).exists():
+        raise AccountError(f"{email} already has an active account in your agency.")
+    agency = _lock_agency_with_free_seat(actor.agency)
+    now = timezone.now()
+    token = secrets.token_urlsafe(32)
+    invitation = Invitation.objects.create(
+        agency=agency, email=email, role=role, token_hash=_token_hash(token), invited_by=actor, created_at=now,
+        expires_at=now + timedelta(hours=settings.INVITATION_VALID_HOURS))
+    security_event_record(action=SecurityEvent.Action.INVITATION_SENT, actor=actor, ip_address=ip_address,
+                          detail=f"{email} as {role}")
+    return invitation, token
+
+
+def invitation_for_token(token: str) -> Invitation:
+    """The pending invitation of a link, or AccountError saying why the link no longer works."""
+    invitation = Invitation.objects.select_related("agency").filter(token_hash=_token_hash(token)).first()
+    if invitation is None:
+        raise AccountError("This invitation link is not valid. Ask your agency admin for a new one.")
+    if invitation.accepted_at is not None:
+        raise AccountError("This invitation was already used. Sign in with the account it created.")
+    if invitation.revoked_at is not None:
+        raise AccountError("This invitation was withdrawn by your agency admin.")
+    if invitation.expires_at <= timezone.now():
+        raise AccountError(f"This invitation expired on {timezone.localtime(invitation.expires_at):%d %B %Y at %H:%M}. "
+                           "Ask your agency admin for a new one.")
+    return invitation
+
+
+@transaction.atomic
+def invitation_accept(*, token: str, username: str, password: str, ip_address: str | None = None) -> User:
+    """Create the invited user (their second factor is enrolled at their first sign-in)."""
+    invitation = invitation_for_token(token)
+    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if invitation.accepted_at is not None:  # accepted in a concurrent request
+        raise AccountError("This invitation was already used. Sign in with the account it created.")
+    created = user_create_with_second_factor(username=username, password=password, role=invitation.role,
+                                             agency=invitation.agency, email=invitation.email,
+                                             actor=invitation.invited_by, preenrol=False, invitation=invitation)
+    Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_user=created.user)
+    security_event_record(action=SecurityEvent.Action.INVITATION_ACCEPTED, actor=created.user,
+                          ip_address=ip_address, detail=invitation.email)
+    return created.user
+
+
+@transaction.atomic
+def invitation_revoke(*, actor: User, invitation: Invitation, ip_address: str | None = None) -> None:
+    if actor.role != Role.AGENCY_ADMIN or actor.agency_id != invitation.agency_id:
+        raise AccountError("Only an agency admin of the same agency can withdraw this invitation.")
+    Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
+    security_event_record(action=SecurityEvent.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address,
+                          detail=invitation.email)

@@ -10,8 +10,10 @@ import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth.decorators import login_required
+from django.core.mail import send_mail
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -20,7 +22,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors, services
-from accounts.forms import RoleForm, SecondFactorForm, SignInForm
+from accounts.forms import AcceptInvitationForm, InvitationForm, RoleForm, SecondFactorForm, SignInForm
 from accounts.models import Role, SecurityEvent, User
 
 NEXT_KEY = "sign_in_next"
@@ -210,14 +212,74 @@ def agency_admin_required(view):
 
 @agency_admin_required
 def seats(request):
+    return _seats_page(request)
+
+
+def _seats_page(request, invite_form: InvitationForm | None = None):
     agency = request.user.agency
     users = list(selectors.agency_users(agency_id=agency.id))
     for member in users:
         member.locked_until = services.sign_in_locked_until(username=member.username, ip_address=None)
     return render(request, "accounts/seats.html", {
         "agency": agency, "users": users, "seats_used": services.seats_used(agency),
-        "role_form": RoleForm(), "roles": RoleForm().fields["role"].choices,
-    })
+        "roles": RoleForm().fields["role"].choices,
+        "invitations": selectors.pending_invitations(agency_id=agency.id),
+        "invite_form": invite_form or InvitationForm(),
+    }, status=400 if invite_form else 200)
+
+
+@agency_admin_required
+@require_POST
+def invitation_send(request):
+    form = InvitationForm(request.POST)
+    if form.is_valid():
+        try:
+            invitation, token = services.invitation_create(actor=request.user, ip_address=client_ip(request),
+                                                           **form.cleaned_data)
+        except services.AccountError as exc:
+            form.add_error("email", str(exc))
+        else:
+            link = request.build_absolute_uri(reverse("accounts:invitation-accept", args=[token]))
+            send_mail(
+                subject=f"Your invitation to the face search portal of {invitation.agency.name}",
+                message=(f"{request.user.username} invites you to join {invitation.agency.name} as "
+                         f"{invitation.get_role_display().lower()}.\n\nOpen this link within "
+                         f"{int((invitation.expires_at - invitation.created_at).total_seconds() // 3600)} hours "
+                         f"to choose a password and set up your second factor:\n{link}\n\nThe link works once."),
+                from_email=None, recipient_list=[invitation.email])
+            messages.success(request, f"Invitation sent to {invitation.email}; it holds a seat until it is used "
+                                      "or expires.")
+            return redirect("accounts:seats")
+    return _seats_page(request, form)
+
+
+@agency_admin_required
+@require_POST
+def invitation_revoke(request, code):
+    invitation = selectors.invitation_get(actor=request.user, code=code)
+    services.invitation_revoke(actor=request.user, invitation=invitation, ip_address=client_ip(request))
+    messages.success(request, f"The invitation of {invitation.email} is withdrawn; its seat is free.")
+    return redirect("accounts:seats")
+
+
+def invitation_accept(request, token):
+    try:
+        invitation = services.invitation_for_token(token)
+    except services.AccountError as exc:
+        return render(request, "accounts/invitation_invalid.html", {"reason": str(exc)}, status=410)
+    form = AcceptInvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = services.invitation_accept(token=token, username=form.cleaned_data["username"],
+                                              password=form.cleaned_data["password"], ip_address=client_ip(request))
+        except services.AccountError as exc:
+            form.add_error("password" if "password" in str(exc).lower() else "username", str(exc))
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            request.session[NEXT_KEY] = "/"
+            return redirect("accounts:enrol")
+    return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation},
+                  status=400 if form.errors else 200)
 
 
 def _seat_action(request, code, action):

@@ -26,6 +26,9 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         cls.candidate = cls.job.candidates.get(rank=1)
         cls.profile = cls.candidate.profile
         cls.face_image = cls.candidate.face_image
+        from accounts.services import invitation_create
+
+        cls.invitation, _ = invitation_create(actor=cls.erin, email="new@north.example", role="officer")
 
     def sign_in(self, user):
         sign_in(self.client, user)
@@ -52,6 +55,8 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "accounts:user-reactivate": (reverse("accounts:user-reactivate", args=[self.alice.code]), "post"),
             "accounts:user-role": (reverse("accounts:user-role", args=[self.alice.code]), "post"),
             "accounts:user-unlock": (reverse("accounts:user-unlock", args=[self.alice.code]), "post"),
+            "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]),
+                                           "post"),
         }
 
 
@@ -69,8 +74,15 @@ def _object_url_names(resolver=None, namespace="") -> set[str]:
 
 
 class ScopingTests(PortalViewTestCase):
+    # Reached by a secret token, without signing in, by design: an invitation link.
+    PUBLIC_TOKEN_URLS = {"accounts:invitation-accept"}
+
     def test_every_object_url_is_in_the_matrix(self):
-        self.assertEqual(_object_url_names(), set(self.object_urls()))
+        self.assertEqual(_object_url_names() - self.PUBLIC_TOKEN_URLS, set(self.object_urls()))
+
+    def test_a_made_up_invitation_token_is_refused(self):
+        response = self.client.get(reverse("accounts:invitation-accept", args=["made-up-token"]))
+        self.assertContains(response, "not valid", status_code=410)
 
     def test_the_owning_agency_reaches_every_object(self):
         self.sign_in(self.alice)
@@ -92,6 +104,8 @@ class ScopingTests(PortalViewTestCase):
         self.alice.refresh_from_db()
         self.assertEqual(self.case.status, Case.Status.OPEN)
         self.assertEqual((self.alice.is_active, self.alice.role), (True, "officer"))
+        self.invitation.refresh_from_db()
+        self.assertIsNone(self.invitation.revoked_at)
 
     def test_anonymous_users_are_sent_to_sign_in(self):
         for name, (url, method) in self.object_urls().items():

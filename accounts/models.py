@@ -81,6 +81,9 @@ class SecurityEvent(models.Model):
         INVITATION_SENT = "invitation_sent", "Invitation sent"
         INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
         INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
+        PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        RATE_LIMITED = "rate_limited", "Rate limited"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=30, choices=Action.choices)

@@ -357,3 +357,18 @@ def invitation_revoke(*, actor: User, invitation: Invitation, ip_address: str | 
     Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
     security_event_record(action=SecurityEvent.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address,
                           detail=invitation.email)
+
+
+# --- Rate limits --------------------------------------------------------------------------------
+
+def rate_limited(*, ip_address: str | None, actions: list[str], per_minute: int, now: datetime | None = None) -> bool:
+    """True when this address already made `per_minute` recorded attempts of these kinds in the last minute.
+
+    Attempts are the security events the pages record anyway, so the limit holds across processes
+    and hosts without another store.
+    """
+    if not ip_address:
+        return False
+    now = now or timezone.now()
+    return SecurityEvent.objects.filter(ip_address=ip_address, action__in=actions,
+                                        at__gt=now - timedelta(minutes=1), at__lte=now).count() >= per_minute

@@ -13,7 +13,8 @@ from django.contrib.auth.decorators import login_required
 from django.core.mail import send_mail
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.urls import reverse
+from django.contrib.auth import views as auth_views
+from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
@@ -61,6 +62,10 @@ def sign_in(request):
         return redirect("portal:dashboard")
     form = SignInForm(request.POST or None)
     error = None
+    if request.method == "POST" and _sign_ins_rate_limited(request):
+        return render(request, "accounts/login.html", {"form": form, "next": request.GET.get("next", ""),
+                                                       "error": "Too many sign-in attempts from your address. "
+                                                                "Wait a minute and try again."}, status=429)
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
         until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
@@ -83,6 +88,19 @@ def sign_in(request):
             return redirect("accounts:second-factor" if has_device else "accounts:enrol")
     return render(request, "accounts/login.html", {"form": form, "error": error,
                                                    "next": request.GET.get("next", "")}, status=400 if error else 200)
+
+
+def _sign_ins_rate_limited(request) -> bool:
+    from django.conf import settings
+
+    attempts = [SecurityEvent.Action.SIGN_IN, SecurityEvent.Action.SIGN_IN_FAILED,
+                SecurityEvent.Action.SECOND_FACTOR_FAILED, SecurityEvent.Action.LOCKED_OUT]
+    if not services.rate_limited(ip_address=client_ip(request), actions=attempts,
+                                 per_minute=settings.SIGN_INS_PER_MINUTE):
+        return False
+    services.security_event_record(action=SecurityEvent.Action.RATE_LIMITED, ip_address=client_ip(request),
+                                   detail=f"sign-in: {request.POST.get('username', '')[:100]}")
+    return True
 
 
 def password_verified_required(view):
@@ -334,3 +352,39 @@ def user_unlock(request, code):
         messages.success(request, f"{member.username} can sign in again.")
 
     return _seat_action(request, code, act)
+
+
+# --- Password reset (the second factor is still asked at the next sign-in) ----------------------
+
+class PasswordResetView(auth_views.PasswordResetView):
+    template_name = "accounts/password_reset_form.html"
+    email_template_name = "accounts/password_reset_email.txt"
+    subject_template_name = "accounts/password_reset_subject.txt"
+    success_url = reverse_lazy("accounts:password-reset-done")
+
+    def post(self, request, *args, **kwargs):
+        from django.conf import settings
+
+        if services.rate_limited(ip_address=client_ip(request), per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
+                                 actions=[SecurityEvent.Action.PASSWORD_RESET_REQUESTED]):
+            form = self.get_form()
+            form.is_valid()
+            form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
+            return self.render_to_response(self.get_context_data(form=form), status=429)
+        # Recorded whether or not the address has an account; the page never says which.
+        services.security_event_record(action=SecurityEvent.Action.PASSWORD_RESET_REQUESTED,
+                                       ip_address=client_ip(request), detail=request.POST.get("email", "")[:200])
+        return super().post(request, *args, **kwargs)
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    template_name = "accounts/password_reset_confirm.html"
+    success_url = reverse_lazy("accounts:password-reset-complete")
+    post_reset_login = False  # the new password alone never signs in: the second factor follows
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        services.user_sign_out_everywhere(user=form.user, ip_address=client_ip(self.request))
+        services.security_event_record(action=SecurityEvent.Action.PASSWORD_RESET, actor=form.user,
+                                       ip_address=client_ip(self.request))
+        return response

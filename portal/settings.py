@@ -231,6 +231,9 @@ INVITATION_VALID_HOURS = env_int("INVITATION_VALID_HOURS", 72)
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3600)
 # Probe uploads per user per minute: a burst beyond it is refused with a clear message.
 UPLOADS_PER_MINUTE = env_int("UPLOADS_PER_MINUTE", 30)
+# Sign-in attempts and public-page requests (invitation links, password reset) per address per minute.
+SIGN_INS_PER_MINUTE = env_int("SIGN_INS_PER_MINUTE", 20)
+PUBLIC_REQUESTS_PER_MINUTE = env_int("PUBLIC_REQUESTS_PER_MINUTE", 10)
 
 LOGGING = {
     "version": 1,

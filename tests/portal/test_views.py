@@ -74,8 +74,8 @@ def _object_url_names(resolver=None, namespace="") -> set[str]:
 
 
 class ScopingTests(PortalViewTestCase):
-    # Reached by a secret token, without signing in, by design: an invitation link.
-    PUBLIC_TOKEN_URLS = {"accounts:invitation-accept"}
+    # Reached by a secret token, without signing in, by design: invitation and password-reset links.
+    PUBLIC_TOKEN_URLS = {"accounts:invitation-accept", "accounts:password-reset-confirm"}
 
     def test_every_object_url_is_in_the_matrix(self):
         self.assertEqual(_object_url_names() - self.PUBLIC_TOKEN_URLS, set(self.object_urls()))

@@ -48,9 +48,32 @@ def totp_now(secret_base32: str) -> str:
     return f"{TOTP(base64.b32decode(secret_base32)).token():06d}"
 
 
-def wait_for_images(page) -> None:
-    """Every image of the page loaded (they come from permission-checked views)."""
-    page.wait_for_function("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
+def sign_in_with_totp(page, base_url: str, username: str, login: dict) -> None:
+    page.goto(base_url + "/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", login["password"])
+    page.click("button[type=submit]")
+    page.wait_for_selector("h1:has-text('Second factor')")
+    page.fill("#id_code", totp_now(login["totp_secret"]))
+    page.click("button:has-text('Sign in')")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+
+
+def sign_out(page) -> None:
+    page.click("button:has-text('Sign out') >> nth=0")
+    page.wait_for_selector("h1:has-text('Sign in')")
+
+
+def wait_for_images(page, timeout: float = 20) -> None:
+    """Every image of the page loaded (they come from permission-checked views). Polled from here:
+    wait_for_function would evaluate a string inside the page, which its CSP rightly forbids."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    check = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
+    while not page.evaluate(check):
+        assert time.monotonic() < deadline, "images did not load"
+        time.sleep(0.1)
 
 
 def assert_accessible(page, name: str) -> None:
@@ -153,3 +176,61 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     assert_accessible(page, "profile")
     wait_for_images(page)
     page.screenshot(path=SCREENSHOTS / "profile.png", full_page=True)
+
+    sign_out(page)
+
+    # The agency admin invites an officer; the officer joins with a password and a new second factor,
+    # and searches.
+    sign_in_with_totp(page, live_server.url, "demo-admin", demo_with_worker["demo-admin"])
+    page.click("nav >> text=Seats")
+    page.wait_for_selector("h1:has-text('Seats of Demo Police Department')")
+    assert "3 of 10 seats in use" in page.inner_text("body")
+    page.fill("#id_email", "new.officer@demo.example")
+    page.select_option("#id_role", "officer")
+    page.click("button:has-text('Send the invitation')")
+    page.wait_for_selector("text=Invitation sent to new.officer@demo.example")
+    assert "4 of 10 seats in use" in page.inner_text("body")
+    assert_accessible(page, "seats")
+    wait_for_images(page)
+    page.screenshot(path=SCREENSHOTS / "seats.png", full_page=True)
+    sign_out(page)
+
+    from django.core import mail
+
+    link = re.search(r"(http://\S+/accounts/invitations/\S+/)", mail.outbox[-1].body).group(1)
+    page.goto(link)
+    page.fill("#id_username", "new-officer")
+    page.fill("#id_password", "a-fresh-officer-password")
+    page.fill("#id_password_again", "a-fresh-officer-password")
+    page.click("button:has-text('Create my account')")
+    page.wait_for_selector("h1:has-text('Set up your second factor')")
+    wait_for_images(page)  # the QR code
+    assert_accessible(page, "enrol")
+    page.screenshot(path=SCREENSHOTS / "second-factor.png", full_page=True)
+    secret = page.inner_text(".secret").strip()
+    page.fill("#id_code", totp_now(secret))
+    page.click("button:has-text('Confirm and sign in')")
+    page.wait_for_selector("h1:has-text('Your backup codes')")
+    assert page.locator(".codes li").count() == 10
+    page.click("text=Continue")
+    page.wait_for_selector("h1:has-text('Dashboard')")
+    page.click("text=Open a case >> nth=0")
+    page.fill("#id_number", "2026-0413")
+    page.fill("#id_title", "Second case")
+    page.click("button:has-text('Open the case')")
+    page.wait_for_selector("h1:has-text('2026-0413')")
+    page.set_input_files("input[type=file]", str(faces_dir() / "img17.jpg"))
+    with page.expect_navigation(url=re.compile(r"/searches/[0-9a-f-]+/$")):
+        page.click("button:has-text('Search')")
+    page.wait_for_selector("[data-job-status][data-finished=true]", timeout=90_000)
+    assert page.locator(".candidate").first.locator("h3").text_content().strip() == "Person P06"
+    case_url = page.url
+    sign_out(page)
+
+    # The second agency on the deployment sees none of it.
+    sign_in_with_totp(page, live_server.url, "south-officer", demo_with_worker["south-officer"])
+    assert "No open case yet" in page.inner_text("body")
+    assert "2026-04" not in page.inner_text("body")
+    response = page.goto(case_url)
+    assert response.status == 404
+    assert "Not found" in page.inner_text("h1")

@@ -13,6 +13,9 @@ from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_c
 
 DEMO_AGENCY = "demo"
 DEMO_USERS = [("demo-admin", Role.AGENCY_ADMIN), ("demo-supervisor", Role.SUPERVISOR), ("demo-officer", Role.OFFICER)]
+# A second agency on the same deployment: its users see nothing of the first agency's data.
+OTHER_AGENCY = "demo-south"
+OTHER_USERS = [("south-admin", Role.AGENCY_ADMIN), ("south-officer", Role.OFFICER)]
 DEMO_GALLERY = "Demo booking photos"
 
 
@@ -22,25 +25,31 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         logins_file = settings.DEMO_LOGINS_FILE
         logins = json.loads(logins_file.read_text()) if logins_file.exists() else {}
-        agency = Agency.objects.filter(slug=DEMO_AGENCY).first() or agency_create(
-            slug=DEMO_AGENCY, name="Demo Police Department", seats=10)
-        for username, role in DEMO_USERS:
+        agency = self._agency_with_users(DEMO_AGENCY, "Demo Police Department", DEMO_USERS, logins)
+        self._agency_with_users(OTHER_AGENCY, "Southern Demo Constabulary", OTHER_USERS, logins)
+        logins_file.write_text(json.dumps(logins, indent=2))
+        logins_file.chmod(0o600)
+        self._seed_gallery(agency)
+        self.stdout.write(f"\nDemo logins (passwords, authenticator keys and backup codes in {logins_file}):")
+        for username, role in DEMO_USERS + OTHER_USERS:
+            login = logins.get(username) or {}
+            if isinstance(login, str):  # the file of an earlier version held the password alone
+                login = {"password": login}
+            codes = login.get("backup_codes") or []
+            self.stdout.write(f"  {role.label:<14} {username:<16} password {login.get('password', '(see the file)')}"
+                              f"   backup code {codes[0] if codes else '(enrol at first sign-in)'}")
+        self.stdout.write("Second factor: add the authenticator key to an app, or use a backup code (each works once).")
+
+    def _agency_with_users(self, slug: str, name: str, users: list, logins: dict) -> Agency:
+        agency = Agency.objects.filter(slug=slug).first() or agency_create(slug=slug, name=name, seats=10)
+        for username, role in users:
             if not User.objects.filter(username=username).exists():
                 password = secrets.token_urlsafe(12)
                 created = user_create_with_second_factor(username=username, password=password, role=role,
                                                          agency=agency)
                 logins[username] = {"password": password, "totp_secret": created.totp_secret,
                                     "backup_codes": created.backup_codes}
-        logins_file.write_text(json.dumps(logins, indent=2))
-        logins_file.chmod(0o600)
-        self._seed_gallery(agency)
-        self.stdout.write(f"\nDemo logins (passwords, authenticator keys and backup codes in {logins_file}):")
-        for username, role in DEMO_USERS:
-            login = logins.get(username) or {}
-            codes = login.get("backup_codes") or []
-            self.stdout.write(f"  {role.label:<14} {username:<16} password {login.get('password', '(see the file)')}"
-                              f"   backup code {codes[0] if codes else '(enrol at first sign-in)'}")
-        self.stdout.write("Second factor: add the authenticator key to an app, or use a backup code (each works once).")
+        return agency
 
     def _seed_gallery(self, agency: Agency) -> None:
         pairs = settings.FACES_DIR / "pairs"

@@ -3,7 +3,7 @@ from django.contrib.auth.admin import UserAdmin
 
 from django import forms
 
-from accounts.models import Agency, Invitation, SecurityEvent, User
+from accounts.models import Agency, Invitation, User
 from accounts.services import agency_set_seats, seats_used
 
 
@@ -38,22 +38,6 @@ class AgencyAdmin(admin.ModelAdmin):
         agency_set_seats(agency=obj, seats=obj.seats, licence_until=obj.licence_until,
                          clear_licence=obj.licence_until is None, actor=request.user)
         Agency.objects.filter(pk=obj.pk).update(name=obj.name, slug=obj.slug)
-
-
-@admin.register(SecurityEvent)
-class SecurityEventAdmin(admin.ModelAdmin):
-    list_display = ("at", "action", "username", "actor", "agency", "ip_address", "detail")
-    list_filter = ("action", "agency")
-    search_fields = ("username", "detail", "ip_address")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(Invitation)

@@ -60,44 +60,6 @@ class User(AbstractUser):
         return self.agency_id is not None
 
 
-class SecurityEvent(models.Model):
-    """Who did what, when and from where, for sign-ins and account changes."""
-
-    class Action(models.TextChoices):
-        SIGN_IN = "sign_in", "Signed in"
-        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
-        SECOND_FACTOR_FAILED = "second_factor_failed", "Second factor failed"
-        LOCKED_OUT = "locked_out", "Locked out"
-        UNLOCKED = "unlocked", "Unlocked"
-        SIGN_OUT = "sign_out", "Signed out"
-        SIGN_OUT_EVERYWHERE = "sign_out_everywhere", "Signed out everywhere"
-        SESSION_EXPIRED = "session_expired", "Session expired"
-        SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second factor enrolled"
-        USER_CREATED = "user_created", "User created"
-        USER_DEACTIVATED = "user_deactivated", "User deactivated"
-        USER_REACTIVATED = "user_reactivated", "User reactivated"
-        ROLE_CHANGED = "role_changed", "Role changed"
-        SEATS_CHANGED = "seats_changed", "Seats changed"
-        INVITATION_SENT = "invitation_sent", "Invitation sent"
-        INVITATION_ACCEPTED = "invitation_accepted", "Invitation accepted"
-        INVITATION_REVOKED = "invitation_revoked", "Invitation revoked"
-        PASSWORD_RESET_REQUESTED = "password_reset_requested", "Password reset requested"
-        PASSWORD_RESET = "password_reset", "Password reset"
-        RATE_LIMITED = "rate_limited", "Rate limited"
-
-    at = models.DateTimeField(db_index=True)
-    action = models.CharField(max_length=30, choices=Action.choices)
-    actor = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    subject_user = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    username = models.CharField(max_length=150, blank=True, db_index=True, help_text="As typed at sign-in")
-    agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
-    ip_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
-    detail = models.CharField(max_length=300, blank=True)
-
-    class Meta:
-        ordering = ["-at"]
-
-
 class Invitation(models.Model):
     """A single-use link by which an agency admin brings a new user in; it holds a seat while pending."""
 

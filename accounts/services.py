@@ -16,7 +16,9 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Invitation, Role, SecurityEvent, User
+from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Invitation, Role, User
+from portal.audit import audit_record
+from portal.models import AuditEntry
 
 # Platform staff run the deployment in Django's admin: agencies, users and gallery sharing, and the
 # state of search jobs. They see no probe, face or candidate.
@@ -35,12 +37,12 @@ class AccountError(ValueError):
 
 def security_event_record(*, action: str, actor: User | None = None, subject_user: User | None = None,
                           username: str = "", agency: Agency | None = None, ip_address: str | None = None,
-                          detail: str = "") -> SecurityEvent:
+                          detail: str = "") -> AuditEntry:
+    """An account or sign-in event, in the audit log; `username` is whose lock or limit it counts toward."""
     subject = subject_user or actor
-    return SecurityEvent.objects.create(
-        at=timezone.now(), action=action, actor=actor, subject_user=subject_user,
-        username=username or (subject.username if subject else ""),
-        agency=agency or (subject.agency if subject else None), ip_address=ip_address, detail=detail[:300])
+    return audit_record(action=action, actor=actor, target=subject_user, ip_address=ip_address, detail=detail,
+                        username=username or (subject.username if subject else ""),
+                        agency=agency or (subject.agency if subject else None))
 
 
 # --- Agencies and seats -----------------------------------------------------------------------
@@ -86,7 +88,7 @@ def agency_set_seats(*, agency: Agency, seats: int, licence_until: date | None =
     if licence_until is not None or clear_licence:
         agency.licence_until = licence_until
     agency.save(update_fields=["seats", "licence_until"])
-    security_event_record(action=SecurityEvent.Action.SEATS_CHANGED, actor=actor, agency=agency,
+    security_event_record(action=AuditEntry.Action.SEATS_CHANGED, actor=actor, agency=agency,
                           username=actor.username if actor else "",
                           detail=f"seats {before[0]} → {seats}; licence until {before[1]} → {agency.licence_until}")
     return agency
@@ -141,7 +143,7 @@ def user_create_with_second_factor(*, username: str, password: str, role: str, a
     if role == Role.PLATFORM_STAFF:
         user.user_permissions.set(Permission.objects.filter(
             content_type__app_label__in=["accounts", "search"], codename__in=PLATFORM_STAFF_PERMISSIONS))
-    security_event_record(action=SecurityEvent.Action.USER_CREATED, actor=actor, subject_user=user,
+    security_event_record(action=AuditEntry.Action.USER_CREATED, actor=actor, subject_user=user,
                           detail=f"role {role}")
     if preenrol is None:
         preenrol = settings.OTP_PREENROL
@@ -168,7 +170,7 @@ def user_deactivate(*, actor: User, user: User, ip_address: str | None = None) -
     if user.role == Role.AGENCY_ADMIN and user.is_active and _active_admins(user.agency_id) <= 1:
         raise AccountError("The last agency admin cannot be deactivated: make another user agency admin first.")
     User.objects.filter(pk=user.pk).update(is_active=False, session_generation=F("session_generation") + 1)
-    security_event_record(action=SecurityEvent.Action.USER_DEACTIVATED, actor=actor, subject_user=user,
+    security_event_record(action=AuditEntry.Action.USER_DEACTIVATED, actor=actor, subject_user=user,
                           ip_address=ip_address)
     user.refresh_from_db()
     return user
@@ -181,7 +183,7 @@ def user_reactivate(*, actor: User, user: User, ip_address: str | None = None) -
         return user
     _lock_agency_with_free_seat(user.agency)
     User.objects.filter(pk=user.pk).update(is_active=True)
-    security_event_record(action=SecurityEvent.Action.USER_REACTIVATED, actor=actor, subject_user=user,
+    security_event_record(action=AuditEntry.Action.USER_REACTIVATED, actor=actor, subject_user=user,
                           ip_address=ip_address)
     user.refresh_from_db()
     return user
@@ -198,7 +200,7 @@ def user_change_role(*, actor: User, user: User, role: str, ip_address: str | No
         raise AccountError("The last agency admin cannot be demoted: make another user agency admin first.")
     before = user.role
     User.objects.filter(pk=user.pk).update(role=role)
-    security_event_record(action=SecurityEvent.Action.ROLE_CHANGED, actor=actor, subject_user=user,
+    security_event_record(action=AuditEntry.Action.ROLE_CHANGED, actor=actor, subject_user=user,
                           ip_address=ip_address, detail=f"{before} → {role}")
     user.refresh_from_db()
     return user
@@ -206,7 +208,7 @@ def user_change_role(*, actor: User, user: User, role: str, ip_address: str | No
 
 def user_sign_out_everywhere(*, user: User, ip_address: str | None = None) -> None:
     User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
-    security_event_record(action=SecurityEvent.Action.SIGN_OUT_EVERYWHERE, actor=user, ip_address=ip_address)
+    security_event_record(action=AuditEntry.Action.SIGN_OUT_EVERYWHERE, actor=user, ip_address=ip_address)
 
 
 # --- Second factor ----------------------------------------------------------------------------
@@ -238,7 +240,7 @@ def second_factor_enrolment_confirm(*, device: TOTPDevice, token: str) -> list[s
     TOTPDevice.objects.filter(user=device.user, confirmed=True).exclude(pk=device.pk).delete()
     device.confirmed = True
     device.save(update_fields=["confirmed"])
-    security_event_record(action=SecurityEvent.Action.SECOND_FACTOR_ENROLLED, actor=device.user)
+    security_event_record(action=AuditEntry.Action.SECOND_FACTOR_ENROLLED, actor=device.user)
     return backup_codes_create(user=device.user)
 
 
@@ -257,17 +259,17 @@ def sign_in_locked_until(*, username: str, ip_address: str | None, now: datetime
     ends = []
     # A user's lock is lifted by an unlock or a successful sign-in; an address's by time, or by an
     # unlock of a user whose failures came from it.
-    keys = (("username__iexact", username, [SecurityEvent.Action.UNLOCKED, SecurityEvent.Action.SIGN_IN]),
-            ("ip_address", ip_address, [SecurityEvent.Action.UNLOCKED]))
+    keys = (("username__iexact", username, [AuditEntry.Action.UNLOCKED, AuditEntry.Action.SIGN_IN]),
+            ("ip_address", ip_address, [AuditEntry.Action.UNLOCKED]))
     for key, value, resetting_actions in keys:
         if not value:
             continue
         since = now - lock - window
-        reset = (SecurityEvent.objects.filter(**{key: value}, at__gte=since, action__in=resetting_actions)
+        reset = (AuditEntry.objects.filter(**{key: value}, at__gte=since, action__in=resetting_actions)
                  .order_by("-at").values_list("at", flat=True).first())
-        failures = list(SecurityEvent.objects.filter(
+        failures = list(AuditEntry.objects.filter(
             **{key: value}, at__gte=max(since, reset) if reset else since, at__lte=now,
-            action__in=[SecurityEvent.Action.SIGN_IN_FAILED, SecurityEvent.Action.SECOND_FACTOR_FAILED])
+            action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED])
             .order_by("at").values_list("at", flat=True))
         for i in range(len(failures) - limit + 1):
             if failures[i + limit - 1] - failures[i] <= window and failures[i + limit - 1] + lock > now:
@@ -280,14 +282,14 @@ def sign_in_unlock(*, actor: User, user: User, ip_address: str | None = None) ->
     """Lift the lock of a user, and of the addresses the user's recent failures came from."""
     _require_same_agency_admin(actor, user)
     since = timezone.now() - timedelta(minutes=settings.SIGN_IN_LOCK_MINUTES + settings.SIGN_IN_FAILURE_WINDOW_MINUTES)
-    addresses = set(SecurityEvent.objects.filter(
+    addresses = set(AuditEntry.objects.filter(
         username__iexact=user.username, at__gte=since, ip_address__isnull=False,
-        action__in=[SecurityEvent.Action.SIGN_IN_FAILED, SecurityEvent.Action.SECOND_FACTOR_FAILED])
+        action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED])
         .values_list("ip_address", flat=True))
     by = f"unlocked by {actor.username}" + (f" from {ip_address}" if ip_address else "")
     for address in sorted(addresses) or [None]:
         # The event's address is the one freed; who unlocked, and from where, is in the detail.
-        security_event_record(action=SecurityEvent.Action.UNLOCKED, actor=actor, subject_user=user,
+        security_event_record(action=AuditEntry.Action.UNLOCKED, actor=actor, subject_user=user,
                               username=user.username, ip_address=address, detail=by)
 
 
@@ -314,7 +316,7 @@ def invitation_create(*, actor: User, email: str, role: str, ip_address: str | N
     invitation = Invitation.objects.create(
         agency=agency, email=email, role=role, token_hash=_token_hash(token), invited_by=actor, created_at=now,
         expires_at=now + timedelta(hours=settings.INVITATION_VALID_HOURS))
-    security_event_record(action=SecurityEvent.Action.INVITATION_SENT, actor=actor, ip_address=ip_address,
+    security_event_record(action=AuditEntry.Action.INVITATION_SENT, actor=actor, ip_address=ip_address,
                           detail=f"{email} as {role}")
     return invitation, token
 
@@ -345,7 +347,7 @@ def invitation_accept(*, token: str, username: str, password: str, ip_address: s
                                              agency=invitation.agency, email=invitation.email,
                                              actor=invitation.invited_by, preenrol=False, invitation=invitation)
     Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_user=created.user)
-    security_event_record(action=SecurityEvent.Action.INVITATION_ACCEPTED, actor=created.user,
+    security_event_record(action=AuditEntry.Action.INVITATION_ACCEPTED, actor=created.user,
                           ip_address=ip_address, detail=invitation.email)
     return created.user
 
@@ -355,7 +357,7 @@ def invitation_revoke(*, actor: User, invitation: Invitation, ip_address: str | 
     if actor.role != Role.AGENCY_ADMIN or actor.agency_id != invitation.agency_id:
         raise AccountError("Only an agency admin of the same agency can withdraw this invitation.")
     Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
-    security_event_record(action=SecurityEvent.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address,
+    security_event_record(action=AuditEntry.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address,
                           detail=invitation.email)
 
 
@@ -370,5 +372,5 @@ def rate_limited(*, ip_address: str | None, actions: list[str], per_minute: int,
     if not ip_address:
         return False
     now = now or timezone.now()
-    return SecurityEvent.objects.filter(ip_address=ip_address, action__in=actions,
+    return AuditEntry.objects.filter(ip_address=ip_address, action__in=actions,
                                         at__gt=now - timedelta(minutes=1), at__lte=now).count() >= per_minute

@@ -24,7 +24,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors, services
 from accounts.forms import AcceptInvitationForm, InvitationForm, RoleForm, SecondFactorForm, SignInForm
-from accounts.models import Role, SecurityEvent, User
+from accounts.models import Role, User
+from portal.models import AuditEntry
 
 NEXT_KEY = "sign_in_next"
 
@@ -51,7 +52,7 @@ def _record_failure(request, action: str, username: str, user: User | None = Non
                                    agency=user.agency if user else None)
     until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
     if until:
-        services.security_event_record(action=SecurityEvent.Action.LOCKED_OUT, actor=user, username=username,
+        services.security_event_record(action=AuditEntry.Action.LOCKED_OUT, actor=user, username=username,
                                        ip_address=client_ip(request), agency=user.agency if user else None)
         return _locked_message(until)
     return None
@@ -73,10 +74,10 @@ def sign_in(request):
         if until:
             error = _locked_message(until)
         elif user is None:
-            error = (_record_failure(request, SecurityEvent.Action.SIGN_IN_FAILED, username)
+            error = (_record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, username)
                      or "The username or password is not right. Both are case-sensitive.")
         elif services.licence_ended(user.agency):
-            services.security_event_record(action=SecurityEvent.Action.SIGN_IN_FAILED, actor=user,
+            services.security_event_record(action=AuditEntry.Action.SIGN_IN_FAILED, actor=user,
                                            ip_address=client_ip(request), detail="licence ended")
             error = (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
                      "is kept; sign-in resumes when the licence is renewed.")
@@ -93,12 +94,12 @@ def sign_in(request):
 def _sign_ins_rate_limited(request) -> bool:
     from django.conf import settings
 
-    attempts = [SecurityEvent.Action.SIGN_IN, SecurityEvent.Action.SIGN_IN_FAILED,
-                SecurityEvent.Action.SECOND_FACTOR_FAILED, SecurityEvent.Action.LOCKED_OUT]
+    attempts = [AuditEntry.Action.SIGN_IN, AuditEntry.Action.SIGN_IN_FAILED,
+                AuditEntry.Action.SECOND_FACTOR_FAILED, AuditEntry.Action.LOCKED_OUT]
     if not services.rate_limited(ip_address=client_ip(request), actions=attempts,
                                  per_minute=settings.SIGN_INS_PER_MINUTE):
         return False
-    services.security_event_record(action=SecurityEvent.Action.RATE_LIMITED, ip_address=client_ip(request),
+    services.security_event_record(action=AuditEntry.Action.RATE_LIMITED, ip_address=client_ip(request),
                                    detail=f"sign-in: {request.POST.get('username', '')[:100]}")
     return True
 
@@ -130,11 +131,11 @@ def second_factor(request):
         if until:
             error = _locked_message(until)
         elif device is None:
-            error = (_record_failure(request, SecurityEvent.Action.SECOND_FACTOR_FAILED, user.username, user)
+            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
                      or "That code is not right, or was already used. Codes change every 30 seconds.")
         else:
             otp_login(request, device)
-            services.security_event_record(action=SecurityEvent.Action.SIGN_IN, actor=user,
+            services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
                                            ip_address=client_ip(request),
                                            detail="backup code" if isinstance(device, StaticDevice) else "TOTP")
             return redirect(request.session.pop(NEXT_KEY, "/"))
@@ -166,12 +167,12 @@ def enrol(request):
     if request.method == "POST" and form.is_valid():
         codes = services.second_factor_enrolment_confirm(device=device, token=form.cleaned_data["code"])
         if codes is None:
-            error = (_record_failure(request, SecurityEvent.Action.SECOND_FACTOR_FAILED, user.username, user)
+            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
                      or "That code is not right. Check the time on your phone and try the next code.")
         else:
             device.refresh_from_db()
             otp_login(request, device)
-            services.security_event_record(action=SecurityEvent.Action.SIGN_IN, actor=user,
+            services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
                                            ip_address=client_ip(request), detail="TOTP (enrolment)")
             return render(request, "accounts/backup_codes.html",
                           {"codes": codes, "next": request.session.pop(NEXT_KEY, "/")})
@@ -197,7 +198,7 @@ def enrol_qr(request):
 @require_POST
 def sign_out(request):
     if request.user.is_authenticated:
-        services.security_event_record(action=SecurityEvent.Action.SIGN_OUT, actor=request.user,
+        services.security_event_record(action=AuditEntry.Action.SIGN_OUT, actor=request.user,
                                        ip_address=client_ip(request))
     logout(request)
     messages.info(request, "You are signed out.")
@@ -366,13 +367,13 @@ class PasswordResetView(auth_views.PasswordResetView):
         from django.conf import settings
 
         if services.rate_limited(ip_address=client_ip(request), per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
-                                 actions=[SecurityEvent.Action.PASSWORD_RESET_REQUESTED]):
+                                 actions=[AuditEntry.Action.PASSWORD_RESET_REQUESTED]):
             form = self.get_form()
             form.is_valid()
             form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
             return self.render_to_response(self.get_context_data(form=form), status=429)
         # Recorded whether or not the address has an account; the page never says which.
-        services.security_event_record(action=SecurityEvent.Action.PASSWORD_RESET_REQUESTED,
+        services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET_REQUESTED,
                                        ip_address=client_ip(request), detail=request.POST.get("email", "")[:200])
         return super().post(request, *args, **kwargs)
 
@@ -385,6 +386,6 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form):
         response = super().form_valid(form)
         services.user_sign_out_everywhere(user=form.user, ip_address=client_ip(self.request))
-        services.security_event_record(action=SecurityEvent.Action.PASSWORD_RESET, actor=form.user,
+        services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET, actor=form.user,
                                        ip_address=client_ip(self.request))
         return response

@@ -9,7 +9,8 @@ from django.test import TestCase
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Invitation, SecurityEvent, User
+from accounts.models import Invitation, User
+from portal.models import AuditEntry
 from accounts.services import AccountError, agency_set_seats, invitation_create, seats_used
 from tests.base import PASSWORD, AgencyFixtureMixin, sign_in
 
@@ -40,7 +41,7 @@ class InvitationTests(AgencyFixtureMixin, TestCase):
         user = User.objects.get(username="newcomer")
         self.assertEqual((user.agency, user.role, user.email), (self.north, "officer", "newcomer@north.example"))
         self.assertEqual(seats_used(self.north), 4)  # the user now holds the invitation's seat
-        self.assertTrue(SecurityEvent.objects.filter(action="invitation_accepted", actor=user).exists())
+        self.assertTrue(AuditEntry.objects.filter(action="invitation_accepted", actor=user).exists())
 
     def test_a_used_link_is_refused(self):
         self.invite()

@@ -6,7 +6,7 @@ from django.core import mail
 from django.test import TestCase, override_settings
 from django.urls import reverse
 
-from accounts.models import SecurityEvent
+from portal.models import AuditEntry
 from tests.base import PASSWORD, AgencyFixtureMixin, sign_in
 
 NEW_PASSWORD = "a-brand-new-password-2"
@@ -35,7 +35,7 @@ class PasswordResetTests(AgencyFixtureMixin, TestCase):
         response = self.client.post(reverse("accounts:login"), {"username": "alice", "password": NEW_PASSWORD})
         self.assertRedirects(response, reverse("accounts:second-factor"))  # not signed in yet: second factor first
         self.assertEqual(self.client.get(reverse("portal:dashboard")).status_code, 302)
-        self.assertTrue(SecurityEvent.objects.filter(action="password_reset", actor=self.alice).exists())
+        self.assertTrue(AuditEntry.objects.filter(action="password_reset", actor=self.alice).exists())
 
     def test_an_unknown_address_gets_the_same_answer_and_no_mail(self):
         self.assertRedirects(self.request_link("nobody@nowhere.example"), reverse("accounts:password-reset-done"))
@@ -61,4 +61,4 @@ class SignInRateLimitTests(AgencyFixtureMixin, TestCase):
             self.client.post(reverse("accounts:login"), {"username": name, "password": "x" * 12})
         response = self.client.post(reverse("accounts:login"), {"username": "alice", "password": PASSWORD})
         self.assertContains(response, "Too many sign-in attempts", status_code=429)
-        self.assertTrue(SecurityEvent.objects.filter(action="rate_limited").exists())
+        self.assertTrue(AuditEntry.objects.filter(action="rate_limited").exists())

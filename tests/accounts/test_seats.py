@@ -7,7 +7,8 @@ from django.core.management import CommandError, call_command
 from django.test import TestCase
 from django.urls import reverse
 
-from accounts.models import Role, SecurityEvent, User
+from accounts.models import Role, User
+from portal.models import AuditEntry
 from accounts.services import (AccountError, agency_set_seats, seats_used, user_change_role, user_create,
                                user_deactivate, user_reactivate)
 from tests.base import PASSWORD, AgencyFixtureMixin, sign_in
@@ -38,7 +39,7 @@ class SeatRuleTests(AgencyFixtureMixin, TestCase):
             user_reactivate(actor=self.erin, user=self.alice)
         self.alice.refresh_from_db()
         self.assertFalse(self.alice.is_active)
-        self.assertTrue(SecurityEvent.objects.filter(action="user_deactivated", subject_user=self.alice,
+        self.assertTrue(AuditEntry.objects.filter(action="user_deactivated", target_type="accounts.user", target_id=str(self.alice.id),
                                                      actor=self.erin).exists())
 
     def test_the_last_agency_admin_cannot_be_deactivated_or_demoted(self):

@@ -10,7 +10,7 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import SecurityEvent
+from portal.models import AuditEntry
 from accounts.services import agency_set_seats, user_create_with_second_factor, user_deactivate
 from tests.base import PASSWORD, AgencyFixtureMixin
 
@@ -54,13 +54,13 @@ class SignInTests(SignInTestCase):
         response = self.client.post(SECOND, {"code": current_code(self.device)})
         self.assertRedirects(response, "/", target_status_code=200)
         self.assertEqual(self.client.get(DASHBOARD).status_code, 200)
-        event = SecurityEvent.objects.filter(action="sign_in").get()
+        event = AuditEntry.objects.filter(action="sign_in").get()
         self.assertEqual((event.actor, event.ip_address, event.detail), (self.frank, "127.0.0.1", "TOTP"))
 
     def test_a_wrong_password_gets_a_clear_message_and_is_recorded(self):
         response = self.password_step(password="wrong password")
         self.assertContains(response, "The username or password is not right", status_code=400)
-        self.assertTrue(SecurityEvent.objects.filter(action="sign_in_failed", username="frank").exists())
+        self.assertTrue(AuditEntry.objects.filter(action="sign_in_failed", username="frank").exists())
 
     def test_a_new_session_id_at_sign_in(self):
         self.client.get(LOGIN)
@@ -140,7 +140,7 @@ class LockoutTests(SignInTestCase):
         self.fail(5)
         response = self.password_step()
         self.assertContains(response, "Too many failed sign-ins", status_code=400)
-        self.assertTrue(SecurityEvent.objects.filter(action="locked_out", username="frank").exists())
+        self.assertTrue(AuditEntry.objects.filter(action="locked_out", username="frank").exists())
 
     def test_four_failures_do_not_lock(self):
         self.fail(4)

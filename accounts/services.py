@@ -26,6 +26,7 @@ PLATFORM_STAFF_PERMISSIONS = [
     "add_agency", "change_agency", "view_agency",
     "add_user", "change_user", "view_user",
     "view_gallery", "change_gallery",
+    "add_offensecategory", "change_offensecategory", "view_offensecategory",
     "view_searchjob",
 ]
 BACKUP_CODE_COUNT = 10

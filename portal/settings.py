@@ -273,6 +273,13 @@ SEARCH_STALE_SECONDS = env_int("SEARCH_STALE_SECONDS", 30)
 SEARCH_SWEEP_SECONDS = env_int("SEARCH_SWEEP_SECONDS", 15)
 SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3)
 SEARCH_TIME_LIMIT_SECONDS = env_int("SEARCH_TIME_LIMIT_SECONDS", 120)
+# Every search states its purpose: an offense category and a justification of at least this length.
+SEARCH_JUSTIFICATION_MIN_CHARS = env_int("SEARCH_JUSTIFICATION_MIN_CHARS", 20)
+# Only the test suite supplies these, for tests that are not about purpose; production refuses them.
+SEARCH_DEFAULT_PURPOSE = os.environ.get("SEARCH_DEFAULT_PURPOSE", "")
+SEARCH_DEFAULT_JUSTIFICATION = os.environ.get("SEARCH_DEFAULT_JUSTIFICATION", "")
+if PRODUCTION and (SEARCH_DEFAULT_PURPOSE or SEARCH_DEFAULT_JUSTIFICATION):
+    raise ImproperlyConfigured("SEARCH_DEFAULT_PURPOSE / SEARCH_DEFAULT_JUSTIFICATION are for tests only")
 # Crash drills only: a pause inside the task, so a test can kill a worker mid-job.
 SEARCH_DRILL_PAUSE_SECONDS = env_float("SEARCH_DRILL_PAUSE_SECONDS", 0.0)
 

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from search.models import Candidate, FaceImage, Gallery, Probe, ProbeFace, Profile, SearchJob
+from search.models import Candidate, FaceImage, Gallery, OffenseCategory, Probe, ProbeFace, Profile, SearchJob
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -56,3 +56,14 @@ class SearchJobAdmin(ReadOnlyAdmin):
 @admin.register(Candidate)
 class CandidateAdmin(ReadOnlyAdmin):
     list_display = ("job", "probe_face", "rank", "profile", "distance")
+
+
+@admin.register(OffenseCategory)
+class OffenseCategoryAdmin(admin.ModelAdmin):
+    """Platform staff maintain the list; a category in use is retired (inactive), not deleted."""
+
+    list_display = ("name", "is_active", "is_missing_person")
+    list_filter = ("is_active",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -8,6 +8,21 @@ from pgvector.django import HnswIndex, VectorField
 DESCRIPTOR_DIMENSIONS = 128
 
 
+class OffenseCategory(models.Model):
+    """The stated purpose of a search; a fixed list that platform staff maintain."""
+
+    name = models.CharField(max_length=100, unique=True)
+    is_active = models.BooleanField(default=True)
+    is_missing_person = models.BooleanField(default=False, help_text="Searches for a missing person")
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name_plural = "offense categories"
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Gallery(models.Model):
     """An agency's own lawful records of faces, searched by that agency and those it shares with."""
 
@@ -143,7 +158,7 @@ class SearchJob(models.Model):
     engine = models.CharField(max_length=40)
     threshold = models.FloatField()
     top_k = models.PositiveSmallIntegerField(default=10)
-    purpose = models.CharField(max_length=100, blank=True)
+    offense_category = models.ForeignKey(OffenseCategory, null=True, on_delete=models.PROTECT, related_name="+")
     justification = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -11,6 +11,8 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
+from portal.audit import audit_record
+from portal.models import AuditEntry
 from search import index, selectors
 from search.faces import get_engine
 from search.facework import PhotoFaces, timed
@@ -114,7 +116,7 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
 
 def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:
     with transaction.atomic():
-        current = SearchJob.objects.select_for_update().get(pk=job.id)
+        current = SearchJob.objects.select_for_update().select_related("started_by").get(pk=job.id)
         if current.status != SearchJob.Status.RUNNING or current.attempts != attempt:
             return  # another worker took the job over; its results stand
         # One candidate set per job: a re-run replaces what an interrupted run wrote.
@@ -133,9 +135,21 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
         SearchJob.objects.filter(pk=job.id).update(
             status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE, finished_at=timezone.now(),
             stage_ms=timings, error="")
+        # Recorded also when nothing was found: searches that found no one are audited too.
+        audit_record(action=AuditEntry.Action.SEARCH_RESULTS, actor=current.started_by, case=job.probe.case,
+                     target=current, detail=f"{len(candidates)} candidates for {len(results)} faces",
+                     data={"candidate_ids": [c.id for c in candidates],
+                           "profile_ids": [c.profile_id for c in candidates],
+                           "likely": sum(c.distance <= current.threshold for c in candidates),
+                           "faces": len(results)})
 
 
 def _finish_failed(job_id: int, attempt: int, reason: str, timings: dict) -> None:
-    SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
-        status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=timezone.now(),
-        error=reason, stage_ms=timings)
+    with transaction.atomic():
+        updated = SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
+            status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=timezone.now(),
+            error=reason, stage_ms=timings)
+        if updated:
+            job = SearchJob.objects.select_related("started_by", "probe__case").get(pk=job_id)
+            audit_record(action=AuditEntry.Action.SEARCH_FAILED, actor=job.started_by, case=job.probe.case,
+                         target=job, detail=reason)

@@ -19,7 +19,9 @@ from portal.models import Case
 from search.faces import get_engine
 from search.facework import PhotoFaces
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
-from search.models import FaceImage, Gallery, Probe, Profile, SearchJob
+from portal.audit import audit_record
+from portal.models import AuditEntry
+from search.models import FaceImage, Gallery, OffenseCategory, Probe, Profile, SearchJob
 
 logger = logging.getLogger(__name__)
 
@@ -113,13 +115,34 @@ def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
 
 # --- Probes and search jobs -------------------------------------------------------------------
 
+def search_purpose_check(*, purpose: str, justification: str) -> tuple[OffenseCategory, str]:
+    """The stated purpose of a search: an active offense category and a justification long enough."""
+    purpose = (purpose or settings.SEARCH_DEFAULT_PURPOSE).strip()
+    justification = (justification or settings.SEARCH_DEFAULT_JUSTIFICATION).strip()
+    category = OffenseCategory.objects.filter(name__iexact=purpose, is_active=True).first()
+    if category is None:
+        names = ", ".join(OffenseCategory.objects.filter(is_active=True).values_list("name", flat=True))
+        if not purpose:
+            raise SearchRefused(f"State the purpose of the search: an offense category ({names}).")
+        raise SearchRefused(f"Unknown offense category {purpose!r}; choose one of: {names}.")
+    if len(justification) < settings.SEARCH_JUSTIFICATION_MIN_CHARS:
+        raise SearchRefused(f"Justify the search in at least {settings.SEARCH_JUSTIFICATION_MIN_CHARS} characters: "
+                            "why is it needed for this case?")
+    return category, justification
+
+
 def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: str = "",
-                 top_k: int | None = None, purpose: str = "", justification: str = "") -> SearchJob:
-    """Check and store a probe photo and queue its search; raises PhotoRejected or SearchRefused."""
+                 top_k: int | None = None, purpose: str = "", justification: str = "",
+                 ip_address: str | None = None) -> SearchJob:
+    """Check and store a probe photo and queue its search; raises PhotoRejected or SearchRefused.
+
+    A search needs an open case of the uploader's agency, an offense category and a justification.
+    """
     if uploaded_by.agency_id is None or case.agency_id != uploaded_by.agency_id:
         raise SearchRefused("You can only search inside a case of your own agency.")
     if case.status != Case.Status.OPEN:
         raise SearchRefused(f"Case {case.number} is closed; reopen it to search.")
+    category, justification = search_purpose_check(purpose=purpose, justification=justification)
     recent = SearchJob.objects.filter(started_by=uploaded_by,
                                       created_at__gte=timezone.now() - timedelta(minutes=1)).count()
     if recent >= settings.UPLOADS_PER_MINUTE:
@@ -142,8 +165,13 @@ def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: s
             )
             job = SearchJob.objects.create(
                 agency_id=case.agency_id, probe=probe, started_by=uploaded_by, engine=engine.name,
-                threshold=engine.default_threshold, top_k=top_k, purpose=purpose, justification=justification,
+                threshold=engine.default_threshold, top_k=top_k, offense_category=category,
+                justification=justification,
             )
+            audit_record(action=AuditEntry.Action.SEARCH_STARTED, actor=uploaded_by, case=case, target=job,
+                         ip_address=ip_address, detail=f"{category.name}: {justification}",
+                         data={"purpose": category.name, "justification": justification,
+                               "probe_hash": photo.content_hash, "probe": str(probe.code), "job": str(job.code)})
             job_id = job.id
             # Enqueue only after commit, or the worker may look for a row it can't see yet.
             transaction.on_commit(lambda: search_job_enqueue(job_id))
@@ -165,13 +193,16 @@ def search_jobs_sweep(*, now=None) -> list[int]:
     stale_before = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
     requeued = []
     with transaction.atomic():
-        stale = (SearchJob.objects.select_for_update(skip_locked=True)
+        stale = (SearchJob.objects.select_for_update(skip_locked=True, of=("self",))
+                 .select_related("started_by", "probe__case")
                  .filter(status=SearchJob.Status.RUNNING, heartbeat_at__lt=stale_before))
         for job in stale:
             if job.attempts >= settings.SEARCH_MAX_ATTEMPTS:
+                reason = f"The search was interrupted {job.attempts} times (its worker stopped); it was given up."
                 SearchJob.objects.filter(pk=job.pk).update(
-                    status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=now,
-                    error=f"The search was interrupted {job.attempts} times (its worker stopped); it was given up.")
+                    status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=now, error=reason)
+                audit_record(action=AuditEntry.Action.SEARCH_FAILED, actor=job.started_by, target=job,
+                             case=job.probe.case, detail=reason)
             else:
                 SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.QUEUED,
                                                            stage=SearchJob.Stage.QUEUED)

@@ -39,8 +39,9 @@ def probe_upload(request, case_code):
                 continue
             try:
                 jobs.append(probe_submit(case=case, uploaded_by=request.user, data=upload.read(),
-                                         original_name=upload.name, purpose=form.cleaned_data["purpose"],
-                                         justification=form.cleaned_data["justification"]))
+                                         original_name=upload.name, purpose=form.cleaned_data["purpose"].name,
+                                         justification=form.cleaned_data["justification"],
+                                         ip_address=request.META.get("REMOTE_ADDR")))
             except (PhotoRejected, SearchRefused) as exc:
                 problems.append(f"{upload.name}: {exc}")
     if not jobs:

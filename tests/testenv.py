@@ -14,3 +14,6 @@ os.environ.setdefault("DEMO_LOGINS_FILE", os.path.join(tempfile.mkdtemp(prefix="
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # Persistent connections would outlive the live server's request threads and block dropping the test database.
 os.environ.setdefault("DATABASE_CONN_MAX_AGE", "0")
+# Tests that are not about a search's stated purpose get one; the tests about purpose clear these.
+os.environ.setdefault("SEARCH_DEFAULT_PURPOSE", "Robbery")
+os.environ.setdefault("SEARCH_DEFAULT_JUSTIFICATION", "Test search: the suspect of a robbery on CCTV")

@@ -78,3 +78,15 @@ def start_worker(transactional_db, clean_test_broker):
     for worker in workers:
         worker.stop()
 
+
+
+@pytest.fixture(autouse=True)
+def offense_categories(transactional_db):
+    """The categories a migration adds: a transactional test's flush removes them after each test."""
+    import importlib
+
+    from search.models import OffenseCategory
+
+    migration = importlib.import_module("search.migrations.0004_offense_categories")
+    for name in migration.CATEGORIES:
+        OffenseCategory.objects.get_or_create(name=name, defaults={"is_missing_person": name == "Missing person"})

@@ -131,7 +131,8 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
 
     page.set_input_files("input[type=file]", str(faces_dir() / PROBE))
     page.wait_for_selector(".previews img")
-    page.fill("#id_purpose", "robbery")
+    page.select_option("#id_purpose", "Robbery")
+    page.fill("#id_justification", "CCTV still of the robbery suspect at the central station")
     with page.expect_navigation(url=re.compile(r"/searches/[0-9a-f-]+/$")):
         page.click("button:has-text('Search')")
     page.evaluate("window.__notReloaded = true")
@@ -220,6 +221,8 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     page.click("button:has-text('Open the case')")
     page.wait_for_selector("h1:has-text('2026-0413')")
     page.set_input_files("input[type=file]", str(faces_dir() / "img17.jpg"))
+    page.select_option("#id_purpose", "Missing person")
+    page.fill("#id_justification", "Photo provided by the family of a missing adult")
     with page.expect_navigation(url=re.compile(r"/searches/[0-9a-f-]+/$")):
         page.click("button:has-text('Search')")
     page.wait_for_selector("[data-job-status][data-finished=true]", timeout=90_000)

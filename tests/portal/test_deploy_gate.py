@@ -9,7 +9,8 @@ from django.conf import settings
 
 
 def run_check(**env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in ("OTP_PREENROL", "DJANGO_DEBUG")}
+    test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
+    environment = {k: v for k, v in os.environ.items() if k not in test_only}
     environment.update(env)
     return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True, timeout=120)
@@ -43,3 +44,9 @@ def test_development_settings_fail_the_checklist():
     result = run_check()
     assert result.returncode != 0
     assert "security.W004" in result.stdout + result.stderr  # no HSTS outside production
+
+
+def test_production_refuses_default_search_purposes():
+    result = run_check(**PRODUCTION, SEARCH_DEFAULT_PURPOSE="Robbery")
+    assert result.returncode != 0
+    assert "for tests only" in result.stderr

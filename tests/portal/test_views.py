@@ -187,16 +187,24 @@ class UploadTests(PortalViewTestCase):
     def upload(self, *files, follow=False, **fields):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        payload = {"photos": [SimpleUploadedFile(name, data) for name, data in files], **fields}
+        payload = {"photos": [SimpleUploadedFile(name, data) for name, data in files], "purpose": "Robbery",
+                   "justification": "CCTV still of the robbery suspect at the station", **fields}
         with self.captureOnCommitCallbacks(execute=False):
             return self.client.post(reverse("search:probe-upload", args=[self.case.code]), payload, follow=follow)
 
     def test_one_photo_leads_to_its_search_page(self):
         self.sign_in(self.alice)
-        response = self.upload(("p.jpg", photo_bytes("img6.jpg")), purpose="robbery")
+        response = self.upload(("p.jpg", photo_bytes("img6.jpg")), purpose="Missing person")
         job = SearchJob.objects.exclude(pk=self.job.pk).get()
         self.assertRedirects(response, reverse("search:job-detail", args=[job.code]))
-        self.assertEqual(job.purpose, "robbery")
+        self.assertEqual(job.offense_category.name, "Missing person")
+
+    def test_the_purpose_and_a_real_justification_are_required(self):
+        self.sign_in(self.alice)
+        response = self.upload(("p.jpg", photo_bytes("img6.jpg")), purpose="", justification="because")
+        self.assertContains(response, "State the purpose of the search.", status_code=400)
+        self.assertContains(response, "Justify the search in at least 20 characters (you wrote 7).", status_code=400)
+        self.assertEqual(SearchJob.objects.count(), 1)
 
     def test_several_photos_become_several_searches(self):
         self.sign_in(self.alice)

@@ -12,7 +12,7 @@ from portal.services import CaseError, case_get_or_create
 from search import selectors
 from search.imaging import PhotoRejected
 from search.models import SearchJob
-from search.services import SearchRefused, probe_submit
+from search.services import SearchRefused, probe_submit, search_purpose_check
 from search.worker_control import TemporaryWorker, worker_consuming_search_queue
 
 
@@ -25,8 +25,8 @@ class Command(BaseCommand):
         parser.add_argument("--case", required=True, help="Case number (created if missing)")
         parser.add_argument("--user", required=True, help="Username of the searching officer")
         parser.add_argument("--top-k", type=int, default=None, help="Candidates per face (default 10)")
-        parser.add_argument("--purpose", default="", help="Offense category")
-        parser.add_argument("--justification", default="", help="Why this search is needed")
+        parser.add_argument("--purpose", default="", help="Offense category (required), e.g. Robbery")
+        parser.add_argument("--justification", default="", help="Why this search is needed (required, 20+ chars)")
         parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait for the result")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON (always on)")
 
@@ -41,6 +41,11 @@ class Command(BaseCommand):
         if not path.is_file():
             raise CommandError(f"{photo} is not a file.")
         data = path.read_bytes()[: settings.UPLOAD_MAX_BYTES + 1]
+        try:
+            search_purpose_check(purpose=options["purpose"], justification=options["justification"])
+        except SearchRefused as exc:
+            self._print({"job": None, "status": "failed", "error": str(exc), "faces": []})
+            raise SystemExit(1) from None
         try:
             case_obj = case_get_or_create(user=officer, number=case)
         except CaseError as exc:

@@ -50,6 +50,7 @@ def case_detail(request, code):
     return render(request, "portal/case_detail.html", {
         "case": case,
         "jobs": search_selectors.jobs_for_case(case=case),
+        "leads": search_selectors.confirmed_leads(case=case),
         "upload_form": ProbeUploadForm(),
     })
 

@@ -209,3 +209,34 @@ class Candidate(models.Model):
     def strength(self) -> tuple[str, str]:
         return similarity_strength(self.distance, self.job.threshold)
 
+
+
+class LeadReview(models.Model):
+    """The people's verdict on a candidate: an officer proposes, a second person (a supervisor) confirms.
+
+    A candidate becomes a confirmed lead only when a supervisor other than its proposer confirms it.
+    Even then it is a lead, not an identification.
+    """
+
+    class Status(models.TextChoices):
+        POSSIBLE_LEAD = "possible_lead", "Possible lead"
+        EXCLUDED = "excluded", "Excluded"
+        CONFIRMED = "confirmed", "Confirmed lead"
+        REJECTED = "rejected", "Rejected by the reviewer"
+
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="review")
+    status = models.CharField(max_length=20, choices=Status.choices)
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField()
+    proposal_note = models.TextField(blank=True)
+    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            # Nobody confirms their own proposal, whatever path the write takes.
+            models.CheckConstraint(condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=models.F("proposed_by")),
+                                   name="lead_reviewed_by_a_second_person"),
+        ]

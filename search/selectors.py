@@ -12,7 +12,7 @@ from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from search.models import Candidate, FaceImage, Gallery, Probe, ProbeFace, Profile, SearchJob
+from search.models import Candidate, FaceImage, Gallery, LeadReview, Probe, ProbeFace, Profile, SearchJob
 
 
 def galleries_searchable_by(*, agency_id: int) -> QuerySet[Gallery]:
@@ -26,7 +26,7 @@ def gallery_ids_searchable_by(*, agency_id: int, engine: str) -> list[int]:
 
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
     return (Candidate.objects.filter(job=job)
-            .select_related("probe_face", "profile", "profile__gallery", "face_image")
+            .select_related("probe_face", "profile", "profile__gallery", "face_image", "review")
             .order_by("probe_face__index", "rank"))
 
 
@@ -118,5 +118,14 @@ def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:
     job = job_get(user=user, code=job_code)
     return get_object_or_404(
-        Candidate.objects.select_related("job", "probe_face", "profile", "profile__gallery", "face_image"),
+        Candidate.objects.select_related("job", "job__probe__case", "probe_face", "profile", "profile__gallery",
+                                         "face_image", "review", "review__proposed_by", "review__reviewed_by"),
         job=job, probe_face__index=face_index, rank=rank)
+
+
+def confirmed_leads(*, case) -> QuerySet[LeadReview]:
+    return (LeadReview.objects.filter(status=LeadReview.Status.CONFIRMED, candidate__job__probe__case=case,
+                                      candidate__job__agency_id=case.agency_id)
+            .select_related("candidate", "candidate__job", "candidate__probe_face", "candidate__profile",
+                            "candidate__face_image", "proposed_by", "reviewed_by")
+            .order_by("-reviewed_at"))

@@ -15,10 +15,13 @@ from PIL import Image, ImageDraw, ImageFont
 from accounts.middleware import passive
 from portal import selectors as case_selectors
 from portal.access import agency_member_required
-from search import selectors
+from accounts.models import Role
+from portal.audit import audit_record
+from portal.models import AuditEntry
+from search import reviews, selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected
-from search.models import SearchJob
+from search.models import LeadReview, SearchJob
 from search.services import SearchRefused, probe_submit
 
 STAGES = [SearchJob.Stage.QUEUED, SearchJob.Stage.DETECTING, SearchJob.Stage.SEARCHING,
@@ -49,6 +52,7 @@ def probe_upload(request, case_code):
             form.add_error("photos", problem)
         return render(request, "portal/case_detail.html", {
             "case": case, "jobs": selectors.jobs_for_case(case=case), "upload_form": form,
+            "leads": selectors.confirmed_leads(case=case),
         }, status=400)
     for problem in problems:
         messages.error(request, f"Not searched — {problem}")
@@ -72,15 +76,24 @@ def _stage_list(job: SearchJob) -> list[dict]:
              ("current" if i == current else "todo")} for i, stage in enumerate(STAGES)]
 
 
+def _audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
+    audit_record(action=action, actor=request.user, case=case, target=target, data=data or {},
+                 ip_address=request.META.get("REMOTE_ADDR"))
+
+
 @agency_member_required
 def job_detail(request, code):
     job = selectors.job_get(user=request.user, code=code)
+    if job.status == SearchJob.Status.DONE:
+        _audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
     return render(request, "search/job_detail.html", _job_context(job))
 
 
 @agency_member_required
 def job_results(request, code):
     job = selectors.job_get(user=request.user, code=code)
+    if job.status == SearchJob.Status.DONE:
+        _audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
     return render(request, "search/_results.html", _job_context(job))
 
 
@@ -110,17 +123,54 @@ def candidate_compare(request, code, face, rank):
     def url(r):
         return reverse("search:candidate-compare", kwargs={"code": code, "face": face, "rank": r})
 
+    _audit_view(request, AuditEntry.Action.COMPARISON_VIEWED, case=candidate.job.probe.case, target=candidate,
+                data={"profile_id": candidate.profile_id})
+    review = getattr(candidate, "review", None)
     return render(request, "search/compare.html", {
-        "candidate": candidate, "job": candidate.job,
+        "candidate": candidate, "job": candidate.job, "review": review,
         "previous_url": url(siblings[position - 1]) if position > 0 else None,
         "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
         "count": len(siblings),
+        "can_mark": review is None or review.status in (LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED),
+        "can_decide": (review is not None and review.status == LeadReview.Status.POSSIBLE_LEAD
+                       and request.user.role == Role.SUPERVISOR and review.proposed_by_id != request.user.id),
     })
+
+
+@agency_member_required
+@require_POST
+def candidate_mark(request, code, face, rank):
+    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
+    try:
+        reviews.candidate_mark(user=request.user, candidate=candidate, decision=request.POST.get("decision", ""),
+                               note=request.POST.get("note", ""), ip_address=request.META.get("REMOTE_ADDR"))
+    except reviews.ReviewRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Your decision is recorded." if request.POST.get("decision") == "excluded" else
+                         "Proposed as a possible lead: a supervisor must confirm it before it is a lead.")
+    return redirect("search:candidate-compare", code=code, face=face, rank=rank)
+
+
+@agency_member_required
+@require_POST
+def lead_decide(request, code, face, rank):
+    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
+    confirm = request.POST.get("decision") == "confirm"
+    try:
+        reviews.lead_decide(user=request.user, candidate=candidate, confirm=confirm,
+                            note=request.POST.get("note", ""), ip_address=request.META.get("REMOTE_ADDR"))
+    except reviews.ReviewRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Lead confirmed by a second person." if confirm else "Lead rejected.")
+    return redirect("search:candidate-compare", code=code, face=face, rank=rank)
 
 
 @agency_member_required
 def profile_detail(request, code):
     profile = selectors.profile_get(user=request.user, code=code)
+    _audit_view(request, AuditEntry.Action.PROFILE_VIEWED, case=None, target=profile)
     return render(request, "search/profile_detail.html", {
         "profile": profile,
         "face_images": profile.face_images.order_by("created_at"),

@@ -45,6 +45,8 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "search:job-status": (reverse("search:job-status", args=[job]), "get"),
             "search:job-results": (reverse("search:job-results", args=[job]), "get"),
             "search:candidate-compare": (reverse("search:candidate-compare", args=[job, 1, 1]), "get"),
+            "search:candidate-mark": (reverse("search:candidate-mark", args=[job, 1, 1]), "post"),
+            "search:lead-decide": (reverse("search:lead-decide", args=[job, 1, 1]), "post"),
             "search:profile-detail": (reverse("search:profile-detail", args=[self.profile.code]), "get"),
             "search:probe-image": (reverse("search:probe-image", args=[self.job.probe.code]), "get"),
             "search:job-annotated-image": (reverse("search:job-annotated-image", args=[job]), "get"),

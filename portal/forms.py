@@ -12,3 +12,13 @@ class CaseFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *Case.Status.choices], required=False)
     number = forms.CharField(required=False, label="Number")
     title = forms.CharField(required=False, label="Title")
+
+
+class AuditFilterForm(forms.Form):
+    from portal.models import AuditEntry
+
+    username = forms.CharField(required=False, label="User")
+    case = forms.CharField(required=False, label="Case number")
+    action = forms.ChoiceField(required=False, choices=[("", "Any action"), *AuditEntry.Action.choices])
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))

@@ -33,3 +33,59 @@ def open_cases(*, user: User) -> QuerySet[Case]:
 
 def case_exists(*, user: User, number: str) -> bool:
     return Case.objects.filter(Q(agency_id=user.agency_id) & Q(number=number.strip())).exists()
+
+
+# --- Audit log (supervisors and agency admins, their own agency only) ---------------------------
+
+def audit_entries(*, user: User, username: str = "", case_number: str = "", action: str = "",
+                  date_from=None, date_to=None) -> QuerySet:
+    from portal.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(agency_id=user.agency_id).select_related("case", "actor")
+    if username:
+        entries = entries.filter(username__iexact=username.strip())
+    if case_number:
+        entries = entries.filter(case__number__iexact=case_number.strip())
+    if action:
+        entries = entries.filter(action=action)
+    if date_from:
+        entries = entries.filter(at__date__gte=date_from)
+    if date_to:
+        entries = entries.filter(at__date__lte=date_to)
+    return entries.order_by("-id")
+
+
+def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:
+    """Per user of the agency: searches per week, the share that led to a confirmed lead, and the
+    searches that found no one under the threshold."""
+    from datetime import timedelta
+
+    from django.db.models import Exists, F, OuterRef
+    from django.utils import timezone
+
+    from search.models import Candidate, LeadReview, SearchJob
+
+    today = today or timezone.localdate()
+    start = today - timedelta(days=today.weekday()) - timedelta(weeks=weeks - 1)
+    jobs = (SearchJob.objects.filter(agency_id=user.agency_id, created_at__date__gte=start)
+            .annotate(confirmed=Exists(LeadReview.objects.filter(candidate__job=OuterRef("pk"),
+                                                                 status=LeadReview.Status.CONFIRMED)),
+                      likely=Exists(Candidate.objects.filter(job=OuterRef("pk"),
+                                                             distance__lte=F("job__threshold"))))
+            .values("started_by__username", "created_at", "status", "confirmed", "likely"))
+    rows: dict[str, dict] = {}
+    for job in jobs:
+        row = rows.setdefault(job["started_by__username"], {"username": job["started_by__username"],
+                                                            "weeks": [0] * weeks, "searches": 0,
+                                                            "confirmed": 0, "found_no_one": 0})
+        week = (timezone.localtime(job["created_at"]).date() - start).days // 7
+        row["weeks"][min(max(week, 0), weeks - 1)] += 1
+        row["searches"] += 1
+        row["confirmed"] += job["confirmed"]
+        row["found_no_one"] += job["status"] == "done" and not job["likely"]
+    for row in rows.values():
+        row["confirmed_share"] = round(100 * row["confirmed"] / row["searches"]) if row["searches"] else 0
+        peak = max(row["weeks"]) or 1
+        row["bars"] = [{"x": i * 14, "height": round(28 * count / peak), "y": 30 - round(28 * count / peak),
+                        "count": count} for i, count in enumerate(row["weeks"])]
+    return sorted(rows.values(), key=lambda r: r["username"])

@@ -6,7 +6,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from portal.models import Case
+from portal.audit import audit_record
+from portal.models import AuditEntry, Case
 
 
 class CaseError(ValueError):
@@ -21,8 +22,11 @@ def case_create(*, created_by: User, number: str, title: str) -> Case:
         raise CaseError("A case needs a number.")
     try:
         with transaction.atomic():
-            return Case.objects.create(agency_id=created_by.agency_id, number=number,
+            case = Case.objects.create(agency_id=created_by.agency_id, number=number,
                                        title=title.strip() or number, created_by=created_by)
+            audit_record(action=AuditEntry.Action.CASE_OPENED, actor=created_by, case=case, target=case,
+                         detail=case.title)
+            return case
     except IntegrityError:
         raise CaseError(f"Case {number} already exists in your agency.") from None
 
@@ -32,13 +36,17 @@ def case_get_or_create(*, user: User, number: str, title: str = "") -> Case:
     return case or case_create(created_by=user, number=number, title=title)
 
 
-def case_close(*, case: Case) -> Case:
+@transaction.atomic
+def case_close(*, case: Case, actor: User | None = None) -> Case:
     Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED, closed_at=timezone.now())
+    audit_record(action=AuditEntry.Action.CASE_CLOSED, actor=actor, agency=case.agency, case=case, target=case)
     case.refresh_from_db()
     return case
 
 
-def case_reopen(*, case: Case) -> Case:
+@transaction.atomic
+def case_reopen(*, case: Case, actor: User | None = None) -> Case:
     Case.objects.filter(pk=case.pk).update(status=Case.Status.OPEN, closed_at=None)
+    audit_record(action=AuditEntry.Action.CASE_REOPENED, actor=actor, agency=case.agency, case=case, target=case)
     case.refresh_from_db()
     return case

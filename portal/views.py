@@ -1,12 +1,21 @@
 """Dashboard and case pages: parse, call a selector or service, render."""
 
+import csv
+from functools import wraps
+
 from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from portal import selectors, services
 from portal.access import agency_member_required
-from portal.forms import CaseFilterForm, CaseForm
+from accounts.models import Role
+from portal.audit import audit_record
+from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
+from portal.models import AuditEntry
 from search import selectors as search_selectors
 from search.forms import ProbeUploadForm
 
@@ -58,7 +67,7 @@ def case_detail(request, code):
 @agency_member_required
 @require_POST
 def case_close(request, code):
-    case = services.case_close(case=selectors.case_get(user=request.user, code=code))
+    case = services.case_close(case=selectors.case_get(user=request.user, code=code), actor=request.user)
     messages.success(request, f"Case {case.number} closed. It can no longer be searched until it is reopened.")
     return redirect("portal:case-detail", code=case.code)
 
@@ -66,6 +75,59 @@ def case_close(request, code):
 @agency_member_required
 @require_POST
 def case_reopen(request, code):
-    case = services.case_reopen(case=selectors.case_get(user=request.user, code=code))
+    case = services.case_reopen(case=selectors.case_get(user=request.user, code=code), actor=request.user)
     messages.success(request, f"Case {case.number} reopened.")
     return redirect("portal:case-detail", code=case.code)
+
+
+# --- Audit log ------------------------------------------------------------------------------------
+
+def supervisor_required(view):
+    @agency_member_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.role not in (Role.SUPERVISOR, Role.AGENCY_ADMIN):
+            return render(request, "403.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def _audit_filtered(request):
+    filters = AuditFilterForm(request.GET or None)
+    criteria = filters.cleaned_data if filters.is_valid() else {}
+    entries = selectors.audit_entries(user=request.user, username=criteria.get("username", ""),
+                                      case_number=criteria.get("case", ""), action=criteria.get("action", ""),
+                                      date_from=criteria.get("date_from"), date_to=criteria.get("date_to"))
+    return filters, entries
+
+
+@supervisor_required
+def audit_log(request):
+    filters, entries = _audit_filtered(request)
+    page = Paginator(entries, 50).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(request, "portal/audit.html", {
+        "filters": filters, "page": page, "query": query.urlencode(),
+        "summaries": selectors.officer_summaries(user=request.user),
+    })
+
+
+@supervisor_required
+def audit_export(request):
+    filters, entries = _audit_filtered(request)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="audit-{request.user.agency.slug}-{timezone.now():%Y%m%d-%H%M}.csv"'
+    response["Cache-Control"] = "private, no-store"
+    writer = csv.writer(response)
+    writer.writerow(["id", "at", "action", "user", "ip_address", "case", "target", "detail", "entry_hash"])
+    count = 0
+    for entry in entries.iterator():
+        writer.writerow([entry.id, entry.at.isoformat(), entry.action, entry.username, entry.ip_address or "",
+                         entry.case.number if entry.case else "", f"{entry.target_type}:{entry.target_id}".strip(":"),
+                         entry.detail, entry.entry_hash])
+        count += 1
+    audit_record(action=AuditEntry.Action.AUDIT_EXPORTED, actor=request.user, ip_address=request.META.get("REMOTE_ADDR"),
+                 detail=f"{count} entries", data={"filters": request.GET.dict()})
+    return response

@@ -16,6 +16,12 @@ def case_get(*, user: User, code: UUID) -> Case:
     return get_object_or_404(Case, code=code, agency_id=user.agency_id)
 
 
+def case_report_get(*, user: User, code: UUID):
+    from portal.models import CaseReport
+
+    return get_object_or_404(CaseReport.objects.select_related("case"), code=code, case__agency_id=user.agency_id)
+
+
 def case_list(*, user: User, status: str = "", number: str = "", title: str = "") -> QuerySet[Case]:
     cases = Case.objects.filter(agency_id=user.agency_id).select_related("created_by")
     if status in (Case.Status.OPEN, Case.Status.CLOSED):

@@ -12,6 +12,8 @@ portal_patterns = [
     path("cases/<uuid:code>/", views.case_detail, name="case-detail"),
     path("cases/<uuid:code>/close/", views.case_close, name="case-close"),
     path("cases/<uuid:code>/reopen/", views.case_reopen, name="case-reopen"),
+    path("cases/<uuid:code>/report/", views.case_report_request, name="case-report-request"),
+    path("reports/<uuid:code>.pdf", views.case_report_download, name="case-report-download"),
     path("audit/", views.audit_log, name="audit-log"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
 ]

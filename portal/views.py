@@ -5,17 +5,17 @@ from functools import wraps
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal import selectors, services
+from portal import reports, selectors, services
 from portal.access import agency_member_required
 from accounts.models import Role
 from portal.audit import audit_record
 from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
-from portal.models import AuditEntry
+from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
 from search.forms import ProbeUploadForm
 
@@ -55,13 +55,18 @@ def case_create(request):
 
 @agency_member_required
 def case_detail(request, code):
-    case = selectors.case_get(user=request.user, code=code)
+    return case_page(request, selectors.case_get(user=request.user, code=code))
+
+
+def case_page(request, case, upload_form: ProbeUploadForm | None = None, status: int = 200):
+    """The case page; the upload view renders it again with the form's errors."""
     return render(request, "portal/case_detail.html", {
         "case": case,
         "jobs": search_selectors.jobs_for_case(case=case),
         "leads": search_selectors.confirmed_leads(case=case),
-        "upload_form": ProbeUploadForm(),
-    })
+        "reports": case.reports.select_related("requested_by")[:5],
+        "upload_form": upload_form or ProbeUploadForm(),
+    }, status=status)
 
 
 @agency_member_required
@@ -130,4 +135,29 @@ def audit_export(request):
         count += 1
     audit_record(action=AuditEntry.Action.AUDIT_EXPORTED, actor=request.user, ip_address=request.META.get("REMOTE_ADDR"),
                  detail=f"{count} entries", data={"filters": request.GET.dict()})
+    return response
+
+
+# --- Case report ----------------------------------------------------------------------------------
+
+@agency_member_required
+@require_POST
+def case_report_request(request, code):
+    case = selectors.case_get(user=request.user, code=code)
+    reports.case_report_request(case=case, user=request.user, ip_address=request.META.get("REMOTE_ADDR"))
+    messages.success(request, "The case report is being prepared; it appears below in a moment.")
+    return redirect("portal:case-detail", code=case.code)
+
+
+@agency_member_required
+def case_report_download(request, code):
+    report = selectors.case_report_get(user=request.user, code=code)
+    if report.status != CaseReport.Status.DONE or not report.file:
+        raise Http404("The report is not ready")
+    audit_record(action=AuditEntry.Action.REPORT_DOWNLOADED, actor=request.user, case=report.case, target=report,
+                 ip_address=request.META.get("REMOTE_ADDR"))
+    response = FileResponse(report.file.open("rb"), content_type="application/pdf", as_attachment=True,
+                            filename=f"case-{report.case.number}-report.pdf")
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
     return response

@@ -50,10 +50,9 @@ def probe_upload(request, case_code):
     if not jobs:
         for problem in problems:
             form.add_error("photos", problem)
-        return render(request, "portal/case_detail.html", {
-            "case": case, "jobs": selectors.jobs_for_case(case=case), "upload_form": form,
-            "leads": selectors.confirmed_leads(case=case),
-        }, status=400)
+        from portal.views import case_page
+
+        return case_page(request, case, upload_form=form, status=400)
     for problem in problems:
         messages.error(request, f"Not searched — {problem}")
     if len(jobs) == 1:

@@ -29,6 +29,10 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         from accounts.services import invitation_create
 
         cls.invitation, _ = invitation_create(actor=cls.erin, email="new@north.example", role="officer")
+        from portal.reports import case_report_render, case_report_request
+
+        cls.report = case_report_request(case=cls.case, user=cls.alice)
+        case_report_render(report_id=cls.report.id)
 
     def sign_in(self, user):
         sign_in(self.client, user)
@@ -57,6 +61,8 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "accounts:user-reactivate": (reverse("accounts:user-reactivate", args=[self.alice.code]), "post"),
             "accounts:user-role": (reverse("accounts:user-role", args=[self.alice.code]), "post"),
             "accounts:user-unlock": (reverse("accounts:user-unlock", args=[self.alice.code]), "post"),
+            "portal:case-report-request": (reverse("portal:case-report-request", args=[case]), "post"),
+            "portal:case-report-download": (reverse("portal:case-report-download", args=[self.report.code]), "get"),
             "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]),
                                            "post"),
         }

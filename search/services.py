@@ -294,4 +294,8 @@ def gallery_enrol_batch(*, gallery: Gallery, gallery_created: bool, items: list[
             progress(item)
     # A profile whose every photo was skipped holds nothing: do not keep an empty record.
     Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
+    audit_record(action=AuditEntry.Action.GALLERY_ENROLLED, actor=enrolled_by, agency=gallery.owner, target=gallery,
+                 detail=f"{summary.faces_enrolled} faces enrolled into {gallery.name}, {len(summary.skipped)} skipped",
+                 data={"gallery_created": gallery_created, "profiles": len(summary.profiles),
+                       "faces_enrolled": summary.faces_enrolled, "skipped": len(summary.skipped)})
     return summary

@@ -56,6 +56,10 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
         self.assertEqual((str(alex.date_of_birth), alex.aliases, alex.record_reference),
                          ("1980-02-03", ["Al"], "BK-1"))
         self.assertFalse(Profile.objects.filter(display_name="Nobody").exists())
+        from portal.models import AuditEntry
+
+        entry = AuditEntry.objects.get(action="gallery_enrolled")
+        self.assertEqual((entry.agency, entry.data["faces_enrolled"], entry.data["skipped"]), (self.north, 3, 2))
         # Each enrolled face has its image and its aligned crop on disk, and nothing else was written.
         stored = {name for f in FaceImage.objects.all() for name in (f.image.name, f.crop.name)}
         self.assertEqual(len(stored), 6)

@@ -255,6 +255,10 @@ FACE_DETECT_UPSAMPLE = env_int("FACE_DETECT_UPSAMPLE", 1)
 FACE_DETECT_MAX_SIDE = env_int("FACE_DETECT_MAX_SIDE", 1024)
 FACE_CROP_SIZE = env_int("FACE_CROP_SIZE", 200)
 SEARCH_TOP_K = env_int("SEARCH_TOP_K", 10)
+# Enrolment quality gate, chosen from the shared labelled photos (docs/quality-gate.md).
+ENROL_MIN_FACE_PX = env_int("ENROL_MIN_FACE_PX", 40)
+ENROL_AMBIGUOUS_RATIO = env_float("ENROL_AMBIGUOUS_RATIO", 0.7)
+ENROL_MIN_SHARPNESS = env_float("ENROL_MIN_SHARPNESS", 25.0)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 
 # Upload limits for probes and gallery photos.

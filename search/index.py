@@ -35,19 +35,24 @@ def nearest_profiles(
     gallery_ids: list[int],
     limit: int,
     exclude_face_image_ids: tuple[int, ...] = (),
+    include_minors: bool = False,
 ) -> list[Hit]:
-    """The nearest face of each of the `limit` nearest profiles, among the given galleries."""
+    """The nearest face of each of the `limit` nearest profiles, among the given galleries.
+
+    Minors (held only in missing-person galleries) are returned only to missing-person searches.
+    """
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}")
     if not gallery_ids or limit < 1:
         return []
     operator = _OPERATORS[_METRICS[engine]]
+    minors = "" if include_minors else " AND NOT minor_at_enrolment"
     # The engine name is a literal from the registry above, so the planner can match the partial
     # HNSW index of that engine; everything else is a bound parameter.
     sql = f"""
         SELECT id, profile_id, embedding {operator} %s::vector AS distance
         FROM search_faceimage
-        WHERE engine = '{engine}' AND gallery_id = ANY(%s) AND NOT (id = ANY(%s))
+        WHERE engine = '{engine}' AND gallery_id = ANY(%s) AND NOT (id = ANY(%s)){minors}
         ORDER BY embedding {operator} %s::vector
         LIMIT %s
     """

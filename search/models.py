@@ -26,10 +26,23 @@ class OffenseCategory(models.Model):
 class Gallery(models.Model):
     """An agency's own lawful records of faces, searched by that agency and those it shares with."""
 
+    class SourceType(models.TextChoices):
+        BOOKING = "booking", "Booking photos"
+        WANTED = "wanted", "Wanted persons"
+        MISSING = "missing", "Missing persons (with consent)"
+        OTHER = "other", "Other lawful source"
+
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="galleries")
     name = models.CharField(max_length=200)
+    source_type = models.CharField(max_length=10, choices=SourceType.choices, default=SourceType.OTHER)
     legal_basis = models.TextField()
+    legal_basis_reference = models.CharField(max_length=300, blank=True,
+                                             help_text="The act, article or agreement the records rest on")
+    responsible_person = models.CharField(max_length=200, blank=True)
+    retention_days = models.PositiveIntegerField(null=True, blank=True,
+                                                 help_text="Face images are purged this many days after enrolment")
+    legal_hold = models.BooleanField(default=False, help_text="Suspends the retention purge")
     source_description = models.TextField(blank=True)
     shared_with = models.ManyToManyField("accounts.Agency", blank=True, related_name="shared_galleries")
     engine = models.CharField(max_length=40, default="dlib-resnet-v1", help_text="Engine the gallery is searched with")
@@ -81,6 +94,8 @@ class FaceImage(models.Model):
     embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
     engine = models.CharField(max_length=40)
     quality = models.JSONField(default=dict)
+    # Copied from the profile's date of birth at enrolment: minors are returned only to missing-person searches.
+    minor_at_enrolment = models.BooleanField(default=False)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
     enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")

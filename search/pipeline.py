@@ -61,7 +61,7 @@ def search_job_run(*, job_id: int) -> None:
     attempt = search_job_claim(job_id=job_id)
     if attempt is None:
         return
-    job = SearchJob.objects.select_related("probe").get(pk=job_id)
+    job = SearchJob.objects.select_related("probe", "offense_category").get(pk=job_id)
     timings: dict[str, float] = {}
     try:
         with Heartbeat(job_id, attempt):
@@ -103,7 +103,8 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
     with timed(timings, "search"):
         for face in faces:
             hits_per_face.append(index.nearest_profiles(
-                face.embedding, engine=job.engine, gallery_ids=gallery_ids, limit=job.top_k))
+                face.embedding, engine=job.engine, gallery_ids=gallery_ids, limit=job.top_k,
+                include_minors=bool(job.offense_category and job.offense_category.is_missing_person)))
 
     _set_stage(job.id, attempt, SearchJob.Stage.RENDERING)
     results = []

@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts.models import Agency, User
 from portal.models import Case
 from search.faces import get_engine
-from search.facework import PhotoFaces
+from search.facework import FoundFace, PhotoFaces
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
 from portal.audit import audit_record
 from portal.models import AuditEntry
@@ -31,7 +31,11 @@ class SearchRefused(ValueError):
 
 
 class EnrolmentSkipped(ValueError):
-    """A gallery photo that was not enrolled, with the reason."""
+    """A gallery photo that was not enrolled, with the reason and a short code to count reasons by."""
+
+    def __init__(self, message: str, code: str = "refused"):
+        super().__init__(message)
+        self.code = code
 
 
 # --- Files ------------------------------------------------------------------------------------
@@ -51,16 +55,26 @@ def media_delete(*names: str) -> None:
 
 # --- Galleries and enrolment ------------------------------------------------------------------
 
-def gallery_get_or_create(*, owner: Agency, name: str, legal_basis: str,
-                          source_description: str = "") -> tuple[Gallery, bool]:
+def gallery_get_or_create(*, owner: Agency, name: str, legal_basis: str = "", source_type: str = "",
+                          responsible_person: str = "", retention_days: int | None = None,
+                          legal_basis_reference: str = "", source_description: str = "") -> tuple[Gallery, bool]:
+    """The agency's gallery of that name; a new one needs its provenance (an existing one keeps its own)."""
     gallery = Gallery.objects.filter(owner=owner, name=name).first()
     if gallery:
         return gallery, False
-    if not legal_basis.strip():
-        raise EnrolmentSkipped("A new gallery needs its legal basis.")
-    return Gallery.objects.create(owner=owner, name=name, legal_basis=legal_basis.strip(),
-                                  source_description=source_description,
-                                  engine=settings.FACE_ENGINE), True
+    missing = [label for label, value in (("a legal basis", legal_basis.strip()), ("a source type", source_type),
+                                          ("a responsible person", responsible_person.strip()),
+                                          ("a retention period", retention_days)) if not value]
+    if missing:
+        raise EnrolmentSkipped(f"A new gallery needs {', '.join(missing)}.", "provenance")
+    if source_type not in Gallery.SourceType.values:
+        raise EnrolmentSkipped(f"Unknown source type {source_type!r}; use one of {', '.join(Gallery.SourceType.values)}.",
+                               "provenance")
+    gallery = Gallery.objects.create(
+        owner=owner, name=name, legal_basis=legal_basis.strip(), legal_basis_reference=legal_basis_reference.strip(),
+        source_type=source_type, responsible_person=responsible_person.strip(), retention_days=retention_days,
+        source_description=source_description, engine=settings.FACE_ENGINE)
+    return gallery, True
 
 
 def profile_get_or_create(*, gallery: Gallery, display_name: str, date_of_birth: date | None = None,
@@ -71,6 +85,37 @@ def profile_get_or_create(*, gallery: Gallery, display_name: str, date_of_birth:
                   "record_reference": record_reference},
     )
     return profile
+
+
+def profile_is_minor(profile: Profile, on: date | None = None) -> bool:
+    """Under 18 on the given day (enrolment: today), from the profile's date of birth if known."""
+    if profile.date_of_birth is None:
+        return False
+    on = on or timezone.localdate()
+    born = profile.date_of_birth
+    age = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+    return age < 18
+
+
+def enrolment_quality_gate(faces: list) -> FoundFace:
+    """The face to enrol, or EnrolmentSkipped: no face, too small, ambiguous, or too blurred.
+
+    The limits are settings chosen from the shared labelled photos (docs/quality-gate.md).
+    """
+    if not faces:
+        raise EnrolmentSkipped("No face found in the photo.", "no_face")
+    ranked = sorted(faces, key=lambda face: face.width, reverse=True)
+    largest = ranked[0]
+    if largest.width < settings.ENROL_MIN_FACE_PX:
+        raise EnrolmentSkipped(f"The face is too small ({largest.width} px wide; at least "
+                               f"{settings.ENROL_MIN_FACE_PX} px at the photo's own resolution).", "too_small")
+    if len(ranked) > 1 and ranked[1].width >= settings.ENROL_AMBIGUOUS_RATIO * largest.width:
+        raise EnrolmentSkipped(f"Two faces of similar size ({largest.width} and {ranked[1].width} px): which person "
+                               "is meant is ambiguous. Crop the photo to one face.", "ambiguous")
+    if largest.quality["sharpness"] < settings.ENROL_MIN_SHARPNESS:
+        raise EnrolmentSkipped(f"The face is too blurred (sharpness {largest.quality['sharpness']:.0f}, at least "
+                               f"{settings.ENROL_MIN_SHARPNESS:.0f}).", "blurred")
+    return largest
 
 
 @dataclass
@@ -84,19 +129,23 @@ def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
                      enrolled_by: User | None = None) -> EnrolResult:
     """Enrol the largest face of a photo into the profile's gallery, or raise EnrolmentSkipped."""
     gallery = profile.gallery
+    minor = profile_is_minor(profile)
+    if minor and gallery.source_type != Gallery.SourceType.MISSING:
+        raise EnrolmentSkipped("The person is a minor (under 18 at enrolment): only missing-person galleries may "
+                               "hold minors.", "minor")
     try:
         photo = decode_photo(data)
     except PhotoRejected as exc:
-        raise EnrolmentSkipped(str(exc)) from None
+        raise EnrolmentSkipped(str(exc), "unreadable") from None
     if FaceImage.objects.filter(gallery=gallery, content_hash=photo.content_hash).exists():
-        raise EnrolmentSkipped("The same photo is already enrolled in this gallery.")
+        raise EnrolmentSkipped("The same photo is already enrolled in this gallery.", "duplicate")
     engine = get_engine(gallery.engine)
     faces_in_photo = PhotoFaces(photo.image, engine)
     faces = faces_in_photo.find()
-    if not faces:
-        raise EnrolmentSkipped("No face found in the photo.")
-    largest = max(faces, key=lambda face: face.width)
-    notes = [f"{len(faces)} faces in the photo; the largest was enrolled."] if len(faces) > 1 else []
+    largest = enrolment_quality_gate(faces)
+    small_others = len(faces) - 1
+    notes = [f"{len(faces)} faces in the photo; the largest was enrolled ({small_others} much smaller "
+             "background face(s) left out)."] if small_others else []
 
     stem = f"{gallery.code}/{photo.content_hash[:32]}"
     image_name = media_store(f"gallery/{stem}.jpg", encode_jpeg(photo.image))
@@ -106,6 +155,7 @@ def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
             profile=profile, gallery=gallery, image=image_name, crop=crop_name, source_name=source_name,
             box=largest.box, landmarks=largest.landmarks, embedding=largest.embedding, engine=engine.name,
             quality=largest.quality, content_hash=photo.content_hash, enrolled_by=enrolled_by,
+            minor_at_enrolment=minor,
         )
     except Exception:
         media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
@@ -257,7 +307,7 @@ class EnrolmentSummary:
     def as_dict(self) -> dict:
         reasons: dict[str, int] = {}
         for item in self.skipped:
-            reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+            reasons[item["code"]] = reasons.get(item["code"], 0) + 1
         return {
             "gallery": self.gallery.name,
             "gallery_id": self.gallery.id,
@@ -283,9 +333,10 @@ def gallery_enrol_batch(*, gallery: Gallery, gallery_created: bool, items: list[
             result = face_image_enrol(profile=profile, data=data, enrolled_by=enrolled_by,
                                       source_name=item.source_name or os.path.basename(item.path))
         except EnrolmentSkipped as exc:
-            summary.skipped.append({"file": item.path, "reason": str(exc)})
+            summary.skipped.append({"file": item.path, "reason": str(exc), "code": exc.code})
         except OSError as exc:
-            summary.skipped.append({"file": item.path, "reason": f"The file could not be read: {exc.strerror}."})
+            summary.skipped.append({"file": item.path, "reason": f"The file could not be read: {exc.strerror}.",
+                                    "code": "unreadable"})
         else:
             summary.faces_enrolled += 1
             summary.profiles.add(profile.id)

@@ -15,6 +15,8 @@ from accounts.services import agency_create, user_create
 from portal.services import case_create
 
 PASSWORD = "a-long-test-password-1"
+# What a new gallery must state besides its legal basis.
+GALLERY_PROVENANCE = {"source_type": "booking", "responsible_person": "Records officer", "retention_days": 3650}
 
 
 def faces_dir() -> Path:

@@ -15,7 +15,7 @@ from accounts.services import agency_create, user_create
 from portal.services import case_create
 from search.models import Candidate, ProbeFace, SearchJob
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit, search_jobs_sweep
-from tests.base import PASSWORD, faces_dir, photo_bytes
+from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -26,7 +26,8 @@ GALLERY = {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg", "img17.jpg"], "
 def north():
     agency = agency_create(slug="north", name="North Police", seats=5)
     officer = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
-    gallery, _ = gallery_get_or_create(owner=agency, name="North bookings", legal_basis="Test act")
+    gallery, _ = gallery_get_or_create(owner=agency, name="North bookings", legal_basis="Test act",
+            **GALLERY_PROVENANCE)
     items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
              for identity, names in GALLERY.items() for name in names]
     assert gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items).faces_enrolled == 6

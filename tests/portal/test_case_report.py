@@ -18,14 +18,15 @@ from portal.reports import case_report_render, case_report_request
 from search import pipeline
 from search.reviews import candidate_mark, lead_decide
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
-from tests.base import AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 
 class CaseReportTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64")
+        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64",
+            **GALLERY_PROVENANCE)
         gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
             EnrolmentItem(path=str(faces_dir() / name), display_name=who)
             for name, who in (("img1.jpg", "Alex Example"), ("img16.jpg", "Sam Sample"))])

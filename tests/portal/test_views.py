@@ -7,14 +7,15 @@ from portal.models import Case
 from search import pipeline
 from search.models import SearchJob
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
-from tests.base import PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
+from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
 
 
 class PortalViewTestCase(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        cls.gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64")
+        cls.gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64",
+            **GALLERY_PROVENANCE)
         items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
                  for identity, names in {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg"]}.items()
                  for name in names]

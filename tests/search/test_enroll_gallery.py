@@ -34,7 +34,8 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
     def enrol(self, folder: str) -> dict:
         out = io.StringIO()
         call_command("enroll_gallery", folder, "--agency", "north", "--gallery", "Bookings",
-                     "--legal-basis", "Police Act s.64", "--json", stdout=out, stderr=io.StringIO())
+                     "--legal-basis", "Police Act s.64", "--source-type", "booking", "--responsible", "Records unit",
+                     "--retention-days", "3650", "--json", stdout=out, stderr=io.StringIO())
         return json.loads(out.getvalue())
 
     def test_it_enrols_one_profile_per_folder_and_reports_what_it_skipped(self):

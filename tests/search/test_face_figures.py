@@ -13,7 +13,7 @@ from search.imaging import decode_photo
 from search.models import FaceImage
 from search.selectors import gallery_ids_searchable_by
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
-from tests.base import AgencyFixtureMixin, faces_dir, identities, photo_bytes
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, identities, photo_bytes
 
 HELD_OUT = "P13"  # enrolled only in South's gallery: a stranger to North
 
@@ -29,8 +29,10 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         by_identity = identities()
-        north_gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test")
-        south_gallery, _ = gallery_get_or_create(owner=cls.south, name="South bookings", legal_basis="Test")
+        north_gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test",
+            **GALLERY_PROVENANCE)
+        south_gallery, _ = gallery_get_or_create(owner=cls.south, name="South bookings", legal_basis="Test",
+            **GALLERY_PROVENANCE)
         for gallery, wanted in ((north_gallery, lambda i: i != HELD_OUT), (south_gallery, lambda i: i == HELD_OUT)):
             items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
                      for name, identity in by_identity.items() if wanted(identity)]

@@ -11,7 +11,7 @@ from search import pipeline
 from search.models import LeadReview
 from search.reviews import ReviewRefused, candidate_mark, lead_decide
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
-from tests.base import PASSWORD, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
+from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 
 class LeadReviewTests(AgencyFixtureMixin, TestCase):
@@ -19,7 +19,8 @@ class LeadReviewTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         cls.sue = user_create(username="sue", password=PASSWORD, role=Role.SUPERVISOR, agency=cls.north)
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act")
+        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
+            **GALLERY_PROVENANCE)
         gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
             EnrolmentItem(path=str(faces_dir() / name), display_name=who)
             for name, who in (("img1.jpg", "P01"), ("img16.jpg", "P02"))])

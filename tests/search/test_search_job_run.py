@@ -11,7 +11,7 @@ from search import pipeline, services
 from search.models import Candidate, ProbeFace, SearchJob
 from search.selectors import search_job_result
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
-from tests.base import AgencyFixtureMixin, faces_dir, image_bytes, media_files, photo_bytes
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, image_bytes, media_files, photo_bytes
 
 # A small gallery: three people, with one photo of each kept out to search with.
 GALLERY = {"P01": ["img1.jpg", "img2.jpg", "img4.jpg"], "P02": ["img16.jpg", "img17.jpg"],
@@ -22,7 +22,8 @@ class SearchJobRunTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act")
+        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
+            **GALLERY_PROVENANCE)
         items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
                  for identity, names in GALLERY.items() for name in names]
         summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)

@@ -10,7 +10,7 @@ from portal.models import AuditEntry
 from search import pipeline
 from search.models import SearchJob
 from search.services import SearchRefused, probe_submit
-from tests.base import AgencyFixtureMixin, image_bytes, photo_bytes, faces_dir
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, image_bytes, photo_bytes, faces_dir
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 
 NO_DEFAULTS = override_settings(SEARCH_DEFAULT_PURPOSE="", SEARCH_DEFAULT_JUSTIFICATION="")
@@ -22,7 +22,8 @@ class SearchPurposeTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act")
+        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
+            **GALLERY_PROVENANCE)
         gallery_enrol_batch(gallery=gallery, gallery_created=True,
                             items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="P01")])
 

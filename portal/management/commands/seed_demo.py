@@ -61,6 +61,8 @@ class Command(BaseCommand):
         gallery, created = gallery_get_or_create(
             owner=agency, name=DEMO_GALLERY,
             legal_basis="Demonstration data: public photos from an open-source test set (MIT licence)",
+            legal_basis_reference="deepface test data, MIT licence", source_type="other",
+            responsible_person="Demo administrator", retention_days=365,
             source_description="Photos of public figures from an open-source face-recognition test set")
         if not created and gallery.face_images.exists():
             self.stdout.write(f"Demo gallery already enrolled ({gallery.face_images.count()} faces).")

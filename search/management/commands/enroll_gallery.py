@@ -51,6 +51,11 @@ class Command(BaseCommand):
         parser.add_argument("--agency", required=True, help="Slug of the agency that owns the gallery")
         parser.add_argument("--gallery", required=True, help="Gallery name (created if missing)")
         parser.add_argument("--legal-basis", required=True, help="Legal basis of the records")
+        parser.add_argument("--legal-reference", default="", help="The act, article or agreement")
+        parser.add_argument("--source-type", choices=["booking", "wanted", "missing", "other"],
+                            help="Kind of records (required for a new gallery)")
+        parser.add_argument("--responsible", default="", help="Person responsible (required for a new gallery)")
+        parser.add_argument("--retention-days", type=int, help="Retention period (required for a new gallery)")
         parser.add_argument("--source", default="", help="Where the records come from")
         parser.add_argument("--user", help="Username recorded as the enroller")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
@@ -71,8 +76,10 @@ class Command(BaseCommand):
         if not items:
             raise CommandError(f"{directory} holds no person folder with photos.")
         try:
-            gallery_obj, created = gallery_get_or_create(owner=owner, name=gallery, legal_basis=legal_basis,
-                                                         source_description=options["source"])
+            gallery_obj, created = gallery_get_or_create(
+                owner=owner, name=gallery, legal_basis=legal_basis, legal_basis_reference=options["legal_reference"],
+                source_type=options["source_type"] or "", responsible_person=options["responsible"],
+                retention_days=options["retention_days"], source_description=options["source"])
         except EnrolmentSkipped as exc:
             raise CommandError(str(exc)) from None
         with tqdm(total=len(items), unit="photo", desc="Enrolling", file=sys.stderr) as bar:
@@ -87,6 +94,8 @@ class Command(BaseCommand):
             f"Gallery {gallery_obj.name!r} ({'created' if created else 'existing'}): "
             f"{result['profiles']} profiles, {result['faces_enrolled']} faces enrolled, "
             f"{result['files_skipped']} files skipped.")
+        for code, count in sorted(result["skip_reasons"].items()):
+            self.stdout.write(f"  {count:>4} skipped: {code.replace('_', ' ')}")
         for note in result["notes"]:
             self.stdout.write(f"  note    {os.path.relpath(note['file'], folder)}: {note['note']}")
         for skipped in result["skipped"]:

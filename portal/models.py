@@ -77,6 +77,12 @@ class AuditEntry(models.Model):
         REPORT_REQUESTED = "report_requested", "Case report requested"
         REPORT_GENERATED = "report_generated", "Case report generated"
         REPORT_DOWNLOADED = "report_downloaded", "Case report downloaded"
+        SUBJECT_REQUEST_FILED = "subject_request_filed", "Data-subject request filed"
+        SUBJECT_SEARCH = "subject_search", "Data-subject request searched"
+        SUBJECT_ACCESS_RELEASED = "subject_access_released", "Data-subject access export released"
+        SUBJECT_ERASED = "subject_erased", "Profiles erased at the person's request"
+        TOMBSTONE_HIT = "tombstone_hit", "Enrolment of an erased face refused"
+        RETENTION_PURGE = "retention_purge", "Expired data purged"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

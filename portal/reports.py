@@ -131,12 +131,14 @@ def _render_pdf(report: CaseReport) -> bytes:
                                      f"{timezone.localtime(review.reviewed_at):%d %b %H:%M}")
                     if review.review_note or review.proposal_note:
                         decision += f" ({review.review_note or review.proposal_note})"
-                rows.append([str(candidate.rank), Paragraph(candidate.profile.display_name, styles["small"]),
-                             _image(candidate.face_image.crop, 14),
+                if candidate.erased_at:  # the person had their record erased: no name, no face
+                    who, face_cell, source = "(erased subject)", Paragraph("—", styles["small"]), "—"
+                else:
+                    who, face_cell = candidate.profile.display_name, _image(candidate.face_image.crop, 14)
+                    source = f"{candidate.profile.gallery.name} / {candidate.profile.gallery.legal_basis}"
+                rows.append([str(candidate.rank), Paragraph(who, styles["small"]), face_cell,
                              f"{candidate.distance:.3f}{' *' if candidate.distance <= job.threshold else ''}",
-                             Paragraph(f"{candidate.profile.gallery.name} / {candidate.profile.gallery.legal_basis}",
-                                       styles["small"]),
-                             Paragraph(decision, styles["small"])])
+                             Paragraph(source, styles["small"]), Paragraph(decision, styles["small"])])
             table = Table(rows, colWidths=[11 * mm, 32 * mm, 17 * mm, 17 * mm, 48 * mm, 45 * mm], repeatRows=1)
             table.setStyle(TableStyle([
                 ("FONTNAME", (0, 0), (-1, 0), "Helvetica-Bold"), ("FONTSIZE", (0, 0), (-1, -1), 8),
@@ -159,7 +161,7 @@ def _render_pdf(report: CaseReport) -> bytes:
     story.append(Paragraph(LEADS_STATEMENT, styles["small"]))
     for lead in leads:
         story.append(Paragraph(
-            f"{lead.candidate.profile.display_name}: proposed by {lead.proposed_by.username} "
+            f"{lead.candidate.profile.display_name if lead.candidate.profile else '(erased subject)'}: proposed by {lead.proposed_by.username} "
             f"({timezone.localtime(lead.proposed_at):%d %b %Y %H:%M}), confirmed by {lead.reviewed_by.username} "
             f"({timezone.localtime(lead.reviewed_at):%d %b %Y %H:%M})", styles["body"]))
     if not leads:

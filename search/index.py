@@ -82,3 +82,15 @@ def distance_between(face_image_id_a: int, face_image_id_b: int) -> float:
     if row is None:
         raise ValueError("Both face images must exist and share an engine")
     return float(row[0])
+
+
+def nearest_tombstone_distance(embedding: np.ndarray, *, engine: str) -> float | None:
+    """Distance to the closest erased face of that engine, or None when there is none."""
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}")
+    operator = _OPERATORS[_METRICS[engine]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT MIN(embedding {operator} %s::vector) FROM search_tombstone WHERE engine = %s",
+                       [_vector_literal(embedding), engine])
+        row = cursor.fetchone()
+    return None if row is None or row[0] is None else float(row[0])

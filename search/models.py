@@ -206,8 +206,10 @@ class Candidate(models.Model):
 
     job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="candidates")
     probe_face = models.ForeignKey(ProbeFace, on_delete=models.CASCADE, related_name="candidates")
-    profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="candidates")
-    face_image = models.ForeignKey(FaceImage, on_delete=models.CASCADE, related_name="candidates")
+    # Empty once the person was erased at their request: the row stays as an "erased" marker.
+    profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="candidates")
+    face_image = models.ForeignKey(FaceImage, null=True, on_delete=models.SET_NULL, related_name="candidates")
+    erased_at = models.DateTimeField(null=True, blank=True)
     distance = models.FloatField()
     rank = models.PositiveSmallIntegerField()
 
@@ -255,3 +257,47 @@ class LeadReview(models.Model):
             models.CheckConstraint(condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=models.F("proposed_by")),
                                    name="lead_reviewed_by_a_second_person"),
         ]
+
+
+class SubjectRequest(models.Model):
+    """A person's request to learn what is held about them (GDPR art. 15) or to have it erased (art. 17)."""
+
+    class Kind(models.TextChoices):
+        ACCESS = "access", "Access"
+        ERASURE = "erasure", "Erasure"
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        COMPLETED = "completed", "Completed"
+        REJECTED = "rejected", "Rejected"
+
+    reference = models.CharField(max_length=20, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    contact = models.EmailField()
+    photo = models.FileField(upload_to="subject-requests/", blank=True)
+    photo_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RECEIVED)
+    created_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    identity_verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
+                                             on_delete=models.PROTECT, related_name="+")
+    identity_note = models.TextField(blank=True)
+    matches = models.JSONField(default=list, blank=True)
+    completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                     related_name="+")
+    completed_at = models.DateTimeField(null=True, blank=True)
+    export = models.FileField(upload_to="subject-requests/", blank=True)
+    outcome = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["due_at"]
+
+
+class Tombstone(models.Model):
+    """The descriptor of a face erased at its owner's request: a later enrolment of that face is refused."""
+
+    engine = models.CharField(max_length=40)
+    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
+    request = models.ForeignKey(SubjectRequest, null=True, on_delete=models.SET_NULL, related_name="tombstones")
+    created_at = models.DateTimeField(auto_now_add=True)

@@ -38,8 +38,8 @@ def search_job_result(*, job: SearchJob) -> dict:
         faces.append({
             "box": list(probe_face.box),
             "candidates": [
-                {"rank": c.rank, "profile": c.profile.display_name, "profile_id": c.profile_id,
-                 "distance": round(c.distance, 4), "match": c.is_match(job.threshold)}
+                {"rank": c.rank, "profile": c.profile.display_name if c.profile else "(erased)",
+                 "profile_id": c.profile_id, "distance": round(c.distance, 4), "match": c.is_match(job.threshold)}
                 for c in candidates if c.probe_face_id == probe_face.id
             ],
         })

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from accounts.models import Agency, User
 from portal.models import Case
+from search import index
 from search.faces import get_engine
 from search.facework import FoundFace, PhotoFaces
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
@@ -143,6 +144,12 @@ def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
     faces_in_photo = PhotoFaces(photo.image, engine)
     faces = faces_in_photo.find()
     largest = enrolment_quality_gate(faces)
+    erased = index.nearest_tombstone_distance(largest.embedding, engine=engine.name)
+    if erased is not None and erased <= engine.default_threshold:
+        audit_record(action=AuditEntry.Action.TOMBSTONE_HIT, actor=enrolled_by, agency=gallery.owner, target=gallery,
+                     detail=f"{source_name}: matches a face erased at a person's request (distance {erased:.3f})")
+        raise EnrolmentSkipped("The face matches a face erased at the person's request (tombstone): it is not "
+                               "enrolled again, and the privacy officer is told.", "tombstone")
     small_others = len(faces) - 1
     notes = [f"{len(faces)} faces in the photo; the largest was enrolled ({small_others} much smaller "
              "background face(s) left out)."] if small_others else []

@@ -1,0 +1,203 @@
+"""Data-subject rights: filing access and erasure requests, the privacy officer's search, the export,
+and complete erasure with a tombstone that refuses the same face later."""
+
+from __future__ import annotations
+
+import io
+import json
+import secrets
+import zipfile
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Role, User
+from portal.audit import audit_record
+from portal.models import AuditEntry
+from search import index
+from search.faces import get_engine
+from search.facework import PhotoFaces
+from search.imaging import PhotoRejected, decode_photo, encode_jpeg
+from search.models import Candidate, FaceImage, Gallery, Profile, SubjectRequest, Tombstone
+from search.services import EnrolmentSkipped, enrolment_quality_gate, media_delete
+
+REQUEST_DUE_DAYS = 30
+MAX_MATCHES = 50
+
+
+class RequestRefused(ValueError):
+    """A request that cannot be filed or processed, with the reason."""
+
+
+def _one_clear_face(data: bytes):
+    """The decoded photo and its one clear face, or RequestRefused saying what is wrong."""
+    try:
+        photo = decode_photo(data)
+    except PhotoRejected as exc:
+        raise RequestRefused(str(exc)) from None
+    faces_in_photo = PhotoFaces(photo.image, get_engine(settings.FACE_ENGINE))
+    try:
+        face = enrolment_quality_gate(faces_in_photo.find())
+    except EnrolmentSkipped as exc:
+        raise RequestRefused(f"{exc} The photo must show your face alone, clearly.") from None
+    return photo, face
+
+
+@transaction.atomic
+def subject_request_file(*, kind: str, data: bytes, contact: str, ip_address: str | None = None) -> SubjectRequest:
+    """File a request; a reference and a due date 30 days later. No limit on how often a person asks."""
+    if kind not in SubjectRequest.Kind.values:
+        raise RequestRefused("A request is for access or for erasure.")
+    if "@" not in contact:
+        raise RequestRefused("Give an e-mail address to answer to.")
+    photo, _ = _one_clear_face(data)
+    now = timezone.now()
+    reference = f"SR-{now:%Y}-{secrets.token_hex(4).upper()}"
+    name = default_storage.save(f"subject-requests/{reference}/photo.jpg", ContentFile(encode_jpeg(photo.image)))
+    try:
+        request = SubjectRequest.objects.create(
+            reference=reference, kind=kind, contact=contact, photo=name, photo_hash=photo.content_hash,
+            created_at=now, due_at=now + timedelta(days=REQUEST_DUE_DAYS), ip_address=ip_address)
+        audit_record(action=AuditEntry.Action.SUBJECT_REQUEST_FILED, target=request, ip_address=ip_address,
+                     detail=f"{kind} request {reference}", data={"photo_hash": photo.content_hash})
+    except Exception:
+        media_delete(name)
+        raise
+    return request
+
+
+def _require_privacy_officer(user: User) -> None:
+    if user.role != Role.PRIVACY_OFFICER:
+        raise RequestRefused("Only a privacy officer works data-subject requests.")
+
+
+def subject_request_search(*, request: SubjectRequest, user: User) -> list[dict]:
+    """Search the request's photo against every gallery of every agency: its own audited action,
+    outside any case. The matches under the engine's threshold, one per profile."""
+    _require_privacy_officer(user)
+    if request.status != SubjectRequest.Status.RECEIVED:
+        raise RequestRefused(f"Request {request.reference} is already {request.get_status_display().lower()}.")
+    with default_storage.open(request.photo.name, "rb") as stored:
+        _, face = _one_clear_face(stored.read())
+    engine = get_engine(settings.FACE_ENGINE)
+    gallery_ids = list(Gallery.objects.filter(engine=engine.name).values_list("id", flat=True))
+    hits = index.nearest_profiles(face.embedding, engine=engine.name, gallery_ids=gallery_ids, limit=MAX_MATCHES,
+                                  include_minors=True)
+    hits = [hit for hit in hits if hit.distance <= engine.default_threshold]
+    profiles = Profile.objects.select_related("gallery", "gallery__owner").in_bulk([hit.profile_id for hit in hits])
+    matches = [{
+        "profile_id": hit.profile_id, "profile": profiles[hit.profile_id].display_name,
+        "gallery": profiles[hit.profile_id].gallery.name, "agency": profiles[hit.profile_id].gallery.owner.name,
+        "distance": round(hit.distance, 4),
+    } for hit in hits]
+    with transaction.atomic():
+        SubjectRequest.objects.filter(pk=request.pk).update(matches=matches)
+        audit_record(action=AuditEntry.Action.SUBJECT_SEARCH, actor=user, target=request,
+                     detail=f"{len(matches)} matching profiles for {request.reference}",
+                     data={"profile_ids": [m["profile_id"] for m in matches]})
+    request.matches = matches
+    return matches
+
+
+def _profile_provenance(profile: Profile) -> dict:
+    gallery = profile.gallery
+    return {
+        "profile": profile.display_name, "aliases": profile.aliases,
+        "date_of_birth": profile.date_of_birth.isoformat() if profile.date_of_birth else None,
+        "record_reference": profile.record_reference,
+        "gallery": gallery.name, "agency": gallery.owner.name, "source_type": gallery.get_source_type_display(),
+        "legal_basis": gallery.legal_basis, "legal_basis_reference": gallery.legal_basis_reference,
+        "responsible_person": gallery.responsible_person, "retention_days": gallery.retention_days,
+        "face_images": [{"file": f"images/{face.code}.jpg", "source": face.source_name,
+                         "enrolled_at": face.created_at.isoformat(),
+                         "enrolled_by": face.enrolled_by.username if face.enrolled_by else None}
+                        for face in profile.face_images.select_related("enrolled_by")],
+    }
+
+
+@dataclass
+class AccessOutcome:
+    matches: list[dict]
+    export_path: str
+
+
+@dataclass
+class ErasureOutcome:
+    erased_profiles: list[dict]
+    files_removed: int
+
+
+def subject_request_complete(*, request: SubjectRequest, user: User, profile_ids: list[int],
+                             identity_note: str) -> AccessOutcome | ErasureOutcome:
+    """The privacy officer's decision: identity verified (recorded), then the export or the erasure of
+    the profiles they confirm (a subset of the matches)."""
+    _require_privacy_officer(user)
+    if request.status != SubjectRequest.Status.RECEIVED:
+        raise RequestRefused(f"Request {request.reference} is already {request.get_status_display().lower()}.")
+    matched = {m["profile_id"] for m in request.matches}
+    if not set(profile_ids) <= matched:
+        raise RequestRefused("Only profiles that matched the request's photo can be released or erased.")
+    if not identity_note.strip():
+        raise RequestRefused("Record how the requester's identity was verified.")
+    if request.kind == SubjectRequest.Kind.ACCESS:
+        return _complete_access(request, user, profile_ids, identity_note)
+    return _complete_erasure(request, user, profile_ids, identity_note)
+
+
+def _finish(request: SubjectRequest, user: User, identity_note: str, outcome: dict, export_name: str = "") -> None:
+    photo_name = request.photo.name
+    SubjectRequest.objects.filter(pk=request.pk).update(
+        status=SubjectRequest.Status.COMPLETED, identity_verified_by=user, identity_note=identity_note.strip(),
+        completed_by=user, completed_at=timezone.now(), export=export_name, outcome=outcome, photo="")
+    # The request's own photo is not kept once the request is answered; its hash stays.
+    transaction.on_commit(lambda: media_delete(photo_name))
+
+
+def _complete_access(request, user, profile_ids, identity_note) -> AccessOutcome:
+    profiles = Profile.objects.select_related("gallery", "gallery__owner").filter(id__in=profile_ids)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("profiles.json", json.dumps(
+            {"reference": request.reference, "profiles": [_profile_provenance(p) for p in profiles]}, indent=2))
+        for face in FaceImage.objects.filter(profile__in=profiles):
+            with default_storage.open(face.image.name, "rb") as stored:
+                archive.writestr(f"images/{face.code}.jpg", stored.read())
+    name = default_storage.save(f"subject-requests/{request.reference}/export.zip", ContentFile(buffer.getvalue()))
+    matches = [m for m in request.matches if m["profile_id"] in set(profile_ids)]
+    with transaction.atomic():
+        _finish(request, user, identity_note, {"released_profiles": matches}, export_name=name)
+        audit_record(action=AuditEntry.Action.SUBJECT_ACCESS_RELEASED, actor=user, target=request,
+                     detail=f"{len(matches)} profiles released for {request.reference}",
+                     data={"profile_ids": profile_ids})
+    return AccessOutcome(matches=matches, export_path=default_storage.path(name))
+
+
+def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutcome:
+    files: list[str] = []
+    erased = []
+    with transaction.atomic():
+        profiles = list(Profile.objects.select_for_update().select_related("gallery", "gallery__owner")
+                        .filter(id__in=profile_ids))
+        for profile in profiles:
+            faces = list(profile.face_images.all())
+            Tombstone.objects.bulk_create([Tombstone(engine=f.engine, embedding=f.embedding, request=request)
+                                           for f in faces])
+            files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
+            # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
+            Candidate.objects.filter(profile=profile).update(erased_at=timezone.now())
+            erased.append({"profile_id": profile.id, "profile": profile.display_name,
+                           "gallery": profile.gallery.name, "agency": profile.gallery.owner.name,
+                           "face_images": len(faces)})
+            profile.delete()
+        _finish(request, user, identity_note, {"erased_profiles": erased, "files_removed": len(files)})
+        audit_record(action=AuditEntry.Action.SUBJECT_ERASED, actor=user, target=request,
+                     detail=f"{len(erased)} profiles erased for {request.reference}",
+                     data={"profile_ids": [e["profile_id"] for e in erased], "files_removed": len(files)})
+        # Files go only once the rows are gone for good.
+        transaction.on_commit(lambda: media_delete(*files))
+    return ErasureOutcome(erased_profiles=erased, files_removed=len(files))

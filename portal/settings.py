@@ -303,10 +303,17 @@ if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIM
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Probe photos and their crops are deleted this many days after their case is closed.
+PROBE_RETENTION_DAYS = env_int("PROBE_RETENTION_DAYS", 90)
+
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-search-jobs": {
         "task": "search.tasks.search_jobs_sweep",
         "schedule": float(SEARCH_SWEEP_SECONDS),
+    },
+    "purge-expired-data": {
+        "task": "search.tasks.purge_expired",
+        "schedule": 24 * 3600.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -119,7 +119,8 @@ class Probe(models.Model):
     agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="probes")
     case = models.ForeignKey("portal.Case", on_delete=models.PROTECT, related_name="probes")
     uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    image = models.FileField(upload_to="probes/")
+    image = models.FileField(upload_to="probes/", blank=True)
+    purged_at = models.DateTimeField(null=True, blank=True, help_text="Image and crops deleted under retention")
     original_name = models.CharField(max_length=255, blank=True)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
     width = models.PositiveIntegerField()
@@ -210,6 +211,7 @@ class Candidate(models.Model):
     profile = models.ForeignKey(Profile, null=True, on_delete=models.SET_NULL, related_name="candidates")
     face_image = models.ForeignKey(FaceImage, null=True, on_delete=models.SET_NULL, related_name="candidates")
     erased_at = models.DateTimeField(null=True, blank=True)
+    erased_reason = models.CharField(max_length=100, blank=True)
     distance = models.FloatField()
     rank = models.PositiveSmallIntegerField()
 

@@ -17,7 +17,7 @@ from search import index, selectors
 from search.faces import get_engine
 from search.facework import PhotoFaces, timed
 from search.imaging import PhotoRejected, decode_photo
-from search.models import Candidate, ProbeFace, SearchJob
+from search.models import Candidate, FaceImage, ProbeFace, SearchJob
 from search.services import media_store, search_job_claim
 
 logger = logging.getLogger(__name__)
@@ -122,6 +122,9 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
             return  # another worker took the job over; its results stand
         # One candidate set per job: a re-run replaces what an interrupted run wrote.
         ProbeFace.objects.filter(probe_id=job.probe_id).delete()
+        # A face purged or erased while this search ran is not returned.
+        still_held = set(FaceImage.objects.filter(
+            id__in=[hit.face_image_id for _, _, _, hits in results for hit in hits]).values_list("id", flat=True))
         candidates = []
         for number, face, crop_name, hits in results:
             probe_face = ProbeFace.objects.create(
@@ -130,7 +133,7 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
             candidates += [
                 Candidate(job_id=job.id, probe_face=probe_face, profile_id=hit.profile_id,
                           face_image_id=hit.face_image_id, distance=hit.distance, rank=rank)
-                for rank, hit in enumerate(hits, start=1)
+                for rank, hit in enumerate([h for h in hits if h.face_image_id in still_held], start=1)
             ]
         Candidate.objects.bulk_create(candidates)
         SearchJob.objects.filter(pk=job.id).update(

@@ -189,7 +189,8 @@ def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutco
                                            for f in faces])
             files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
             # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
-            Candidate.objects.filter(profile=profile).update(erased_at=timezone.now())
+            Candidate.objects.filter(profile=profile).update(erased_at=timezone.now(),
+                                                             erased_reason="erased at the person's request")
             erased.append({"profile_id": profile.id, "profile": profile.display_name,
                            "gallery": profile.gallery.name, "agency": profile.gallery.owner.name,
                            "face_images": len(faces)})

@@ -205,6 +205,8 @@ def probe_image(request, code):
 def job_annotated_image(request, code):
     """The probe photo with a numbered box on each face found."""
     job = selectors.job_get(user=request.user, code=code)
+    if not job.probe.image:
+        raise Http404("The probe photo was deleted under the retention rule")
     with job.probe.image.open("rb") as stored:
         image = Image.open(io.BytesIO(stored.read())).convert("RGB")
     scale = min(1.0, 1200 / max(image.size))

@@ -24,6 +24,7 @@ admin.site.__class__ = OTPAdminSite
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
     path("accounts/", include("accounts.urls")),
+    path("privacy/", include("search.privacy_urls")),
     path("", include("search.urls")),
     path("admin/", admin.site.urls),
 ]

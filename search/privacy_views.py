@@ -1,0 +1,154 @@
+"""Data-subject requests: the public page where a person files one, and the privacy officer's queue."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from accounts.models import Role
+from accounts.services import rate_limited
+from portal.models import AuditEntry
+from search.models import FaceImage, SubjectRequest
+from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete, subject_request_file,
+                                     subject_request_search)
+
+
+class SubjectRequestForm(forms.Form):
+    kind = forms.ChoiceField(choices=SubjectRequest.Kind.choices, widget=forms.RadioSelect, label="I ask to",
+                             initial="access")
+    photo = forms.FileField(label="A photo of your face", help_text="JPEG, PNG or WebP; your face alone, clearly. "
+                            "It is used only to find what is held about you.",
+                            widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}))
+    contact = forms.EmailField(label="Your e-mail address", help_text="Where we answer")
+
+
+def subject_request_new(request):
+    """Public: no sign-in. No limit on how often a person asks; a per-address rate limit guards abuse."""
+    form = SubjectRequestForm(request.POST or None, request.FILES or None)
+    if request.method == "POST":
+        ip = request.META.get("REMOTE_ADDR")
+        if rate_limited(ip_address=ip, actions=[AuditEntry.Action.SUBJECT_REQUEST_FILED],
+                        per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE):
+            form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
+            return render(request, "search/subject_request_new.html", {"form": form}, status=429)
+        if form.is_valid():
+            upload = form.cleaned_data["photo"]
+            try:
+                filed = subject_request_file(kind=form.cleaned_data["kind"], contact=form.cleaned_data["contact"],
+                                             data=upload.read(settings.UPLOAD_MAX_BYTES + 1), ip_address=ip)
+            except RequestRefused as exc:
+                form.add_error("photo", str(exc))
+            else:
+                return render(request, "search/subject_request_filed.html", {"subject_request": filed})
+        return render(request, "search/subject_request_new.html", {"form": form}, status=400)
+    return render(request, "search/subject_request_new.html", {"form": form})
+
+
+def privacy_officer_required(view):
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not request.user.is_verified():
+            return redirect("accounts:second-factor")
+        if request.user.role != Role.PRIVACY_OFFICER:
+            return render(request, "403.html", status=403)
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+@privacy_officer_required
+def request_queue(request):
+    requests = SubjectRequest.objects.order_by("status", "due_at")
+    return render(request, "search/privacy_queue.html", {
+        "requests": requests, "now": timezone.now(),
+        "tombstone_hits": AuditEntry.objects.filter(action=AuditEntry.Action.TOMBSTONE_HIT).order_by("-id")[:20],
+    })
+
+
+def _request_get(reference: str) -> SubjectRequest:
+    return get_object_or_404(SubjectRequest, reference=reference)
+
+
+@privacy_officer_required
+def request_detail(request, reference):
+    subject_request = _request_get(reference)
+    matched_ids = [m["profile_id"] for m in subject_request.matches]
+    faces = {}
+    for face in FaceImage.objects.filter(profile_id__in=matched_ids).order_by("created_at"):
+        faces.setdefault(face.profile_id, face)
+    matches = [m | {"face": faces.get(m["profile_id"])} for m in subject_request.matches]
+    return render(request, "search/privacy_request.html", {"subject_request": subject_request, "matches": matches,
+                                                           "now": timezone.now()})
+
+
+@privacy_officer_required
+@require_POST
+def request_search(request, reference):
+    subject_request = _request_get(reference)
+    try:
+        matches = subject_request_search(request=subject_request, user=request.user)
+    except RequestRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{len(matches)} matching profile(s) across every agency's galleries.")
+    return redirect("privacy:request-detail", reference=reference)
+
+
+@privacy_officer_required
+@require_POST
+def request_complete(request, reference):
+    subject_request = _request_get(reference)
+    try:
+        profile_ids = [int(value) for value in request.POST.getlist("profile")]
+        outcome = subject_request_complete(request=subject_request, user=request.user, profile_ids=profile_ids,
+                                           identity_note=request.POST.get("identity_note", ""))
+    except (RequestRefused, ValueError) as exc:
+        messages.error(request, str(exc))
+    else:
+        if isinstance(outcome, AccessOutcome):
+            messages.success(request, f"Export of {len(outcome.matches)} profile(s) released.")
+        else:
+            messages.success(request, f"{len(outcome.erased_profiles)} profile(s) erased, "
+                                      f"{outcome.files_removed} files removed.")
+    return redirect("privacy:request-detail", reference=reference)
+
+
+def _private(response):
+    response["Cache-Control"] = "private, no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@privacy_officer_required
+def request_photo(request, reference):
+    subject_request = _request_get(reference)
+    if not subject_request.photo:
+        raise Http404("The request's photo is no longer held")
+    return _private(FileResponse(subject_request.photo.open("rb"), content_type="image/jpeg"))
+
+
+@privacy_officer_required
+def request_match_face(request, reference, face_code):
+    subject_request = _request_get(reference)
+    face = get_object_or_404(FaceImage, code=face_code,
+                             profile_id__in=[m["profile_id"] for m in subject_request.matches])
+    return _private(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
+
+
+@privacy_officer_required
+def request_export(request, reference):
+    subject_request = _request_get(reference)
+    if not subject_request.export:
+        raise Http404("No export")
+    return _private(FileResponse(subject_request.export.open("rb"), content_type="application/zip",
+                                 as_attachment=True, filename=f"{reference}.zip"))

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search import views
+from search import gallery_views, views
 
 app_name = "search"
 
@@ -16,6 +16,8 @@ urlpatterns = [
     path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/", views.lead_decide,
          name="lead-decide"),
     path("profiles/<uuid:code>/", views.profile_detail, name="profile-detail"),
+    path("galleries/", gallery_views.gallery_list, name="gallery-list"),
+    path("galleries/enrol/", gallery_views.gallery_enrol, name="gallery-enrol"),
     path("images/probes/<uuid:code>.jpg", views.probe_image, name="probe-image"),
     path("images/searches/<uuid:code>/annotated.jpg", views.job_annotated_image, name="job-annotated-image"),
     path("images/searches/<uuid:code>/faces/<int:face>.jpg", views.probe_face_crop, name="probe-face-crop"),

@@ -116,7 +116,53 @@ function setupCompare(section) {
   });
 }
 
+// Enrolment: one request per photo, so the page shows progress and each photo's outcome.
+function setupEnrolment(form) {
+  const box = document.querySelector("[data-enrol-progress]");
+  const bar = box.querySelector("[data-enrol-bar]");
+  const count = box.querySelector("[data-enrol-count]");
+  const list = box.querySelector("[data-enrol-results]");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const input = form.querySelector("input[type=file]");
+    const files = Array.from(input.files);
+    if (!files.length) { count.textContent = "Choose at least one photo."; box.hidden = false; return; }
+    box.hidden = false;
+    list.replaceChildren();
+    bar.max = files.length;
+    bar.value = 0;
+    let enrolled = 0;
+    for (const file of files) {
+      const data = new FormData(form);
+      data.delete("photos");
+      data.append("photos", file);
+      const item = document.createElement("li");
+      try {
+        const response = await fetch(form.action, {method: "POST", body: data, credentials: "same-origin",
+                                                   headers: {"Accept": "application/json"}});
+        const result = await response.json();
+        if (!result.ok) {
+          item.className = "enrol-skipped";
+          item.textContent = file.name + ": " + Object.values(result.errors).join(" ");
+        } else {
+          const outcome = result.results[0];
+          enrolled += outcome.ok ? 1 : 0;
+          item.className = outcome.ok ? "enrol-ok" : "enrol-skipped";
+          item.textContent = file.name + (outcome.ok ? ": enrolled into " + result.gallery : ": skipped — " + outcome.reason);
+        }
+      } catch (error) {
+        item.className = "enrol-skipped";
+        item.textContent = file.name + ": not sent (" + error + ")";
+      }
+      list.append(item);
+      bar.value += 1;
+      count.textContent = bar.value + " of " + files.length + " photos done, " + enrolled + " enrolled";
+    }
+  });
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  document.querySelectorAll("[data-enrol-form]").forEach(setupEnrolment);
   document.querySelectorAll("[data-upload-form]").forEach(setupDropzone);
   const card = document.querySelector("[data-job-status]");
   if (card && card.dataset.finished !== "true") watchJob(card);

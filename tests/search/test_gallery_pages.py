@@ -1,0 +1,67 @@
+"""The agency admin's enrolment page: provenance required for a new gallery, the quality gate and minors."""
+
+from datetime import date
+
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import TestCase
+from django.urls import reverse
+
+from search.models import FaceImage, Gallery
+from search.services import gallery_get_or_create
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, photo_bytes, sign_in
+
+NEW_GALLERY = {"new_name": "Booking photos", "source_type": "booking", "legal_basis": "Police Act s.64",
+               "legal_basis_reference": "PA 1984 s.64A", "responsible_person": "Records unit", "retention_days": 3650}
+
+
+class GalleryPageTests(AgencyFixtureMixin, TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.create_agencies()
+
+    def enrol(self, photo="img1.jpg", **fields):
+        payload = {"display_name": "Alex Example", "photos": [SimpleUploadedFile(photo, photo_bytes(photo))],
+                   **fields}
+        return self.client.post(reverse("search:gallery-enrol"), payload, HTTP_ACCEPT="application/json")
+
+    def test_the_page_lists_the_agencys_galleries_with_their_provenance(self):
+        gallery_get_or_create(owner=self.north, name="North bookings", legal_basis="Act s.1", **GALLERY_PROVENANCE)
+        gallery_get_or_create(owner=self.south, name="South secret", legal_basis="Act", **GALLERY_PROVENANCE)
+        sign_in(self.client, self.erin)
+        page = self.client.get(reverse("search:gallery-list"))
+        self.assertContains(page, "North bookings")
+        self.assertContains(page, "Records officer")
+        self.assertNotContains(page, "South secret")
+
+    def test_a_new_gallery_needs_its_provenance(self):
+        sign_in(self.client, self.erin)
+        response = self.enrol(new_name="Bookings", legal_basis="Police Act s.64")
+        self.assertEqual(response.status_code, 400)
+        self.assertIn("needs a source type, a responsible person, a retention period", response.json()["errors"]["gallery"])
+        self.assertFalse(Gallery.objects.exists())
+
+    def test_photos_are_enrolled_into_a_new_gallery_with_their_provenance(self):
+        sign_in(self.client, self.erin)
+        result = self.enrol(**NEW_GALLERY).json()
+        self.assertEqual((result["ok"], result["results"]), (True, [{"file": "img1.jpg", "ok": True}]))
+        face = FaceImage.objects.get()
+        self.assertEqual((face.enrolled_by, face.source_name, face.gallery.legal_basis_reference),
+                         (self.erin, "img1.jpg", "PA 1984 s.64A"))
+        again = self.enrol(gallery=face.gallery_id, photo="img1.jpg").json()
+        self.assertEqual(again["results"][0]["code"], "duplicate")
+
+    def test_a_minor_is_refused_and_leaves_no_profile(self):
+        sign_in(self.client, self.erin)
+        result = self.enrol(**NEW_GALLERY, date_of_birth=date(date.today().year - 12, 1, 1).isoformat()).json()
+        self.assertEqual(result["results"][0]["code"], "minor")
+        self.assertFalse(Gallery.objects.get().profiles.exists())
+
+    def test_only_agency_admins_enrol_and_only_into_their_own_galleries(self):
+        south, _ = gallery_get_or_create(owner=self.south, name="South", legal_basis="Act", **GALLERY_PROVENANCE)
+        sign_in(self.client, self.alice)
+        self.assertEqual(self.client.get(reverse("search:gallery-list")).status_code, 403)
+        self.assertEqual(self.enrol(**NEW_GALLERY).status_code, 403)
+        sign_in(self.client, self.erin)
+        response = self.enrol(gallery=south.id)
+        self.assertEqual(response.status_code, 400)
+        self.assertFalse(FaceImage.objects.exists())

@@ -100,6 +100,11 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     page = browser_page
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
+    # The public page where a person asks what is held about them: no sign-in.
+    page.goto(live_server.url + "/privacy/request/")
+    assert "have it erased" in page.inner_text("h1")
+    assert_accessible(page, "public request")
+
     page.goto(live_server.url + "/")
     assert "/accounts/login/" in page.url
     assert "authorised law-enforcement purposes" in page.inner_text(".restricted")
@@ -183,6 +188,20 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     # The agency admin invites an officer; the officer joins with a password and a new second factor,
     # and searches.
     sign_in_with_totp(page, live_server.url, "demo-admin", demo_with_worker["demo-admin"])
+    page.click("nav >> text=Galleries")
+    page.wait_for_selector("h1:has-text('Galleries of Demo Police Department')")
+    page.select_option("#id_source_type", "wanted")
+    page.fill("#id_new_name", "Wanted persons")
+    page.fill("#id_legal_basis", "Criminal Procedure Act s.131")
+    page.fill("#id_responsible_person", "Fugitive unit")
+    page.fill("#id_retention_days", "730")
+    page.fill("#id_display_name", "Sam Wanted")
+    page.set_input_files("#id_photos", [str(faces_dir() / "couple.jpg"), str(faces_dir() / "img16.jpg")])
+    page.click("button:has-text('Enrol')")
+    page.wait_for_selector("text=2 of 2 photos done, 1 enrolled", timeout=60_000)
+    assert "Two faces of similar size" in page.inner_text("[data-enrol-results]")
+    assert_accessible(page, "galleries")
+    page.screenshot(path=SCREENSHOTS / "galleries.png", full_page=True)
     page.click("nav >> text=Seats")
     page.wait_for_selector("h1:has-text('Seats of Demo Police Department')")
     assert "3 of 10 seats in use" in page.inner_text("body")

@@ -158,6 +158,12 @@ function setupEnrolment(form) {
       bar.value += 1;
       count.textContent = bar.value + " of " + files.length + " photos done, " + enrolled + " enrolled";
     }
+    if (enrolled) {
+      const refresh = document.createElement("a");
+      refresh.href = window.location.pathname;
+      refresh.textContent = "Show the updated galleries";
+      count.append(" · ", refresh);
+    }
   });
 }
 

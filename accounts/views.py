@@ -25,6 +25,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import selectors, services
 from accounts.forms import AcceptInvitationForm, InvitationForm, RoleForm, SecondFactorForm, SignInForm
 from accounts.models import Role, User
+from portal.http import private
 from portal.models import AuditEntry
 
 NEXT_KEY = "sign_in_next"
@@ -189,10 +190,7 @@ def enrol_qr(request):
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=12)
     buffer = io.BytesIO()
     image.save(buffer)
-    response = HttpResponse(buffer.getvalue(), content_type="image/svg+xml")
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return private(HttpResponse(buffer.getvalue(), content_type="image/svg+xml"))
 
 
 @require_POST

@@ -14,6 +14,7 @@ from portal import reports, selectors, services
 from portal.access import agency_member_required
 from accounts.models import Role
 from portal.audit import audit_record
+from portal.http import private
 from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
 from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
@@ -124,7 +125,7 @@ def audit_export(request):
     filters, entries = _audit_filtered(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="audit-{request.user.agency.slug}-{timezone.now():%Y%m%d-%H%M}.csv"'
-    response["Cache-Control"] = "private, no-store"
+    private(response)
     writer = csv.writer(response)
     writer.writerow(["id", "at", "action", "user", "ip_address", "case", "target", "detail", "entry_hash"])
     count = 0
@@ -156,8 +157,5 @@ def case_report_download(request, code):
         raise Http404("The report is not ready")
     audit_record(action=AuditEntry.Action.REPORT_DOWNLOADED, actor=request.user, case=report.case, target=report,
                  ip_address=request.META.get("REMOTE_ADDR"))
-    response = FileResponse(report.file.open("rb"), content_type="application/pdf", as_attachment=True,
-                            filename=f"case-{report.case.number}-report.pdf")
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
+    return private(FileResponse(report.file.open("rb"), content_type="application/pdf", as_attachment=True,
+                                filename=f"case-{report.case.number}-report.pdf"))

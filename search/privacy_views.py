@@ -15,6 +15,7 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Role
 from accounts.services import rate_limited
+from portal.http import private
 from portal.models import AuditEntry
 from search.models import FaceImage, SubjectRequest
 from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete, subject_request_file,
@@ -123,18 +124,12 @@ def request_complete(request, reference):
     return redirect("privacy:request-detail", reference=reference)
 
 
-def _private(response):
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
 @privacy_officer_required
 def request_photo(request, reference):
     subject_request = _request_get(reference)
     if not subject_request.photo:
         raise Http404("The request's photo is no longer held")
-    return _private(FileResponse(subject_request.photo.open("rb"), content_type="image/jpeg"))
+    return private(FileResponse(subject_request.photo.open("rb"), content_type="image/jpeg"))
 
 
 @privacy_officer_required
@@ -142,7 +137,7 @@ def request_match_face(request, reference, face_code):
     subject_request = _request_get(reference)
     face = get_object_or_404(FaceImage, code=face_code,
                              profile_id__in=[m["profile_id"] for m in subject_request.matches])
-    return _private(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
+    return private(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
 
 
 @privacy_officer_required
@@ -150,5 +145,5 @@ def request_export(request, reference):
     subject_request = _request_get(reference)
     if not subject_request.export:
         raise Http404("No export")
-    return _private(FileResponse(subject_request.export.open("rb"), content_type="application/zip",
+    return private(FileResponse(subject_request.export.open("rb"), content_type="application/zip",
                                  as_attachment=True, filename=f"{reference}.zip"))

@@ -17,6 +17,7 @@ from portal import selectors as case_selectors
 from portal.access import agency_member_required
 from accounts.models import Role
 from portal.audit import audit_record
+from portal.http import private
 from portal.models import AuditEntry
 from search import reviews, selectors
 from search.forms import ProbeUploadForm
@@ -190,10 +191,8 @@ def _image_response(field) -> FileResponse:
 
 
 def _private(response: HttpResponse) -> HttpResponse:
-    response["Cache-Control"] = "private, no-store"
-    response["X-Content-Type-Options"] = "nosniff"
     response["Content-Disposition"] = "inline"
-    return response
+    return private(response)
 
 
 @agency_member_required

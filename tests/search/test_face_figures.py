@@ -93,11 +93,17 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
 
 @pytest.mark.faces
 class GroupPhotoTests(TestCase):
-    def test_img67_yields_two_faces(self):
+    def test_img67_yields_its_two_detections_and_the_labelled_face_is_the_largest(self):
+        # The shared README counts two faces in img67.jpg. dlib's HOG returns two: the labelled person
+        # (≈ 234 px) and a 46-px detection at (1116, 502) which, looked at, is a blue light in the
+        # background rather than a person (see docs/benchmarks.md); no other detector tried finds a
+        # second person. What matters for enrolment: the labelled face is by far the largest.
         faces = faces_found("img67.jpg")
         self.assertEqual(len(faces), 2)
-        # The labelled person is the larger face.
-        self.assertGreater(max(f.width for f in faces), 3 * min(f.width for f in faces))
+        largest, other = sorted(faces, key=lambda f: f.width, reverse=True)
+        self.assertGreater(largest.width, 200)
+        self.assertLess(other.width, 0.25 * largest.width)
+        self.assertGreater(other.box[0], 1000)  # the background detection, far right
 
     def test_couple_yields_both_faces(self):
         faces = faces_found("couple.jpg")

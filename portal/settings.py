@@ -251,6 +251,10 @@ FACES_DIR = Path(os.environ.get("FACES_DIR", BASE_DIR.parent / "shared" / "faces
 FACE_ENGINE = os.environ.get("FACE_ENGINE", "dlib-resnet-v1")
 FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
 FACE_DETECT_UPSAMPLE = env_int("FACE_DETECT_UPSAMPLE", 1)
+# The YuNet + SFace engine: cosine distance (1 − similarity); similarity 0.363 is SFace's published
+# threshold, and all 300 labelled shared pairs are right there (docs/benchmarks.md).
+SFACE_MATCH_THRESHOLD = env_float("SFACE_MATCH_THRESHOLD", 0.637)
+YUNET_SCORE_THRESHOLD = env_float("YUNET_SCORE_THRESHOLD", 0.6)
 # Photos are scaled to this longest side before detection: the measured figures hold at 1024.
 FACE_DETECT_MAX_SIDE = env_int("FACE_DETECT_MAX_SIDE", 1024)
 FACE_CROP_SIZE = env_int("FACE_CROP_SIZE", 200)

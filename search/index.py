@@ -12,7 +12,7 @@ from search.faces import ENGINES
 
 # Distance operator per engine metric; the partial HNSW index of each engine uses the same one.
 _OPERATORS = {"euclidean": "<->", "cosine": "<=>"}
-_METRICS = {"dlib-resnet-v1": "euclidean"}
+_METRICS = {"dlib-resnet-v1": "euclidean", "yunet-sface-int8": "cosine"}
 # Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
 _OVERFETCH = 5
 
@@ -70,13 +70,14 @@ def nearest_profiles(
     return sorted(best.values(), key=lambda hit: hit.distance)[:limit]
 
 
-def distance_between(face_image_id_a: int, face_image_id_b: int) -> float:
-    """Distance between two stored gallery descriptors, computed by the database."""
+def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str) -> float:
+    """Distance between two stored gallery descriptors of one engine, computed by the database."""
+    operator = _OPERATORS[_METRICS[engine]]
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT a.embedding <-> b.embedding FROM search_faceimage a, search_faceimage b"
-            " WHERE a.id = %s AND b.id = %s AND a.engine = b.engine",
-            [face_image_id_a, face_image_id_b],
+            f"SELECT a.embedding {operator} b.embedding FROM search_faceimage a, search_faceimage b"
+            " WHERE a.id = %s AND b.id = %s AND a.engine = %s AND b.engine = %s",
+            [face_image_id_a, face_image_id_b, engine, engine],
         )
         row = cursor.fetchone()
     if row is None:

@@ -109,6 +109,8 @@ class FaceImage(models.Model):
             # One partial HNSW index per engine: descriptors of different engines are never compared.
             HnswIndex(name="face_embedding_dlib_hnsw", fields=["embedding"], m=16, ef_construction=64,
                       opclasses=["vector_l2_ops"], condition=Q(engine="dlib-resnet-v1")),
+            HnswIndex(name="face_embedding_sface_hnsw", fields=["embedding"], m=16, ef_construction=64,
+                      opclasses=["vector_cosine_ops"], condition=Q(engine="yunet-sface-int8")),
         ]
 
 

@@ -61,6 +61,7 @@ class FaceEngine:
 
 ENGINES = {
     "dlib-resnet-v1": "search.faces._dlib.DlibEngine",
+    "yunet-sface-int8": "search.faces._sface.SFaceEngine",
 }
 DEFAULT_ENGINE = "dlib-resnet-v1"
 

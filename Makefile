@@ -29,4 +29,7 @@ test: services  ## Run the whole test suite (real PostgreSQL, broker, worker and
 bench: services  ## Per-stage pipeline timings and search latency over a padded gallery
 	@$(PY) -m scripts.bench_pipeline
 
-.PHONY: help install services stop status migrate run test bench
+bench-engines: services  ## The two face engines side by side on the shared photos
+	@$(PY) -m scripts.bench_engines
+
+.PHONY: help install services stop status migrate run test bench bench-engines

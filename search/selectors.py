@@ -106,13 +106,48 @@ class ResultFace:
 
     @property
     def likely(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.is_match(c.job.threshold)]
+        return [c for c in self.candidates if c.is_match(c.job.threshold) and not c.erased_at]
+
+    @property
+    def answer(self) -> tuple[str, str]:
+        """The open-set answer for this face: strong, possible, or no likely candidate."""
+        strengths = {c.strength[0] for c in self.likely}
+        if "strong" in strengths:
+            return "strong", "Strong candidate"
+        if "possible" in strengths:
+            return "possible", "Possible candidate"
+        return "none", "No likely candidate"
+
+
+@dataclass
+class OpenSetContext:
+    profiles_searched: int
+    expected_unrelated: float
+
+    @property
+    def expected_words(self) -> str:
+        if self.expected_unrelated < 0.05:
+            return "fewer than one in twenty searches is expected to show an unrelated person this close"
+        if self.expected_unrelated < 1:
+            return (f"about one search in {max(2, round(1 / self.expected_unrelated))} is expected to show an "
+                    "unrelated person this close")
+        return f"about {self.expected_unrelated:.0f} unrelated people are expected this close in every search"
 
 
 def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
     candidates = list(search_job_candidates(job=job).select_related("job"))
     return [ResultFace(probe_face=face, candidates=[c for c in candidates if c.probe_face_id == face.id])
             for face in job.probe.faces.order_by("index")]
+
+
+def open_set_context(*, job: SearchJob) -> OpenSetContext:
+    """How many unrelated people a search of this size is expected to bring under the threshold."""
+    from django.conf import settings
+
+    profiles = Profile.objects.filter(
+        gallery_id__in=gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)).count()
+    rate = settings.OPEN_SET_IMPOSTOR_RATE.get(job.engine, 0.0)
+    return OpenSetContext(profiles_searched=profiles, expected_unrelated=profiles * rate)
 
 
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:

@@ -63,8 +63,9 @@ def probe_upload(request, case_code):
 
 
 def _job_context(job: SearchJob) -> dict:
-    faces = selectors.job_result_faces(job=job) if job.status == SearchJob.Status.DONE else []
-    return {"job": job, "faces": faces, "stages": _stage_list(job), "threshold": job.threshold}
+    done = job.status == SearchJob.Status.DONE
+    return {"job": job, "faces": selectors.job_result_faces(job=job) if done else [], "stages": _stage_list(job),
+            "threshold": job.threshold, "open_set": selectors.open_set_context(job=job) if done else None}
 
 
 def _stage_list(job: SearchJob) -> list[dict]:

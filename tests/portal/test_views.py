@@ -253,6 +253,21 @@ class ResultPageTests(PortalViewTestCase):
         self.assertContains(response, "Strong similarity")
         self.assertContains(response, "Police Act s.64")
 
+    def test_each_face_gets_an_open_set_answer_with_the_expected_figure(self):
+        self.sign_in(self.alice)
+        response = self.client.get(reverse("search:job-detail", args=[self.job.code]))
+        self.assertContains(response, "Strong candidate")
+        self.assertContains(response, "Searched 2 profiles: in a gallery of this size, fewer than one in twenty")
+
+    def test_a_stranger_gets_no_likely_candidate(self):
+        self.sign_in(self.alice)
+        with self.captureOnCommitCallbacks(execute=False):
+            job = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img30.jpg"))
+        pipeline.search_job_run(job_id=job.id)
+        response = self.client.get(reverse("search:job-detail", args=[job.code]))
+        self.assertContains(response, "No likely candidate")
+        self.assertNotContains(response, "Strong candidate")
+
     def test_the_status_endpoint_reports_the_stage(self):
         self.sign_in(self.alice)
         status = self.client.get(reverse("search:job-status", args=[self.job.code])).json()

@@ -73,6 +73,7 @@ class AuditEntry(models.Model):
         LEAD_CONFIRMED = "lead_confirmed", "Lead confirmed"
         LEAD_REJECTED = "lead_rejected", "Lead rejected"
         GALLERY_ENROLLED = "gallery_enrolled", "Photos enrolled into a gallery"
+        GALLERY_REEMBEDDED = "gallery_reembedded", "Gallery switched to another engine"
         AUDIT_EXPORTED = "audit_exported", "Audit log exported"
         REPORT_REQUESTED = "report_requested", "Case report requested"
         REPORT_GENERATED = "report_generated", "Case report generated"

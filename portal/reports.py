@@ -137,7 +137,7 @@ def _render_pdf(report: CaseReport) -> bytes:
                     who, face_cell = candidate.profile.display_name, _image(candidate.face_image.crop, 14)
                     source = f"{candidate.profile.gallery.name} / {candidate.profile.gallery.legal_basis}"
                 rows.append([str(candidate.rank), Paragraph(who, styles["small"]), face_cell,
-                             f"{candidate.distance:.3f}{' *' if candidate.distance <= job.threshold else ''}",
+                             f"{candidate.distance:.3f}{' *' if candidate.is_match() else ''}",
                              Paragraph(source, styles["small"]), Paragraph(decision, styles["small"])])
             table = Table(rows, colWidths=[11 * mm, 32 * mm, 17 * mm, 17 * mm, 48 * mm, 45 * mm], repeatRows=1)
             table.setStyle(TableStyle([

@@ -103,7 +103,8 @@ class FaceImage(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["gallery", "content_hash"], name="face_image_once_per_gallery"),
+            # One descriptor per photo and engine: re-embedding adds the new engine's beside the old.
+            models.UniqueConstraint(fields=["gallery", "content_hash", "engine"], name="face_image_once_per_engine"),
         ]
         indexes = [
             # One partial HNSW index per engine: descriptors of different engines are never compared.
@@ -214,6 +215,7 @@ class Candidate(models.Model):
     face_image = models.ForeignKey(FaceImage, null=True, on_delete=models.SET_NULL, related_name="candidates")
     erased_at = models.DateTimeField(null=True, blank=True)
     erased_reason = models.CharField(max_length=100, blank=True)
+    engine = models.CharField(max_length=40, blank=True, help_text="Engine of the gallery face it was found with")
     distance = models.FloatField()
     rank = models.PositiveSmallIntegerField()
 
@@ -223,12 +225,18 @@ class Candidate(models.Model):
             models.UniqueConstraint(fields=["job", "probe_face", "face_image"], name="candidate_once_per_job_face")
         ]
 
-    def is_match(self, threshold: float) -> bool:
-        return self.distance <= threshold
+    @property
+    def threshold(self) -> float:
+        from search.faces import engine_threshold
+
+        return engine_threshold(self.engine or self.job.engine)
+
+    def is_match(self, threshold: float | None = None) -> bool:
+        return self.distance <= (self.threshold if threshold is None else threshold)
 
     @property
     def strength(self) -> tuple[str, str]:
-        return similarity_strength(self.distance, self.job.threshold)
+        return similarity_strength(self.distance, self.threshold)
 
 
 

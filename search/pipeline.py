@@ -14,7 +14,7 @@ from django.utils import timezone
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import index, selectors
-from search.faces import get_engine
+from search.faces import engine_threshold, get_engine
 from search.facework import PhotoFaces, timed
 from search.imaging import PhotoRejected, decode_photo
 from search.models import Candidate, FaceImage, ProbeFace, SearchJob
@@ -98,13 +98,22 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
         raise NoFaceFound("No face found in the photo.")
 
     _set_stage(job.id, attempt, SearchJob.Stage.SEARCHING)
-    gallery_ids = selectors.gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)
-    hits_per_face = []
-    with timed(timings, "search"):
-        for face in faces:
-            hits_per_face.append(index.nearest_profiles(
-                face.embedding, engine=job.engine, gallery_ids=gallery_ids, limit=job.top_k,
-                include_minors=bool(job.offense_category and job.offense_category.is_missing_person)))
+    include_minors = bool(job.offense_category and job.offense_category.is_missing_person)
+    found: list[list[tuple]] = [[] for _ in faces]
+    # Each gallery is searched with its own engine (a gallery being re-embedded keeps its old one until
+    # the new descriptors are complete), so the probe is described once per engine in use.
+    for engine_name, gallery_ids in selectors.gallery_ids_by_engine(agency_id=job.agency_id).items():
+        embeddings = ([face.embedding for face in faces] if engine_name == job.engine
+                      else _describe_with(engine_name, photo.image, faces, timings))
+        with timed(timings, "search"):
+            for number, embedding in enumerate(embeddings):
+                if embedding is None:
+                    continue
+                found[number] += [(hit, engine_name) for hit in index.nearest_profiles(
+                    embedding, engine=engine_name, gallery_ids=gallery_ids, limit=job.top_k,
+                    include_minors=include_minors)]
+    timings.setdefault("search", 0.0)
+    hits_per_face = [_best_per_profile(hits, job.top_k) for hits in found]
 
     _set_stage(job.id, attempt, SearchJob.Stage.RENDERING)
     results = []
@@ -113,6 +122,37 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
         crop_name = media_store(f"crops/probes/{job.code}/face-{number}.jpg", photo_faces.crop_jpeg(face))
         results.append((number, face, crop_name, hits))
     return results
+
+
+def _best_per_profile(hits: list[tuple], limit: int) -> list[tuple]:
+    """Distances of two engines compare through their thresholds; one entry per profile, closest first."""
+    ranked = sorted(hits, key=lambda pair: pair[0].distance / engine_threshold(pair[1]))
+    seen, best = set(), []
+    for hit, engine_name in ranked:
+        if hit.profile_id not in seen:
+            seen.add(hit.profile_id)
+            best.append((hit, engine_name))
+    return best[:limit]
+
+
+def _describe_with(engine_name: str, image, faces: list, timings: dict) -> list:
+    """Descriptors of another engine for the same faces, matched by box overlap (None where unmatched)."""
+    other = PhotoFaces(image, get_engine(engine_name), timings).find()
+    matched = []
+    for face in faces:
+        overlaps = [(_iou(face.box, candidate.box), candidate) for candidate in other]
+        overlap, best = max(overlaps, key=lambda pair: pair[0], default=(0.0, None))
+        matched.append(best.embedding if best is not None and overlap >= 0.3 else None)
+    return matched
+
+
+def _iou(a, b) -> float:
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    height = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = width * height
+    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:
@@ -124,16 +164,17 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
         ProbeFace.objects.filter(probe_id=job.probe_id).delete()
         # A face purged or erased while this search ran is not returned.
         still_held = set(FaceImage.objects.filter(
-            id__in=[hit.face_image_id for _, _, _, hits in results for hit in hits]).values_list("id", flat=True))
+            id__in=[hit.face_image_id for _, _, _, hits in results for hit, _ in hits]).values_list("id", flat=True))
         candidates = []
         for number, face, crop_name, hits in results:
             probe_face = ProbeFace.objects.create(
                 probe_id=job.probe_id, index=number, box=face.box, landmarks=face.landmarks,
                 embedding=face.embedding, engine=job.engine, quality=face.quality, crop=crop_name)
             candidates += [
-                Candidate(job_id=job.id, probe_face=probe_face, profile_id=hit.profile_id,
+                Candidate(job_id=job.id, probe_face=probe_face, profile_id=hit.profile_id, engine=engine_name,
                           face_image_id=hit.face_image_id, distance=hit.distance, rank=rank)
-                for rank, hit in enumerate([h for h in hits if h.face_image_id in still_held], start=1)
+                for rank, (hit, engine_name) in enumerate(
+                    [(h, e) for h, e in hits if h.face_image_id in still_held], start=1)
             ]
         Candidate.objects.bulk_create(candidates)
         SearchJob.objects.filter(pk=job.id).update(
@@ -144,7 +185,7 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
                      target=current, detail=f"{len(candidates)} candidates for {len(results)} faces",
                      data={"candidate_ids": [c.id for c in candidates],
                            "profile_ids": [c.profile_id for c in candidates],
-                           "likely": sum(c.distance <= current.threshold for c in candidates),
+                           "likely": sum(c.is_match() for c in candidates),
                            "faces": len(results)})
 
 

@@ -20,6 +20,14 @@ def galleries_searchable_by(*, agency_id: int) -> QuerySet[Gallery]:
     return Gallery.objects.filter(Q(owner_id=agency_id) | Q(shared_with__id=agency_id)).distinct()
 
 
+def gallery_ids_by_engine(*, agency_id: int) -> dict[str, list[int]]:
+    """The galleries an agency may search, grouped by the engine each is searched with."""
+    grouped: dict[str, list[int]] = {}
+    for gallery_id, engine in galleries_searchable_by(agency_id=agency_id).values_list("id", "engine"):
+        grouped.setdefault(engine, []).append(gallery_id)
+    return grouped
+
+
 def gallery_ids_searchable_by(*, agency_id: int, engine: str) -> list[int]:
     return list(galleries_searchable_by(agency_id=agency_id).filter(engine=engine).values_list("id", flat=True))
 
@@ -39,7 +47,7 @@ def search_job_result(*, job: SearchJob) -> dict:
             "box": list(probe_face.box),
             "candidates": [
                 {"rank": c.rank, "profile": c.profile.display_name if c.profile else "(erased)",
-                 "profile_id": c.profile_id, "distance": round(c.distance, 4), "match": c.is_match(job.threshold)}
+                 "profile_id": c.profile_id, "distance": round(c.distance, 4), "match": c.is_match()}
                 for c in candidates if c.probe_face_id == probe_face.id
             ],
         })
@@ -106,7 +114,7 @@ class ResultFace:
 
     @property
     def likely(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.is_match(c.job.threshold) and not c.erased_at]
+        return [c for c in self.candidates if c.is_match() and not c.erased_at]
 
     @property
     def answer(self) -> tuple[str, str]:

@@ -138,7 +138,7 @@ def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
         photo = decode_photo(data)
     except PhotoRejected as exc:
         raise EnrolmentSkipped(str(exc), "unreadable") from None
-    if FaceImage.objects.filter(gallery=gallery, content_hash=photo.content_hash).exists():
+    if FaceImage.objects.filter(gallery=gallery, content_hash=photo.content_hash, engine=gallery.engine).exists():
         raise EnrolmentSkipped("The same photo is already enrolled in this gallery.", "duplicate")
     engine = get_engine(gallery.engine)
     faces_in_photo = PhotoFaces(photo.image, engine)

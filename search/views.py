@@ -174,7 +174,7 @@ def profile_detail(request, code):
     _audit_view(request, AuditEntry.Action.PROFILE_VIEWED, case=None, target=profile)
     return render(request, "search/profile_detail.html", {
         "profile": profile,
-        "face_images": profile.face_images.order_by("created_at"),
+        "face_images": profile.face_images.filter(engine=profile.gallery.engine).order_by("created_at"),
         "appearances": selectors.profile_searches(user=request.user, profile=profile),
     })
 

@@ -66,6 +66,16 @@ ENGINES = {
 DEFAULT_ENGINE = "dlib-resnet-v1"
 
 
+def engine_threshold(name: str) -> float:
+    """The engine's match threshold (a distance), without loading its models."""
+    from django.conf import settings
+
+    thresholds = {"dlib-resnet-v1": settings.FACE_MATCH_THRESHOLD, "yunet-sface-int8": settings.SFACE_MATCH_THRESHOLD}
+    if name not in thresholds:
+        raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
+    return thresholds[name]
+
+
 @functools.cache
 def get_engine(name: str = DEFAULT_ENGINE) -> FaceEngine:
     """The engine of that name, its models loaded once per process."""

@@ -43,6 +43,8 @@ class SFaceEngine(FaceEngine):
         except ImportError:
             raise EngineNotAvailable("The YuNet + SFace engine needs opencv-python-headless.") from None
         self._cv2 = cv2
+        # OpenCV 5 warns on every model load that targets are chosen by its graph engine: not our concern.
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self.version = f"OpenCV {cv2.__version__}; YuNet 2023mar int8; SFace 2021dec int8"
         self.default_threshold = settings.SFACE_MATCH_THRESHOLD
         detector_path, recognizer_path = _checked_model_path(DETECTOR), _checked_model_path(RECOGNIZER)

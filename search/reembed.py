@@ -1,0 +1,80 @@
+"""Re-computing a gallery's descriptors with another engine, resumably, then switching in one transaction.
+
+Until the switch the gallery is searched with its old engine; the new descriptors sit beside the old
+ones (one row per photo and engine), so there is no moment where the gallery returns nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from django.core.files.storage import default_storage
+from django.db import transaction
+
+from portal.audit import audit_record
+from portal.models import AuditEntry
+from search.faces import get_engine
+from search.facework import PhotoFaces
+from search.imaging import decode_photo
+from search.models import FaceImage, Gallery
+from search.pipeline import _iou
+from search.services import media_store
+
+
+@dataclass
+class ReembedSummary:
+    gallery: Gallery
+    engine: str
+    described: int = 0
+    already: int = 0
+    skipped: list = field(default_factory=list)
+    switched: bool = False
+
+
+def pending_faces(gallery: Gallery, engine_name: str):
+    done = FaceImage.objects.filter(gallery=gallery, engine=engine_name).values("content_hash")
+    return (FaceImage.objects.filter(gallery=gallery, engine=gallery.engine).exclude(content_hash__in=done)
+            .select_related("profile").order_by("id"))
+
+
+def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> ReembedSummary:
+    """Describe every photo of the gallery with the engine (skipping those already done), then switch."""
+    engine = get_engine(engine_name)  # EngineNotAvailable when it is not installed
+    summary = ReembedSummary(gallery=gallery, engine=engine_name)
+    if gallery.engine == engine_name:
+        summary.switched = True
+        return summary
+    summary.already = FaceImage.objects.filter(gallery=gallery, engine=engine_name).count()
+    for face in pending_faces(gallery, engine_name).iterator():
+        with default_storage.open(face.image.name, "rb") as stored:
+            photo = decode_photo(stored.read())
+        photo_faces = PhotoFaces(photo.image, engine)
+        found = photo_faces.find()
+        # The same person: the new engine's face that overlaps the enrolled box most.
+        overlap, match = max(((_iou(face.box, f.box), f) for f in found), key=lambda p: p[0], default=(0.0, None))
+        if match is None or overlap < 0.3:
+            summary.skipped.append({"file": face.source_name, "reason": f"{engine_name} finds no matching face"})
+        else:
+            # FileField names hold at most 100 characters.
+            crop = media_store(f"crops/gallery/{gallery.code}/{face.content_hash[:20]}-{engine_name}.jpg",
+                               photo_faces.crop_jpeg(match))
+            FaceImage.objects.create(
+                profile=face.profile, gallery=gallery, image=face.image.name, crop=crop, source_name=face.source_name,
+                box=match.box, landmarks=match.landmarks, embedding=match.embedding, engine=engine_name,
+                quality=match.quality, minor_at_enrolment=face.minor_at_enrolment, content_hash=face.content_hash,
+                enrolled_by=face.enrolled_by)
+            summary.described += 1
+        if progress is not None:
+            progress(face)
+    if summary.skipped:
+        return summary  # not complete: the gallery keeps its old engine
+    with transaction.atomic():
+        locked = Gallery.objects.select_for_update().get(pk=gallery.pk)
+        if not pending_faces(locked, engine_name).exists():
+            previous = locked.engine
+            Gallery.objects.filter(pk=gallery.pk).update(engine=engine_name)
+            audit_record(action=AuditEntry.Action.GALLERY_REEMBEDDED, agency=gallery.owner, target=gallery,
+                         detail=f"{gallery.name}: {previous} → {engine_name}")
+            summary.switched = True
+    gallery.refresh_from_db()
+    return summary

@@ -3,7 +3,7 @@
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 
 from portal import embedded
 
@@ -13,6 +13,17 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def check_face_engine(**_):
+    """Refuse to start a worker whose engine cannot load (a model file missing or altered): the error
+    names the file. Loading here, before the pool forks, also shares the models with the children."""
+    from django.conf import settings
+
+    from search.faces import get_engine
+
+    get_engine(settings.FACE_ENGINE)
 
 
 @worker_process_init.connect

@@ -31,6 +31,8 @@ class ProbeUploadForm(forms.Form):
     purpose = forms.ModelChoiceField(queryset=OffenseCategory.objects.filter(is_active=True), to_field_name="name",
                                      label="Purpose (offense category)", empty_label="Choose…",
                                      error_messages={"required": "State the purpose of the search."})
+    sensitive = forms.BooleanField(required=False, label="Small or distant faces",
+                                   help_text="A more sensitive detector: slower, finds smaller faces")
     justification = forms.CharField(label="Justification", widget=forms.Textarea(attrs={"rows": 2}),
                                     min_length=settings.SEARCH_JUSTIFICATION_MIN_CHARS,
                                     help_text="Why this search is needed for the case (at least "

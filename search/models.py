@@ -177,6 +177,7 @@ class SearchJob(models.Model):
     engine = models.CharField(max_length=40)
     threshold = models.FloatField()
     top_k = models.PositiveSmallIntegerField(default=10)
+    sensitive = models.BooleanField(default=False, help_text="Slower detector for small or distant faces")
     offense_category = models.ForeignKey(OffenseCategory, null=True, on_delete=models.PROTECT, related_name="+")
     justification = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)

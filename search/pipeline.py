@@ -91,7 +91,7 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
             photo = decode_photo(stored.read())
     engine = get_engine(job.engine)
     photo_faces = PhotoFaces(photo.image, engine, timings)
-    faces = photo_faces.find()
+    faces = photo_faces.find(sensitive=job.sensitive)
     if settings.SEARCH_DRILL_PAUSE_SECONDS:
         time.sleep(settings.SEARCH_DRILL_PAUSE_SECONDS)
     if not faces:
@@ -104,7 +104,7 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
     # the new descriptors are complete), so the probe is described once per engine in use.
     for engine_name, gallery_ids in selectors.gallery_ids_by_engine(agency_id=job.agency_id).items():
         embeddings = ([face.embedding for face in faces] if engine_name == job.engine
-                      else _describe_with(engine_name, photo.image, faces, timings))
+                      else _describe_with(engine_name, photo.image, faces, timings, job.sensitive))
         with timed(timings, "search"):
             for number, embedding in enumerate(embeddings):
                 if embedding is None:
@@ -135,9 +135,9 @@ def _best_per_profile(hits: list[tuple], limit: int) -> list[tuple]:
     return best[:limit]
 
 
-def _describe_with(engine_name: str, image, faces: list, timings: dict) -> list:
+def _describe_with(engine_name: str, image, faces: list, timings: dict, sensitive: bool) -> list:
     """Descriptors of another engine for the same faces, matched by box overlap (None where unmatched)."""
-    other = PhotoFaces(image, get_engine(engine_name), timings).find()
+    other = PhotoFaces(image, get_engine(engine_name), timings).find(sensitive=sensitive)
     matched = []
     for face in faces:
         overlaps = [(_iou(face.box, candidate.box), candidate) for candidate in other]

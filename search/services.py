@@ -190,7 +190,7 @@ def search_purpose_check(*, purpose: str, justification: str) -> tuple[OffenseCa
 
 def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: str = "",
                  top_k: int | None = None, purpose: str = "", justification: str = "",
-                 ip_address: str | None = None) -> SearchJob:
+                 ip_address: str | None = None, sensitive: bool = False) -> SearchJob:
     """Check and store a probe photo and queue its search; raises PhotoRejected or SearchRefused.
 
     A search needs an open case of the uploader's agency, an offense category and a justification.
@@ -223,7 +223,7 @@ def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: s
             job = SearchJob.objects.create(
                 agency_id=case.agency_id, probe=probe, started_by=uploaded_by, engine=engine.name,
                 threshold=engine.default_threshold, top_k=top_k, offense_category=category,
-                justification=justification,
+                justification=justification, sensitive=sensitive,
             )
             audit_record(action=AuditEntry.Action.SEARCH_STARTED, actor=uploaded_by, case=case, target=job,
                          ip_address=ip_address, detail=f"{category.name}: {justification}",

@@ -45,6 +45,7 @@ def probe_upload(request, case_code):
                 jobs.append(probe_submit(case=case, uploaded_by=request.user, data=upload.read(),
                                          original_name=upload.name, purpose=form.cleaned_data["purpose"].name,
                                          justification=form.cleaned_data["justification"],
+                                         sensitive=form.cleaned_data["sensitive"],
                                          ip_address=request.META.get("REMOTE_ADDR")))
             except (PhotoRejected, SearchRefused) as exc:
                 problems.append(f"{upload.name}: {exc}")

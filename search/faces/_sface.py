@@ -58,8 +58,15 @@ class SFaceEngine(FaceEngine):
     def detect(self, image: np.ndarray, *, sensitive: bool = False) -> list[DetectedFace]:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         height, width = bgr.shape[:2]
-        self._detector.setInputSize((width, height))
-        _, rows = self._detector.detect(bgr)
+        # Sensitive: look at the photo twice as large, for small or distant faces (about 4× the time).
+        scale = 2 if sensitive else 1
+        work = self._cv2.resize(bgr, (width * scale, height * scale), interpolation=self._cv2.INTER_CUBIC) \
+            if scale > 1 else bgr
+        self._detector.setInputSize((work.shape[1], work.shape[0]))
+        _, rows = self._detector.detect(work)
+        if rows is not None and scale > 1:
+            rows = rows.copy()
+            rows[:, :14] /= scale
         faces = []
         for row in rows if rows is not None else []:
             left, top = max(int(round(row[0])), 0), max(int(round(row[1])), 0)

@@ -27,6 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=int, default=None, help="Candidates per face (default 10)")
         parser.add_argument("--purpose", default="", help="Offense category (required), e.g. Robbery")
         parser.add_argument("--justification", default="", help="Why this search is needed (required, 20+ chars)")
+        parser.add_argument("--sensitive", action="store_true",
+                            help="A slower, more sensitive detector for small or distant faces")
         parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait for the result")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON (always on)")
 
@@ -56,7 +58,7 @@ class Command(BaseCommand):
             try:
                 job = probe_submit(case=case_obj, uploaded_by=officer, data=data, original_name=path.name,
                                    top_k=options["top_k"], purpose=options["purpose"],
-                                   justification=options["justification"])
+                                   justification=options["justification"], sensitive=options["sensitive"])
             except (PhotoRejected, SearchRefused) as exc:
                 self._print({"job": None, "status": "failed", "error": str(exc), "faces": []})
                 raise SystemExit(1) from None

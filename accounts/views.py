@@ -308,24 +308,25 @@ def _seat_action(request, code, action):
     return redirect("accounts:seats")
 
 
-@agency_admin_required
-@require_POST
-def user_deactivate(request, code):
-    def act(member):
-        services.user_deactivate(actor=request.user, user=member, ip_address=client_ip(request))
-        messages.success(request, f"{member.username} is deactivated; their seat is free and their history kept.")
+def _seat_view(service, done: str):
+    """A seat page action on one user of the admin's agency: call the service, say what happened."""
 
-    return _seat_action(request, code, act)
+    @agency_admin_required
+    @require_POST
+    def view(request, code):
+        def act(member):
+            service(actor=request.user, user=member, ip_address=client_ip(request))
+            messages.success(request, done.format(username=member.username))
+
+        return _seat_action(request, code, act)
+
+    return view
 
 
-@agency_admin_required
-@require_POST
-def user_reactivate(request, code):
-    def act(member):
-        services.user_reactivate(actor=request.user, user=member, ip_address=client_ip(request))
-        messages.success(request, f"{member.username} is active again.")
-
-    return _seat_action(request, code, act)
+user_deactivate = _seat_view(services.user_deactivate,
+                             "{username} is deactivated; their seat is free and their history kept.")
+user_reactivate = _seat_view(services.user_reactivate, "{username} is active again.")
+user_unlock = _seat_view(services.sign_in_unlock, "{username} can sign in again.")
 
 
 @agency_admin_required
@@ -339,16 +340,6 @@ def user_role(request, code):
         updated = services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"],
                                             ip_address=client_ip(request))
         messages.success(request, f"{updated.username} is now {updated.get_role_display().lower()}.")
-
-    return _seat_action(request, code, act)
-
-
-@agency_admin_required
-@require_POST
-def user_unlock(request, code):
-    def act(member):
-        services.sign_in_unlock(actor=request.user, user=member, ip_address=client_ip(request))
-        messages.success(request, f"{member.username} can sign in again.")
 
     return _seat_action(request, code, act)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
@@ -37,10 +37,6 @@ def open_cases(*, user: User) -> QuerySet[Case]:
     return case_list(user=user, status=Case.Status.OPEN)[:10]
 
 
-def case_exists(*, user: User, number: str) -> bool:
-    return Case.objects.filter(Q(agency_id=user.agency_id) & Q(number=number.strip())).exists()
-
-
 # --- Audit log (supervisors and agency admins, their own agency only) ---------------------------
 
 def audit_entries(*, user: User, username: str = "", case_number: str = "", action: str = "",
@@ -61,12 +57,24 @@ def audit_entries(*, user: User, username: str = "", case_number: str = "", acti
     return entries.order_by("-id")
 
 
+def _under_own_threshold():
+    """A candidate under the threshold of the engine that found it (the same rule as Candidate.is_match)."""
+    from django.db.models import F, Q
+
+    from search.faces import engine_thresholds
+
+    rule = Q(engine="", distance__lte=F("job__threshold"))
+    for engine, threshold in engine_thresholds().items():
+        rule |= Q(engine=engine, distance__lte=threshold)
+    return rule
+
+
 def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:
     """Per user of the agency: searches per week, the share that led to a confirmed lead, and the
     searches that found no one under the threshold."""
     from datetime import timedelta
 
-    from django.db.models import Exists, F, OuterRef
+    from django.db.models import Exists, OuterRef
     from django.utils import timezone
 
     from search.models import Candidate, LeadReview, SearchJob
@@ -76,8 +84,7 @@ def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:
     jobs = (SearchJob.objects.filter(agency_id=user.agency_id, created_at__date__gte=start)
             .annotate(confirmed=Exists(LeadReview.objects.filter(candidate__job=OuterRef("pk"),
                                                                  status=LeadReview.Status.CONFIRMED)),
-                      likely=Exists(Candidate.objects.filter(job=OuterRef("pk"),
-                                                             distance__lte=F("job__threshold"))))
+                      likely=Exists(Candidate.objects.filter(_under_own_threshold(), job=OuterRef("pk"))))
             .values("started_by__username", "created_at", "status", "confirmed", "likely"))
     rows: dict[str, dict] = {}
     for job in jobs:

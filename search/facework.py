@@ -29,6 +29,16 @@ class FoundFace:
         return self.box[2]
 
 
+def box_overlap(a, b) -> float:
+    """Intersection over union of two [x, y, width, height] boxes: the same face found by two detectors."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
+    height = max(0, min(ay + ah, by + bh) - max(ay, by))
+    inter = width * height
+    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
+
+
 @contextmanager
 def timed(timings: dict, stage: str):
     started = time.perf_counter()

@@ -15,7 +15,7 @@ from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import index, selectors
 from search.faces import engine_threshold, get_engine
-from search.facework import PhotoFaces, timed
+from search.facework import PhotoFaces, box_overlap, timed
 from search.imaging import PhotoRejected, decode_photo
 from search.models import Candidate, FaceImage, ProbeFace, SearchJob
 from search.services import media_store, search_job_claim
@@ -140,19 +140,10 @@ def _describe_with(engine_name: str, image, faces: list, timings: dict, sensitiv
     other = PhotoFaces(image, get_engine(engine_name), timings).find(sensitive=sensitive)
     matched = []
     for face in faces:
-        overlaps = [(_iou(face.box, candidate.box), candidate) for candidate in other]
+        overlaps = [(box_overlap(face.box, candidate.box), candidate) for candidate in other]
         overlap, best = max(overlaps, key=lambda pair: pair[0], default=(0.0, None))
         matched.append(best.embedding if best is not None and overlap >= 0.3 else None)
     return matched
-
-
-def _iou(a, b) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    width = max(0, min(ax + aw, bx + bw) - max(ax, bx))
-    height = max(0, min(ay + ah, by + bh) - max(ay, by))
-    inter = width * height
-    return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
 def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:

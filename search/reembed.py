@@ -14,10 +14,9 @@ from django.db import transaction
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.faces import get_engine
-from search.facework import PhotoFaces
+from search.facework import PhotoFaces, box_overlap
 from search.imaging import decode_photo
 from search.models import FaceImage, Gallery
-from search.pipeline import _iou
 from search.services import media_store
 
 
@@ -51,7 +50,7 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
         photo_faces = PhotoFaces(photo.image, engine)
         found = photo_faces.find()
         # The same person: the new engine's face that overlaps the enrolled box most.
-        overlap, match = max(((_iou(face.box, f.box), f) for f in found), key=lambda p: p[0], default=(0.0, None))
+        overlap, match = max(((box_overlap(face.box, f.box), f) for f in found), key=lambda p: p[0], default=(0.0, None))
         if match is None or overlap < 0.3:
             summary.skipped.append({"file": face.source_name, "reason": f"{engine_name} finds no matching face"})
         else:

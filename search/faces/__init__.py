@@ -66,11 +66,15 @@ ENGINES = {
 DEFAULT_ENGINE = "dlib-resnet-v1"
 
 
-def engine_threshold(name: str) -> float:
-    """The engine's match threshold (a distance), without loading its models."""
+def engine_thresholds() -> dict[str, float]:
+    """Each engine's match threshold (a distance), without loading any model."""
     from django.conf import settings
 
-    thresholds = {"dlib-resnet-v1": settings.FACE_MATCH_THRESHOLD, "yunet-sface-int8": settings.SFACE_MATCH_THRESHOLD}
+    return {"dlib-resnet-v1": settings.FACE_MATCH_THRESHOLD, "yunet-sface-int8": settings.SFACE_MATCH_THRESHOLD}
+
+
+def engine_threshold(name: str) -> float:
+    thresholds = engine_thresholds()
     if name not in thresholds:
         raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
     return thresholds[name]

@@ -7,7 +7,7 @@ import numpy as np
 from django.test import TestCase
 from PIL import Image, ImageFilter
 
-from search import index, pipeline
+from search import pipeline
 from search.facework import FoundFace
 from search.models import FaceImage, Gallery
 from search.services import (EnrolmentItem, EnrolmentSkipped, enrolment_quality_gate, face_image_enrol,

@@ -4,16 +4,14 @@ leaves an "erased" marker in past results and a tombstone that refuses the same 
 import io
 import json
 import zipfile
-from pathlib import Path
 
-from django.conf import settings
 from django.core.management import CommandError, call_command
 from django.test import TestCase
 
 from accounts.services import user_create
 from portal.models import AuditEntry
 from search import pipeline
-from search.models import Candidate, FaceImage, Profile, SubjectRequest, Tombstone
+from search.models import FaceImage, Profile, SubjectRequest, Tombstone
 from search.reviews import candidate_mark, lead_decide
 from search.selectors import search_job_result
 from search.services import (EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit,

@@ -1,7 +1,6 @@
 import csv
 import json
 import secrets
-from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand

@@ -238,10 +238,23 @@ def probe_submit(*, case: Case, uploaded_by: User, data: bytes, original_name: s
     return job
 
 
+SEARCH_LOWEST_PRIORITY = 9  # the broker keeps priorities 0 (taken first) to 9
+
+
+def search_job_priority(job_id: int) -> int:
+    """The job's broker priority: how many other searches of its agency are queued or running, up to 9."""
+    return (SearchJob.objects
+            .filter(status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING],
+                    agency_id=SearchJob.objects.filter(pk=job_id).values("agency_id")[:1])
+            .exclude(pk=job_id)[:SEARCH_LOWEST_PRIORITY].count())
+
+
 def search_job_enqueue(job_id: int) -> None:
     from search.tasks import search_job_run_task
 
-    search_job_run_task.delay(job_id)
+    # One queue for every agency, taken in priority order: an agency with nothing waiting goes ahead
+    # of another's burst instead of behind it (workers take the lowest number first, FIFO within one).
+    search_job_run_task.apply_async((job_id,), priority=search_job_priority(job_id))
 
 
 def search_jobs_sweep(*, now=None) -> list[int]:

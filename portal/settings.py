@@ -108,6 +108,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # The header middleware come first (outermost), so that a response made by a later middleware (the
+    # HTTPS redirect, a refused host, a CSRF failure) carries the headers too (tests/portal/test_security_headers.py).
+    "portal.middleware.ResponseHeadersMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

@@ -1,0 +1,23 @@
+"""Headers that every response of the portal carries, whatever made it: a page, JSON, an image, a file,
+a redirect or an error page."""
+
+from django.utils.cache import patch_cache_control
+
+# The portal uses none of these browser features; a page that is somehow made to ask for one is refused.
+PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
+    "accelerometer", "autoplay", "camera", "display-capture", "geolocation", "gyroscope", "magnetometer",
+    "microphone", "midi", "payment", "usb"))
+
+
+class ResponseHeadersMiddleware:
+    """Permissions-Policy, and no-store: every response may hold case data, personal data or a sign-in form,
+    and none may be kept by a browser or a proxy (static files are served by the proxy, not here)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        patch_cache_control(response, private=True, no_store=True)
+        return response

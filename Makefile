@@ -32,4 +32,9 @@ bench: services  ## Per-stage pipeline timings and search latency over a padded 
 bench-engines: services  ## The two face engines side by side on the shared photos
 	@$(PY) -m scripts.bench_engines
 
-.PHONY: help install services stop status migrate run test bench bench-engines
+N ?= 100000
+ENGINE ?= dlib
+bench-scale: install  ## Search over N faces vs exact search and a brute-force peer (N=1000000 ENGINE=sface)
+	@$(PY) -m scripts.bench_scale --n $(N) --engine $(ENGINE) $(ARGS)
+
+.PHONY: help install services stop status migrate run test bench bench-engines bench-scale

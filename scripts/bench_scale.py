@@ -1,0 +1,545 @@
+"""make bench-scale N=... ENGINE=...: the product's vector search over a gallery of N faces, against
+exact search and a brute-force peer. A benchmark, never part of the test suite.
+
+The gallery is throw-away and lives in a PostgreSQL server of its own (var/bench-pgdata, the same
+pgserver build and the same server settings as the product's embedded one), so a benchmark never
+touches the portal's data. It holds the real descriptors of the shared photos plus distractors drawn
+from a Gaussian fitted to the mean and covariance of that engine's real descriptors, split into three
+galleries so that agency-filtered searches can be allowed 100 %, 20 % and 1 % of the faces.
+
+Probes (2,000 by default), each with a true mate in the gallery:
+- every labelled shared photo, searched leave-one-out (its own face excluded, its other photos are its mates);
+- jittered copies of gallery members: the member plus Gaussian noise as large as the median distance
+  between two real photos of one person.
+
+Reports load and HNSW build time, table and index size, PostgreSQL's memory, latency p50/p95/p99 per
+ef_search for unfiltered and filtered searches, the agreement of the product's top-1 / top-10 with
+exact NumPy search over the same vectors, the brute-force peer (`face_recognition`'s way: distance to
+every known descriptor with NumPy) and, for the real probes, the rank of the true mate and the number
+of synthetic distractors under the match threshold. Prints Markdown for docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import platform
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+ENGINE_ALIASES = {"dlib": "dlib-resnet-v1", "sface": "yunet-sface-int8", "fast": "yunet-sface-int8"}
+FILTERS = {"unfiltered": None, "filtered 100 %": ("one", "nineteen", "eighty"), "filtered 20 %": ("one", "nineteen"),
+           "filtered 1 %": ("one",)}
+GALLERY_SHARES = {"one": 0.01, "nineteen": 0.19, "eighty": 0.80}
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000, help="faces in the gallery")
+    parser.add_argument("--engine", default="dlib", help="dlib, sface or a full engine name")
+    parser.add_argument("--probes", type=int, default=2000)
+    parser.add_argument("--m", type=int, default=None, help="HNSW m (default: the product's)")
+    parser.add_argument("--ef-construction", type=int, default=None, help="default: the product's")
+    parser.add_argument("--ef-search", default=None, help="comma-separated values to sweep (default: the product's)")
+    parser.add_argument("--iterative-scan", default=None, help="strict_order or relaxed_order (default: product's)")
+    parser.add_argument("--peer-probes", type=int, default=50, help="probes through the brute-force peer")
+    parser.add_argument("--keep", action="store_true", help="keep the bench server and its data afterwards")
+    parser.add_argument("--reuse", action="store_true", help="reuse the gallery of a kept run (no load, no build)")
+    return parser.parse_args()
+
+
+ARGS = parse_args()
+BENCH_PGDATA = Path(os.environ.get("BENCH_PGDATA", BASE_DIR / "var" / "bench-pgdata"))
+BENCH_DATABASE = "portal_scale"
+
+
+def start_bench_server() -> str:
+    """A PostgreSQL server of the benchmark's own, tuned like the product's embedded one."""
+    from portal import embedded
+
+    pgserver = embedded._pgserver()
+    if not ARGS.reuse and BENCH_PGDATA.exists():
+        stop_bench_server(delete=True)
+    server = pgserver.get_server(BENCH_PGDATA, cleanup_mode=None)
+    embedded.tune_postgres(server, BENCH_PGDATA)
+    if "1 row" not in server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{BENCH_DATABASE}';"):
+        server.psql(f"CREATE DATABASE {BENCH_DATABASE};")
+    return server.get_uri(BENCH_DATABASE)
+
+
+def stop_bench_server(*, delete: bool) -> None:
+    from portal import embedded
+
+    if (BENCH_PGDATA / "postmaster.pid").exists():
+        user = "pgserver" if os.geteuid() == 0 else None
+        embedded._pgserver()._commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=BENCH_PGDATA, user=user)
+    if delete:
+        shutil.rmtree(BENCH_PGDATA, ignore_errors=True)
+
+
+os.environ["DATABASE_URL"] = start_bench_server()
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+os.environ.setdefault("MEDIA_ROOT", "/tmp/portal-bench-media")
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.conf import settings  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.db import connection  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+from search import index  # noqa: E402
+from search.faces import get_engine  # noqa: E402
+from search.facework import PhotoFaces  # noqa: E402
+from search.imaging import decode_photo  # noqa: E402
+
+ENGINE = ENGINE_ALIASES.get(ARGS.engine, ARGS.engine)
+METRIC = index.METRICS[ENGINE]
+HNSW = index.hnsw_parameters(ENGINE)
+M = ARGS.m or HNSW["m"]
+EF_CONSTRUCTION = ARGS.ef_construction or HNSW["ef_construction"]
+EF_SEARCH_VALUES = [int(v) for v in ARGS.ef_search.split(",")] if ARGS.ef_search else [settings.HNSW_EF_SEARCH]
+ITERATIVE_SCAN = ARGS.iterative_scan or settings.HNSW_ITERATIVE_SCAN
+TOP_K = 10
+
+
+def progress(iterable, **kwargs):
+    return tqdm(iterable, file=sys.stderr, mininterval=kwargs.pop("mininterval", 2), **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Real descriptors of the shared photos
+
+
+def real_descriptors() -> tuple[np.ndarray, list[str], list[str]]:
+    """The labelled face of every labelled shared photo: vectors, file names, identities (cached)."""
+    pairs = Path(settings.FACES_DIR) / "pairs"
+    with open(pairs / "identities.csv") as handle:
+        labelled = sorted((row["file"], row["identity"]) for row in csv.DictReader(handle))
+    cache = BASE_DIR / "var" / "bench-cache" / f"{ENGINE}-identities.npz"
+    if cache.exists():
+        cached = np.load(cache)
+        if list(cached["files"]) == [f for f, _ in labelled]:
+            return cached["vectors"], list(cached["files"]), list(cached["identities"])
+    engine = get_engine(ENGINE)
+    vectors, files, identities = [], [], []
+    for file_name, identity in progress(labelled, desc="Describing the shared photos", unit="photo"):
+        photo = decode_photo((pairs / file_name).read_bytes())
+        faces = PhotoFaces(photo.image, engine).find()
+        if not faces:
+            print(f"  no face found in {file_name}; left out", file=sys.stderr)
+            continue
+        largest = max(faces, key=lambda face: face.width)  # the labelled person is the larger face
+        vectors.append(largest.embedding)
+        files.append(file_name)
+        identities.append(identity)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, vectors=np.asarray(vectors, dtype=np.float32), files=files, identities=identities)
+    return np.asarray(vectors, dtype=np.float32), files, identities
+
+
+def distances(vectors: np.ndarray, probe: np.ndarray) -> np.ndarray:
+    if METRIC == "cosine":
+        return 1.0 - (vectors @ probe) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(probe))
+    return np.linalg.norm(vectors - probe, axis=1)
+
+
+def mate_distances(real: np.ndarray, identities: list[str]) -> list[float]:
+    found = []
+    for i in range(len(real)):
+        for j in range(i + 1, len(real)):
+            if identities[i] == identities[j]:
+                found.append(float(distances(real[j:j + 1], real[i])[0]))
+    return found
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The gallery
+
+
+def shrunk_covariance(fit: np.ndarray) -> np.ndarray:
+    """Ledoit-Wolf covariance: a few dozen photos give a sample covariance of rank < 128, shrunk towards a
+    scaled identity so the distractors vary in every dimension, as descriptors of a population do."""
+    centred = fit.astype(np.float64) - fit.mean(axis=0)
+    n, d = centred.shape
+    sample = centred.T @ centred / n
+    mu = np.trace(sample) / d
+    delta = ((sample - mu * np.eye(d)) ** 2).sum() / d
+    beta = min(delta, sum(((np.outer(x, x) - sample) ** 2).sum() for x in centred) / d / n / n)
+    alpha = beta / delta
+    return (1 - alpha) * sample + alpha * mu * np.eye(d)
+
+
+def synthetic_distractors(fit: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Distractors from a Gaussian with the mean and (shrunk) covariance of real descriptors."""
+    mean, cov = fit.mean(axis=0), shrunk_covariance(fit)
+    chunks = []
+    for start in range(0, count, 200_000):
+        chunks.append(rng.multivariate_normal(mean, cov, size=min(200_000, count - start)).astype(np.float32))
+    return np.vstack(chunks) if chunks else np.zeros((0, fit.shape[1]), dtype=np.float32)
+
+
+def gallery_layout(n: int, real_count: int) -> np.ndarray:
+    """Gallery name of each vector: the real descriptors first, all in the 1 % gallery (every filter has them)."""
+    counts = {name: int(round(n * share)) for name, share in GALLERY_SHARES.items()}
+    counts["eighty"] = n - counts["one"] - counts["nineteen"]
+    if counts["one"] < real_count:
+        raise SystemExit(f"N={n} is too small: the 1 % gallery must hold the {real_count} real descriptors")
+    return np.array(["one"] * counts["one"] + ["nineteen"] * counts["nineteen"] + ["eighty"] * counts["eighty"])
+
+
+def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int], float]:
+    """Galleries, one profile per vector and its face row, by COPY; the HNSW index dropped first."""
+    from pgvector.psycopg import register_vector
+
+    from accounts.models import Agency
+    from search.models import Gallery
+
+    agency = Agency.objects.create(slug="bench", name="Bench", seats=1)
+    gallery_ids = {name: Gallery.objects.create(owner=agency, name=f"Synthetic {name}",
+                                                legal_basis="Synthetic benchmark data").id
+                   for name in GALLERY_SHARES}
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for name in index.HNSW_INDEX_NAMES.values():
+            cursor.execute(f"DROP INDEX IF EXISTS {name}")
+        cursor.execute("CREATE TEMP TABLE staged (ordinal int, gallery_id bigint, embedding vector)")
+        raw = connection.connection
+        register_vector(raw)
+        with raw.cursor().copy("COPY staged (ordinal, gallery_id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+            copy.set_types(["int4", "int8", "vector"])
+            for ordinal in progress(range(len(vectors)), desc="Loading", unit="face"):
+                copy.write_row([ordinal, gallery_ids[layout[ordinal]], vectors[ordinal]])
+        cursor.execute(
+            "INSERT INTO search_profile (code, gallery_id, display_name, aliases, record_reference, notes, created_at)"
+            " SELECT gen_random_uuid(), gallery_id, 'face ' || ordinal, '[]', '', '', now() FROM staged")
+        cursor.execute(
+            "INSERT INTO search_faceimage (code, profile_id, gallery_id, image, crop, source_name, box, landmarks,"
+            " embedding, engine, quality, minor_at_enrolment, content_hash, created_at)"
+            " SELECT gen_random_uuid(), p.id, s.gallery_id, '', '', s.ordinal::text, '[0,0,0,0]', '[]',"
+            "  s.embedding, %s, '{}', false, lpad(s.ordinal::text, 64, '0'), now()"
+            " FROM staged s JOIN search_profile p ON p.gallery_id = s.gallery_id AND p.display_name = 'face ' || s.ordinal",
+            [ENGINE])
+        cursor.execute("DROP TABLE staged")
+    return gallery_ids, time.perf_counter() - started
+
+
+def build_index() -> float:
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute(index.hnsw_create_sql(ENGINE, m=M, ef_construction=EF_CONSTRUCTION))
+        cursor.execute("VACUUM ANALYZE search_faceimage")
+        cursor.execute("VACUUM ANALYZE search_profile")
+    return time.perf_counter() - started
+
+
+def face_ids_by_ordinal(count: int) -> np.ndarray:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id, source_name::int FROM search_faceimage WHERE engine = %s", [ENGINE])
+        rows = np.asarray(cursor.fetchall(), dtype=np.int64)
+    ids = np.zeros(count, dtype=np.int64)
+    ids[rows[:, 1]] = rows[:, 0]
+    return ids
+
+
+def sizes() -> dict[str, int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_table_size('search_faceimage'), pg_relation_size(%s),"
+                       " pg_total_relation_size('search_faceimage'), pg_database_size(current_database())",
+                       [index.HNSW_INDEX_NAMES[ENGINE]])
+        table, hnsw, total, database = cursor.fetchone()
+    return {"table": table, "hnsw": hnsw, "table with indexes": total, "database": database}
+
+
+def postgres_memory() -> dict[str, int]:
+    """Resident memory of the bench server's processes: RSS of the largest and PSS summed (shared buffers
+    counted once)."""
+    postmaster = int((BENCH_PGDATA / "postmaster.pid").read_text().split()[0])
+    pids = [postmaster]
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            pids.append(int(stat.parent.name))
+    pss = rss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1]) * 1024
+                elif line.startswith("Rss:"):
+                    rss = max(rss, int(line.split()[1]) * 1024)
+        except OSError:
+            continue
+    return {"pss_sum": pss, "rss_max": rss, "processes": len(pids)}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Probes, exact search, the product's search, the peer
+
+
+def make_probes(vectors, layout, real_count, mate_median, rng) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probe vectors, the ordinal of their source (-1: none), and the ordinal to exclude (own face)."""
+    probes = [vectors[i] for i in range(real_count)]
+    sources = [-1] * real_count
+    exclude = list(range(real_count))  # leave-one-out: a real photo is searched without its own face
+    one = np.flatnonzero(layout == "one")
+    for _ in range(ARGS.probes - real_count):
+        source = int(rng.choice(one))  # in the 1 % gallery, so every filter holds the true mate
+        noise = rng.normal(size=vectors.shape[1]).astype(np.float32)
+        if METRIC == "cosine":
+            scale = np.linalg.norm(vectors[source])
+            noise *= scale * np.sqrt(2 * mate_median) / np.linalg.norm(noise)
+        else:
+            noise *= mate_median / np.linalg.norm(noise)
+        probes.append(vectors[source] + noise)
+        sources.append(source)
+        exclude.append(-1)
+    return np.asarray(probes, dtype=np.float32), np.asarray(sources), np.asarray(exclude)
+
+
+def exact_top(vectors, allowed, probes, exclude, k) -> tuple[np.ndarray, np.ndarray]:
+    """Exact top-k ordinals and distances by NumPy, over the allowed vectors, the excluded one left out."""
+    subset = vectors[allowed]
+    if METRIC == "cosine":
+        subset = subset / np.linalg.norm(subset, axis=1, keepdims=True)
+    norms = (subset * subset).sum(axis=1)
+    top_ids = np.zeros((len(probes), k), dtype=np.int64)
+    top_d = np.zeros((len(probes), k), dtype=np.float32)
+    position = {int(o): p for p, o in enumerate(allowed)} if len(allowed) < len(vectors) else None
+    for start in range(0, len(probes), 100):
+        batch = probes[start:start + 100]
+        if METRIC == "cosine":
+            batch = batch / np.linalg.norm(batch, axis=1, keepdims=True)
+            d = 1.0 - batch @ subset.T
+        else:
+            d = np.sqrt(np.maximum(norms[None, :] - 2 * batch @ subset.T + (batch * batch).sum(axis=1)[:, None], 0))
+        for row, ordinal in enumerate(exclude[start:start + 100]):
+            if ordinal >= 0:
+                d[row, ordinal if position is None else position[int(ordinal)]] = np.inf
+        part = np.argpartition(d, k, axis=1)[:, :k]
+        part_d = np.take_along_axis(d, part, axis=1)
+        order = np.argsort(part_d, axis=1)
+        top_ids[start:start + 100] = allowed[np.take_along_axis(part, order, axis=1)]
+        top_d[start:start + 100] = np.take_along_axis(part_d, order, axis=1)
+    return top_ids, top_d
+
+
+def product_search(probe, gallery_ids, exclude_face_id) -> list[index.Hit]:
+    exclude = (int(exclude_face_id),) if exclude_face_id else ()
+    return index.nearest_profiles(probe, engine=ENGINE, gallery_ids=gallery_ids, limit=TOP_K,
+                                  exclude_face_image_ids=exclude)
+
+
+def run_searches(label, probes, exclude, face_ids, ordinal_of, gallery_ids) -> tuple[list[float], np.ndarray]:
+    latencies, found = [], np.full((len(probes), TOP_K), -1, dtype=np.int64)
+    for i in range(min(50, len(probes))):  # warm the caches
+        product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0)
+    for i in progress(range(len(probes)), desc=label, unit="search", leave=False):
+        started = time.perf_counter()
+        hits = product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0)
+        latencies.append((time.perf_counter() - started) * 1000)
+        for rank, hit in enumerate(hits):
+            found[i, rank] = ordinal_of[hit.face_image_id]
+    return latencies, found
+
+
+def agreement(found, exact_ids, exact_d, vectors, probes) -> tuple[float, float]:
+    """Top-1 agreement (a different face at exactly the same distance counts as agreeing) and recall@10."""
+    top1 = 0
+    for i in range(len(probes)):
+        if found[i, 0] == exact_ids[i, 0]:
+            top1 += 1
+        elif found[i, 0] >= 0 and abs(distances(vectors[found[i, 0]][None, :], probes[i])[0] - exact_d[i, 0]) < 1e-6:
+            top1 += 1
+    recall = np.mean([len(set(found[i]) & set(exact_ids[i])) / TOP_K for i in range(len(probes))])
+    return top1 / len(probes), float(recall)
+
+
+def peer_search_ms(vectors, probes) -> list[float]:
+    """face_recognition.face_distance: np.linalg.norm(known - probe, axis=1) over float64 descriptors."""
+    known = vectors.astype(np.float64)
+    timings = []
+    for probe in progress(probes, desc="Brute-force peer", unit="search", leave=False):
+        started = time.perf_counter()
+        d = np.linalg.norm(known - probe.astype(np.float64), axis=1)
+        np.argsort(d)[:TOP_K]
+        timings.append((time.perf_counter() - started) * 1000)
+    return timings
+
+
+def mates_in_gallery(vectors, identities, real_count, exact_ids, found) -> dict:
+    """The real photos searched leave-one-out over the benchmark's gallery, whose distractors were fitted to
+    every real photo, the probe's own person included (a pessimistic model: they fall in that person's own
+    subspace): the true mate at rank 1 by exact search and by the product, and how many synthetic
+    distractors fall under the engine's threshold."""
+    from search.faces import engine_threshold
+
+    threshold = engine_threshold(ENGINE)
+    exact_rank1 = product_rank1 = 0
+    under = []
+    for i in range(real_count):
+        mates = {j for j in range(real_count) if j != i and identities[j] == identities[i]}
+        exact_rank1 += int(exact_ids[i, 0] in mates)
+        product_rank1 += int(found[i, 0] in mates)
+        under.append(int((distances(vectors[real_count:], vectors[i]) < threshold).sum()))
+    return {"threshold": threshold, "probes": real_count, "exact_rank1": exact_rank1, "product_rank1": product_rank1,
+            "under_mean": float(np.mean(under)), "searches_with_distractor": int((np.asarray(under) > 0).sum())}
+
+
+def mates_among_unfitted_distractors(real, identities, n, rng) -> dict:
+    """Exact search (NumPy) of each real photo, leave-one-out, among its person's other photos, the other
+    people's photos and n - len(real) distractors drawn from a Gaussian fitted WITHOUT that person: the
+    rank of the first true mate and the distractors under the threshold. A fair model: a person is not in
+    the distribution the distractors come from."""
+    from search.faces import engine_threshold
+
+    threshold = engine_threshold(ENGINE)
+    ranks, under = [], []
+    people = sorted(set(identities))
+    for person in progress(people, desc="Distractors fitted without the probe's person", unit="person"):
+        own = [i for i, who in enumerate(identities) if who == person]
+        others = real[[who != person for who in identities]]
+        closer_than_mate = {i: 0 for i in own}
+        below = {i: 0 for i in own}
+        for chunk in range(0, n - len(real), 200_000):
+            size = min(200_000, n - len(real) - chunk)
+            drawn = rng.multivariate_normal(others.mean(axis=0), shrunk_covariance(others), size=size).astype(np.float32)
+            for i in own:
+                mate = min(float(distances(real[j:j + 1], real[i])[0]) for j in own if j != i)
+                d = distances(drawn, real[i])
+                closer_than_mate[i] += int((d < mate).sum())
+                below[i] += int((d < threshold).sum())
+        for i in own:
+            mate = min(float(distances(real[j:j + 1], real[i])[0]) for j in own if j != i)
+            closer_than_mate[i] += int((distances(others, real[i]) < mate).sum())
+            ranks.append(closer_than_mate[i] + 1)
+            under.append(below[i])
+    ranks, under = np.asarray(ranks), np.asarray(under)
+    return {"threshold": threshold, "probes": len(ranks), "rank1": int((ranks == 1).sum()),
+            "rank10": int((ranks <= 10).sum()), "worst_rank": int(ranks.max()), "under_mean": float(under.mean()),
+            "under_max": int(under.max()), "searches_with_distractor": int((under > 0).sum())}
+
+
+# ---------------------------------------------------------------------------------------------------------
+
+
+def mb(size: int) -> str:
+    return f"{size / 1024 / 1024:,.0f} MB"
+
+
+def pct(values, q) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def main() -> None:
+    started_all = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    rng = np.random.default_rng(20261123)
+    real, files, identities = real_descriptors()
+    mates = mate_distances(real, identities)
+    mate_median = float(np.median(mates))
+    n = ARGS.n
+    layout = gallery_layout(n, len(real))
+    vectors = np.vstack([real, synthetic_distractors(real, n - len(real), rng)])
+    from search.models import Gallery
+
+    if ARGS.reuse and Gallery.objects.filter(name__startswith="Synthetic").count() == 3:
+        gallery_ids = {name: Gallery.objects.get(name=f"Synthetic {name}").id for name in GALLERY_SHARES}
+        load_s = build_s = float("nan")
+    else:
+        gallery_ids, load_s = load_gallery(vectors, layout)
+        print(f"loaded {n:,} faces in {load_s:.0f} s; building HNSW m {M}, ef_construction {EF_CONSTRUCTION}",
+              file=sys.stderr)
+        build_s = build_index()
+    on_disk = sizes()
+    face_ids = face_ids_by_ordinal(n)
+    ordinal_of = {int(face_id): ordinal for ordinal, face_id in enumerate(face_ids)}
+    probes, sources, exclude = make_probes(vectors, layout, len(real), mate_median, rng)
+
+    results = []  # (filter, ef_search, latencies, top1, recall10)
+    exact_full = None
+    for label, galleries in FILTERS.items():
+        allowed = np.arange(n) if galleries is None else np.flatnonzero(np.isin(layout, galleries))
+        exact_ids, exact_d = exact_top(vectors, allowed, probes, exclude, TOP_K)
+        if galleries is None:
+            exact_full = (exact_ids, exact_d)
+        ids = None if galleries is None else [gallery_ids[name] for name in galleries]
+        for ef in EF_SEARCH_VALUES:
+            settings.HNSW_EF_SEARCH = ef  # the product searches with max(this, top k × over-fetch)
+            settings.HNSW_ITERATIVE_SCAN = ITERATIVE_SCAN
+            latencies, found = run_searches(f"{label}, ef_search {ef}", probes, exclude, face_ids, ordinal_of, ids)
+            top1, recall = agreement(found, exact_ids, exact_d, vectors, probes)
+            misses = np.flatnonzero(found[:, 0] != exact_ids[:, 0])
+            print(f"  top-1 differs for {(misses < len(real)).sum()} real and {(misses >= len(real)).sum()} jittered"
+                  f" probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}", file=sys.stderr)
+            results.append((label, ef, latencies, top1, recall, found))
+            print(f"  {label:15} ef_search {ef:4}: p50 {pct(latencies, 50):6.2f} ms, p95 {pct(latencies, 95):6.2f},"
+                  f" p99 {pct(latencies, 99):6.2f}; top-1 {top1:.4%}, recall@10 {recall:.4f}", file=sys.stderr)
+    memory = postgres_memory()
+    peer = peer_search_ms(vectors, probes[:ARGS.peer_probes])
+    product_unfiltered = next(r for r in results if r[0] == "unfiltered" and r[1] == EF_SEARCH_VALUES[-1])
+    in_gallery = mates_in_gallery(vectors, identities, len(real), exact_full[0], product_unfiltered[5])
+    fair = mates_among_unfitted_distractors(real, identities, n, rng)
+
+    print(f"\n### make bench-scale N={n} ENGINE={ARGS.engine} — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
+    print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()},"
+          f" PostgreSQL {connection.cursor().connection.info.server_version // 10000}, engine {ENGINE}"
+          f" ({METRIC}). HNSW m {M}, ef_construction {EF_CONSTRUCTION}, iterative scan {ITERATIVE_SCAN};"
+          f" product query: top {TOP_K} profiles, {index.OVERFETCH}× over-fetch.\n")
+    print(f"Gallery: {n:,} faces = {len(real)} real descriptors of the shared photos + {n - len(real):,} synthetic"
+          f" (Gaussian with the mean and Ledoit-Wolf covariance of the real ones); galleries of 1 % / 19 % / 80 %. Probes: {len(probes):,}"
+          f" ({len(real)} real photos leave-one-out + {len(probes) - len(real):,} gallery members jittered by"
+          f" {mate_median:.3f}, the median distance between two real photos of one person).\n")
+    memo = (f"- Load (COPY + rows): {load_s:.0f} s; HNSW build: {build_s:.0f} s\n"
+            f"- On disk: table {mb(on_disk['table'])}, HNSW index {mb(on_disk['hnsw'])},"
+            f" table with all its indexes {mb(on_disk['table with indexes'])}, database {mb(on_disk['database'])}\n"
+            f"- PostgreSQL memory after the searches: {mb(memory['pss_sum'])} (PSS summed over"
+            f" {memory['processes']} processes), largest RSS {mb(memory['rss_max'])};"
+            f" shared_buffers {connection_setting('shared_buffers')}\n")
+    print(memo)
+    print("| search | ef_search | p50 ms | p95 ms | p99 ms | top-1 = exact | top-10 recall |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, ef, latencies, top1, recall, _ in results:
+        print(f"| {label} | {ef} | {pct(latencies, 50):.2f} | {pct(latencies, 95):.2f} | {pct(latencies, 99):.2f}"
+              f" | {top1:.2%} ({round(top1 * len(probes))}/{len(probes)}) | {recall:.4f} |")
+    ratio = pct(peer, 50) / pct(product_unfiltered[2], 50)
+    print(f"\nBrute-force peer (NumPy distance to all {n:,} float64 descriptors, as `face_recognition` does),"
+          f" {len(peer)} probes: p50 {pct(peer, 50):.1f} ms, p95 {pct(peer, 95):.1f} ms —"
+          f" {ratio:.0f}× the product's unfiltered p50 at ef_search {product_unfiltered[1]}.\n")
+    print(f"Accuracy against gallery size ({n:,} faces, synthetic distractors, threshold {fair['threshold']}),"
+          f" each real photo searched leave-one-out:\n")
+    print(f"- distractors fitted without the probe's person (NumPy, exact): true mate at rank 1 for"
+          f" {fair['rank1']}/{fair['probes']}, in the top 10 for {fair['rank10']}/{fair['probes']} (worst rank"
+          f" {fair['worst_rank']}); distractors under the threshold per search: mean {fair['under_mean']:.2f},"
+          f" max {fair['under_max']}, in {fair['searches_with_distractor']}/{fair['probes']} searches;")
+    print(f"- the benchmark's gallery (distractors fitted to every photo, the probe's person included: pessimistic):"
+          f" rank 1 for {in_gallery['exact_rank1']}/{in_gallery['probes']} by exact search,"
+          f" {in_gallery['product_rank1']}/{in_gallery['probes']} by the product; distractors under the threshold"
+          f" per search: mean {in_gallery['under_mean']:.1f}, in {in_gallery['searches_with_distractor']}/"
+          f"{in_gallery['probes']} searches.\n")
+    print(f"Whole run: {time.perf_counter() - started_all:.0f} s.")
+    if not ARGS.keep:
+        connection.close()
+        stop_bench_server(delete=True)
+
+
+def connection_setting(name: str) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SHOW {name}")
+        return cursor.fetchone()[0]
+
+
+if __name__ == "__main__":
+    main()

@@ -148,7 +148,9 @@ def _describe_with(engine_name: str, image, faces: list, timings: dict, sensitiv
 
 def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:
     with transaction.atomic():
-        current = SearchJob.objects.select_for_update().select_related("started_by").get(pk=job.id)
+        # The job row only: an upload by the same officer holds the audit lock and needs a key-share
+        # lock on the officer's row at commit; locking that row here as well would deadlock with it.
+        current = SearchJob.objects.select_for_update(of=("self",)).select_related("started_by").get(pk=job.id)
         if current.status != SearchJob.Status.RUNNING or current.attempts != attempt:
             return  # another worker took the job over; its results stand
         # One candidate set per job: a re-run replaces what an interrupted run wrote.

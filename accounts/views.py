@@ -166,8 +166,13 @@ def enrol(request):
     form = SecondFactorForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
-        codes = services.second_factor_enrolment_confirm(device=device, token=form.cleaned_data["code"])
-        if codes is None:
+        # The lockout holds here too: this is the second step of an invitation's sign-in.
+        until = services.sign_in_locked_until(username=user.username, ip_address=client_ip(request))
+        codes = None if until else services.second_factor_enrolment_confirm(device=device,
+                                                                            token=form.cleaned_data["code"])
+        if until:
+            error = _locked_message(until)
+        elif codes is None:
             error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
                      or "That code is not right. Check the time on your phone and try the next code.")
         else:

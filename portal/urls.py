@@ -1,5 +1,7 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.contrib.auth import REDIRECT_FIELD_NAME
+from django.contrib.auth.views import redirect_to_login
+from django.urls import include, path, reverse
 from django_otp.admin import OTPAdminSite
 
 from portal import views
@@ -18,8 +20,17 @@ portal_patterns = [
     path("audit/export.csv", views.audit_export, name="audit-export"),
 ]
 
-# The admin asks for the second factor too.
-admin.site.__class__ = OTPAdminSite
+
+class PortalAdminSite(OTPAdminSite):
+    """The admin asks for the second factor too, and has no sign-in page of its own: its users sign in
+    through the portal's, the one with the lockout, the rate limit, the audit and the no-replay rule."""
+
+    def login(self, request, extra_context=None):
+        next_url = request.GET.get(REDIRECT_FIELD_NAME) or reverse("admin:index", current_app=self.name)
+        return redirect_to_login(next_url, login_url="accounts:login")
+
+
+admin.site.__class__ = PortalAdminSite
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),

@@ -75,9 +75,10 @@ def search_job_run(*, job_id: int) -> None:
             _finish_failed(job_id, attempt, f"The search could not be completed: {type(exc).__name__}: {exc}",
                            timings)
             return
-        # Hand it back and try again shortly; the attempt count bounds the retries.
+        # Hand it back and try again shortly; the attempt count bounds the retries. No heartbeat: should
+        # the broker be unreachable now, the sweeper publishes the job later.
         SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
-            status=SearchJob.Status.QUEUED, stage=SearchJob.Stage.QUEUED, error=str(exc)[:500])
+            status=SearchJob.Status.QUEUED, stage=SearchJob.Stage.QUEUED, error=str(exc)[:500], heartbeat_at=None)
         from search.tasks import search_job_run_task
 
         search_job_run_task.apply_async((job_id,), countdown=5)

@@ -13,6 +13,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from accounts.models import Agency, User
 from portal.models import Case
@@ -249,20 +250,41 @@ def search_job_priority(job_id: int) -> int:
             .exclude(pk=job_id)[:SEARCH_LOWEST_PRIORITY].count())
 
 
-def search_job_enqueue(job_id: int) -> None:
+def search_job_enqueue(job_id: int) -> bool:
+    """Put a queued job's message on the broker; False when the broker is unreachable (the sweeper retries)."""
     from search.tasks import search_job_run_task
 
-    # One queue for every agency, taken in priority order: an agency with nothing waiting goes ahead
-    # of another's burst instead of behind it (workers take the lowest number first, FIFO within one).
-    search_job_run_task.apply_async((job_id,), priority=search_job_priority(job_id))
+    try:
+        # One queue for every agency, taken in priority order: an agency with nothing waiting goes ahead
+        # of another's burst instead of behind it (workers take the lowest number first, FIFO within one).
+        search_job_run_task.apply_async((job_id,), priority=search_job_priority(job_id))
+    except BrokerUnreachable as exc:
+        # The job is committed: raising here would lose it (and the upload would delete its photo).
+        logger.warning("Search job %s waits for the broker, which cannot be reached: %s", job_id, exc)
+        return False
+    # A queued job's heartbeat is when its message reached the broker; empty, the sweeper publishes it.
+    SearchJob.objects.filter(pk=job_id, status=SearchJob.Status.QUEUED, heartbeat_at__isnull=True).update(
+        heartbeat_at=timezone.now())
+    return True
+
+
+def _search_jobs_publish(job_ids: list[int]) -> None:
+    for job_id in job_ids:
+        if not search_job_enqueue(job_id):
+            return  # the broker is down: the next sweep tries the rest
 
 
 def search_jobs_sweep(*, now=None) -> list[int]:
-    """Re-queue running jobs whose worker stopped beating; fail those out of attempts."""
+    """Re-queue running jobs whose worker stopped beating (fail those out of attempts) and publish queued
+    jobs whose message never reached the broker; the ids put on the broker."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
     requeued = []
     with transaction.atomic():
+        # Older than the staleness bound, so that the publish right after a job's commit is not doubled
+        # (a message sent twice is harmless: the claim lets one run).
+        unpublished = list(SearchJob.objects.filter(status=SearchJob.Status.QUEUED, heartbeat_at__isnull=True,
+                                                    created_at__lt=stale_before).values_list("pk", flat=True))
         stale = (SearchJob.objects.select_for_update(skip_locked=True, of=("self",))
                  .select_related("started_by", "probe__case")
                  .filter(status=SearchJob.Status.RUNNING, heartbeat_at__lt=stale_before))
@@ -275,13 +297,15 @@ def search_jobs_sweep(*, now=None) -> list[int]:
                              case=job.probe.case, detail=reason)
             else:
                 SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.QUEUED,
-                                                           stage=SearchJob.Stage.QUEUED)
+                                                           stage=SearchJob.Stage.QUEUED, heartbeat_at=None)
                 requeued.append(job.pk)
-        for job_id in requeued:
-            transaction.on_commit(lambda job_id=job_id: search_job_enqueue(job_id))
+        if requeued or unpublished:
+            transaction.on_commit(lambda: _search_jobs_publish(requeued + unpublished))
     if requeued:
         logger.warning("Re-queued search jobs whose worker was lost: %s", requeued)
-    return requeued
+    if unpublished:
+        logger.warning("Publishing search jobs that never reached the broker: %s", unpublished)
+    return requeued + unpublished
 
 
 def search_job_claim(*, job_id: int, now=None) -> int | None:

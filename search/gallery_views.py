@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django import forms
-from django.conf import settings
 from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import render
@@ -13,6 +12,7 @@ from accounts.views import agency_admin_required
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.forms import MultiplePhotoField
+from search.imaging import PhotoRejected, photo_size_check
 from search.models import Gallery
 from search.services import EnrolmentSkipped, face_image_enrol, gallery_get_or_create, profile_get_or_create
 
@@ -70,9 +70,12 @@ def gallery_enrol(request):
     results = []
     for upload in data["photos"]:
         try:
-            if upload.size > settings.UPLOAD_MAX_BYTES:
-                raise EnrolmentSkipped("The file is too large.", "unreadable")
-            face_image_enrol(profile=profile, data=upload.read(), source_name=upload.name, enrolled_by=request.user)
+            photo_size_check(upload.size)  # before the file is read into memory
+            # The name is the sender's: kept for the record (cut to the column), never used as a path.
+            face_image_enrol(profile=profile, data=upload.read(), source_name=upload.name[:255],
+                             enrolled_by=request.user)
+        except PhotoRejected as exc:
+            results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": "unreadable"})
         except EnrolmentSkipped as exc:
             results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": exc.code})
         else:
@@ -80,8 +83,18 @@ def gallery_enrol(request):
     enrolled = sum(r["ok"] for r in results)
     if not profile.face_images.exists():
         profile.delete()  # nothing enrolled: no empty record
-    audit_record(action=AuditEntry.Action.GALLERY_ENROLLED, actor=request.user, target=gallery,
+    kept = enrolled or not created
+    audit_record(action=AuditEntry.Action.GALLERY_ENROLLED, actor=request.user, target=gallery if kept else None,
                  ip_address=request.META.get("REMOTE_ADDR"),
-                 detail=f"{enrolled} faces enrolled into {gallery.name}, {len(results) - enrolled} skipped",
-                 data={"gallery_created": created, "faces_enrolled": enrolled, "skipped": len(results) - enrolled})
-    return JsonResponse({"ok": True, "gallery": gallery.name, "gallery_id": gallery.id, "results": results})
+                 detail=f"{enrolled} faces enrolled into {gallery.name}, {len(results) - enrolled} skipped"
+                        + ("" if kept else " (the new gallery was not kept)"),
+                 data={"gallery_created": created and kept, "faces_enrolled": enrolled,
+                       "skipped": len(results) - enrolled})
+    if not kept:
+        gallery.delete()  # a new gallery that received nothing is not left behind empty
+    body = {"gallery": gallery.name, "gallery_id": gallery.id if kept else None, "results": results}
+    if not enrolled:
+        # Every photo refused: a client error, with each reason in the form's usual shape.
+        reasons = " ".join(r["reason"] if len(results) == 1 else f"{r['file']}: {r['reason']}" for r in results)
+        return JsonResponse({"ok": False, "errors": {"photos": reasons}, **body}, status=400)
+    return JsonResponse({"ok": True, **body})

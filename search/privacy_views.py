@@ -17,6 +17,7 @@ from accounts.models import Role
 from accounts.services import rate_limited
 from portal.http import private
 from portal.models import AuditEntry
+from search.imaging import PhotoRejected, photo_size_check
 from search.models import FaceImage, SubjectRequest
 from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete, subject_request_file,
                                      subject_request_search)
@@ -29,6 +30,17 @@ class SubjectRequestForm(forms.Form):
                             "It is used only to find what is held about you.",
                             widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}))
     contact = forms.EmailField(label="Your e-mail address", help_text="Where we answer")
+
+    def clean_photo(self):
+        # The field keeps the last of several files silently; a person must know which photo was used.
+        if len(self.files.getlist(self.add_prefix("photo"))) > 1:
+            raise forms.ValidationError("Send one photo only: the one that shows your face most clearly.")
+        photo = self.cleaned_data["photo"]
+        try:
+            photo_size_check(photo.size)
+        except PhotoRejected as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return photo
 
 
 def subject_request_new(request):
@@ -44,7 +56,7 @@ def subject_request_new(request):
             upload = form.cleaned_data["photo"]
             try:
                 filed = subject_request_file(kind=form.cleaned_data["kind"], contact=form.cleaned_data["contact"],
-                                             data=upload.read(settings.UPLOAD_MAX_BYTES + 1), ip_address=ip)
+                                             data=upload.read(), ip_address=ip)
             except RequestRefused as exc:
                 form.add_error("photo", str(exc))
             else:

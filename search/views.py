@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 
-from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -21,7 +20,7 @@ from portal.http import private
 from portal.models import AuditEntry
 from search import reviews, selectors
 from search.forms import ProbeUploadForm
-from search.imaging import PhotoRejected
+from search.imaging import PhotoRejected, photo_size_check
 from search.models import LeadReview, SearchJob
 from search.services import SearchRefused, probe_submit
 
@@ -37,11 +36,8 @@ def probe_upload(request, case_code):
     jobs, problems = [], []
     if form.is_valid():
         for upload in form.cleaned_data["photos"]:
-            if upload.size > settings.UPLOAD_MAX_BYTES:
-                problems.append(f"{upload.name}: The file is too large; the limit is "
-                                f"{settings.UPLOAD_MAX_BYTES // (1024 * 1024)} MB.")
-                continue
             try:
+                photo_size_check(upload.size)  # before the file is read into memory
                 jobs.append(probe_submit(case=case, uploaded_by=request.user, data=upload.read(),
                                          original_name=upload.name, purpose=form.cleaned_data["purpose"].name,
                                          justification=form.cleaned_data["justification"],

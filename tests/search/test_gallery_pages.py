@@ -50,11 +50,13 @@ class GalleryPageTests(AgencyFixtureMixin, TestCase):
         again = self.enrol(gallery=face.gallery_id, photo="img1.jpg").json()
         self.assertEqual(again["results"][0]["code"], "duplicate")
 
-    def test_a_minor_is_refused_and_leaves_no_profile(self):
+    def test_a_minor_is_refused_and_leaves_no_profile_nor_new_gallery(self):
         sign_in(self.client, self.erin)
-        result = self.enrol(**NEW_GALLERY, date_of_birth=date(date.today().year - 12, 1, 1).isoformat()).json()
-        self.assertEqual(result["results"][0]["code"], "minor")
-        self.assertFalse(Gallery.objects.get().profiles.exists())
+        response = self.enrol(**NEW_GALLERY, date_of_birth=date(date.today().year - 12, 1, 1).isoformat())
+        self.assertEqual(response.status_code, 400)
+        self.assertEqual(response.json()["results"][0]["code"], "minor")
+        self.assertIn("only missing-person galleries may hold minors", response.json()["errors"]["photos"])
+        self.assertFalse(Gallery.objects.exists())
 
     def test_only_agency_admins_enrol_and_only_into_their_own_galleries(self):
         south, _ = gallery_get_or_create(owner=self.south, name="South", legal_basis="Act", **GALLERY_PROVENANCE)

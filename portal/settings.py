@@ -270,6 +270,8 @@ SEARCH_TOP_K = env_int("SEARCH_TOP_K", 10)
 ENROL_MIN_FACE_PX = env_int("ENROL_MIN_FACE_PX", 40)
 ENROL_AMBIGUOUS_RATIO = env_float("ENROL_AMBIGUOUS_RATIO", 0.7)
 ENROL_MIN_SHARPNESS = env_float("ENROL_MIN_SHARPNESS", 25.0)
+# Processes that analyse gallery photos in a batch enrolment (enroll_gallery --workers).
+ENROL_WORKERS = env_int("ENROL_WORKERS", os.cpu_count() or 1)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 HNSW_ITERATIVE_SCAN = os.environ.get("HNSW_ITERATIVE_SCAN", "strict_order")
 

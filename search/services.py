@@ -18,9 +18,10 @@ from kombu.exceptions import OperationalError as BrokerUnreachable
 from accounts.models import Agency, User
 from portal.models import Case
 from search import index
-from search.faces import get_engine
-from search.facework import FoundFace, PhotoFaces
-from search.imaging import PhotoRejected, decode_photo, encode_jpeg
+from search.enrolment import AnalysedPhoto, EnrolmentSkipped, analyse_files, content_hash, enrolment_analyse
+from search.faces import engine_threshold, get_engine
+from search.facework import FoundFace
+from search.imaging import decode_photo, encode_jpeg
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.models import FaceImage, Gallery, OffenseCategory, Probe, Profile, SearchJob
@@ -30,14 +31,6 @@ logger = logging.getLogger(__name__)
 
 class SearchRefused(ValueError):
     """A search that cannot start, with the reason."""
-
-
-class EnrolmentSkipped(ValueError):
-    """A gallery photo that was not enrolled, with the reason and a short code to count reasons by."""
-
-    def __init__(self, message: str, code: str = "refused"):
-        super().__init__(message)
-        self.code = code
 
 
 # --- Files ------------------------------------------------------------------------------------
@@ -130,45 +123,51 @@ class EnrolResult:
 def face_image_enrol(*, profile: Profile, data: bytes, source_name: str,
                      enrolled_by: User | None = None) -> EnrolResult:
     """Enrol the largest face of a photo into the profile's gallery, or raise EnrolmentSkipped."""
+    _enrolment_precheck(profile, content_hash(data))
+    analysed = enrolment_analyse(data, profile.gallery.engine)
+    return face_image_store(profile=profile, analysed=analysed, source_name=source_name, enrolled_by=enrolled_by)
+
+
+def _enrolment_precheck(profile: Profile, photo_hash: str) -> None:
+    """The refusals that need no face: a minor outside a missing-person gallery, a photo enrolled already."""
     gallery = profile.gallery
-    minor = profile_is_minor(profile)
-    if minor and gallery.source_type != Gallery.SourceType.MISSING:
+    if profile_is_minor(profile) and gallery.source_type != Gallery.SourceType.MISSING:
         raise EnrolmentSkipped("The person is a minor (under 18 at enrolment): only missing-person galleries may "
                                "hold minors.", "minor")
-    try:
-        photo = decode_photo(data)
-    except PhotoRejected as exc:
-        raise EnrolmentSkipped(str(exc), "unreadable") from None
-    if FaceImage.objects.filter(gallery=gallery, content_hash=photo.content_hash, engine=gallery.engine).exists():
+    if FaceImage.objects.filter(gallery=gallery, content_hash=photo_hash, engine=gallery.engine).exists():
         raise EnrolmentSkipped("The same photo is already enrolled in this gallery.", "duplicate")
-    engine = get_engine(gallery.engine)
-    faces_in_photo = PhotoFaces(photo.image, engine)
-    faces = faces_in_photo.find()
-    largest = enrolment_quality_gate(faces)
-    erased = index.nearest_tombstone_distance(largest.embedding, engine=engine.name)
-    if erased is not None and erased <= engine.default_threshold:
+
+
+def face_image_store(*, profile: Profile, analysed: AnalysedPhoto, source_name: str,
+                     enrolled_by: User | None = None) -> EnrolResult:
+    """Store an analysed photo as a face of the profile, or raise EnrolmentSkipped (minor, duplicate, erased)."""
+    gallery = profile.gallery
+    _enrolment_precheck(profile, analysed.content_hash)
+    engine_name = gallery.engine
+    erased = index.nearest_tombstone_distance(analysed.embedding, engine=engine_name)
+    if erased is not None and erased <= engine_threshold(engine_name):
         audit_record(action=AuditEntry.Action.TOMBSTONE_HIT, actor=enrolled_by, agency=gallery.owner, target=gallery,
                      detail=f"{source_name}: matches a face erased at a person's request (distance {erased:.3f})")
         raise EnrolmentSkipped("The face matches a face erased at the person's request (tombstone): it is not "
                                "enrolled again, and the privacy officer is told.", "tombstone")
-    small_others = len(faces) - 1
-    notes = [f"{len(faces)} faces in the photo; the largest was enrolled ({small_others} much smaller "
+    small_others = analysed.faces_found - 1
+    notes = [f"{analysed.faces_found} faces in the photo; the largest was enrolled ({small_others} much smaller "
              "background face(s) left out)."] if small_others else []
 
-    stem = f"{gallery.code}/{photo.content_hash[:32]}"
-    image_name = media_store(f"gallery/{stem}.jpg", encode_jpeg(photo.image))
-    crop_name = media_store(f"crops/gallery/{stem}.jpg", faces_in_photo.crop_jpeg(largest))
+    stem = f"{gallery.code}/{analysed.content_hash[:32]}"
+    image_name = media_store(f"gallery/{stem}.jpg", analysed.image_jpeg)
+    crop_name = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
     try:
         face_image = FaceImage.objects.create(
             profile=profile, gallery=gallery, image=image_name, crop=crop_name, source_name=source_name,
-            box=largest.box, landmarks=largest.landmarks, embedding=largest.embedding, engine=engine.name,
-            quality=largest.quality, content_hash=photo.content_hash, enrolled_by=enrolled_by,
-            minor_at_enrolment=minor,
+            box=analysed.box, landmarks=analysed.landmarks, embedding=analysed.embedding, engine=engine_name,
+            quality=analysed.quality, content_hash=analysed.content_hash, enrolled_by=enrolled_by,
+            minor_at_enrolment=profile_is_minor(profile),
         )
     except Exception:
         media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
         raise
-    return EnrolResult(face_image=face_image, faces_found=len(faces), notes=notes)
+    return EnrolResult(face_image=face_image, faces_found=analysed.faces_found, notes=notes)
 
 
 # --- Probes and search jobs -------------------------------------------------------------------
@@ -366,21 +365,22 @@ class EnrolmentSummary:
 
 
 def gallery_enrol_batch(*, gallery: Gallery, gallery_created: bool, items: list[EnrolmentItem],
-                        enrolled_by: User | None = None, progress=None) -> EnrolmentSummary:
-    """Enrol many photos; each photo is enrolled whole or skipped with its reason."""
+                        enrolled_by: User | None = None, progress=None, workers: int = 1) -> EnrolmentSummary:
+    """Enrol many photos; each photo is enrolled whole or skipped with its reason.
+
+    With workers > 1 the photos are analysed on that many processes while this one stores them, in order.
+    """
     summary = EnrolmentSummary(gallery=gallery, gallery_created=gallery_created)
-    for item in items:
+    analysed_items = analyse_files([item.path for item in items], gallery.engine, workers)
+    for item, analysed in zip(items, analysed_items):
         try:
-            with open(item.path, "rb") as photo_file:
-                data = photo_file.read(settings.UPLOAD_MAX_BYTES + 1)
+            if isinstance(analysed, EnrolmentSkipped):
+                raise analysed
             profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
-            result = face_image_enrol(profile=profile, data=data, enrolled_by=enrolled_by,
+            result = face_image_store(profile=profile, analysed=analysed, enrolled_by=enrolled_by,
                                       source_name=item.source_name or os.path.basename(item.path))
         except EnrolmentSkipped as exc:
             summary.skipped.append({"file": item.path, "reason": str(exc), "code": exc.code})
-        except OSError as exc:
-            summary.skipped.append({"file": item.path, "reason": f"The file could not be read: {exc.strerror}.",
-                                    "code": "unreadable"})
         else:
             summary.faces_enrolled += 1
             summary.profiles.add(profile.id)

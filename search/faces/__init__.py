@@ -48,7 +48,12 @@ class FaceEngine:
     default_threshold: float
     dimensions: int
 
-    def detect(self, image: np.ndarray, *, sensitive: bool = False) -> list[DetectedFace]:
+    # An engine whose quick detection may miss faces narrower than this many pixels (None: no quick mode).
+    quick_min_face_px: int | None = None
+
+    def detect(self, image: np.ndarray, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
+        """Faces in the image; sensitive: also small or distant ones (slower); quick: only faces at least
+        quick_min_face_px wide (faster)."""
         raise NotImplementedError
 
     def embed(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:

@@ -32,14 +32,17 @@ class DlibEngine(FaceEngine):
         self._describe = dlib.face_recognition_model_v1(_model_path(models.face_recognition_model_location()))
         self._cnn = None  # loaded on first sensitive search: slow, rarely needed
 
-    def detect(self, image: np.ndarray, *, sensitive: bool = False) -> list[DetectedFace]:
+    # HOG's window is 80 px: without upsampling it finds faces from about that width, in a quarter of the time.
+    quick_min_face_px = 80
+
+    def detect(self, image: np.ndarray, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
         if sensitive:
             if self._cnn is None:
                 self._cnn = dlib.cnn_face_detection_model_v1(
                     _model_path(models.cnn_face_detector_model_location()))
             found = [(d.rect, d.confidence) for d in self._cnn(image, 0)]
         else:
-            rects, scores, _ = self._hog.run(image, self.upsample, 0.0)
+            rects, scores, _ = self._hog.run(image, 0 if quick else self.upsample, 0.0)
             found = list(zip(rects, scores))
         height, width = image.shape[:2]
         faces = []

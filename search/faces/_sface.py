@@ -55,7 +55,7 @@ class SFaceEngine(FaceEngine):
         self._aligner = cv2.FaceRecognizerSF.create(recognizer_path, "")
         self._net = cv2.dnn.readNetFromONNX(recognizer_path)
 
-    def detect(self, image: np.ndarray, *, sensitive: bool = False) -> list[DetectedFace]:
+    def detect(self, image: np.ndarray, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
         bgr = np.ascontiguousarray(image[:, :, ::-1])
         height, width = bgr.shape[:2]
         # Sensitive: look at the photo twice as large, for small or distant faces (about 4× the time).

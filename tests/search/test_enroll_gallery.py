@@ -49,8 +49,9 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
         reasons = {os.path.basename(s["file"]): s["reason"] for s in result["skipped"]}
         self.assertIn("not an image", reasons["notes.txt"])
         self.assertIn("truncated or damaged", reasons["broken.jpg"])
-        self.assertEqual([os.path.basename(n["file"]) for n in result["notes"]], ["img67.jpg"])
-        self.assertIn("2 faces", result["notes"][0]["note"])
+        # img67's second "face" (a blue light HOG takes for one, 37 px at detection size) is narrower than the
+        # quick detector's 80 px; its 181 px face is wide enough that nothing the ambiguity rule weighs is missed.
+        self.assertEqual(result["notes"], [])
         gallery = Gallery.objects.get(name="Bookings")
         self.assertEqual(gallery.legal_basis, "Police Act s.64")
         alex = Profile.objects.get(gallery=gallery, display_name="Alex Example")
@@ -65,6 +66,30 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
         stored = {name for f in FaceImage.objects.all() for name in (f.image.name, f.crop.name)}
         self.assertEqual(len(stored), 6)
         self.assertTrue(stored <= set(media_files()))
+
+    def test_two_worker_processes_enrol_what_one_process_enrols(self):
+        import numpy as np
+
+        from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+        from tests.base import GALLERY_PROVENANCE
+
+        names = ["img1.jpg", "img2.jpg", "img17.jpg", "img67.jpg"]
+        items = [EnrolmentItem(path=str(faces_dir() / name), display_name=name) for name in names]
+        items.append(EnrolmentItem(path="/nonexistent/photo.jpg", display_name="Missing"))
+        summaries = {}
+        for workers in (1, 2):
+            gallery, _ = gallery_get_or_create(owner=self.north, name=f"Workers {workers}", legal_basis="Act",
+                                               **GALLERY_PROVENANCE)
+            summaries[workers] = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items,
+                                                     workers=workers).as_dict()
+        self.assertEqual(summaries[1]["faces_enrolled"], 4)
+        for key in ("faces_enrolled", "profiles", "files_skipped", "skip_reasons", "notes"):
+            self.assertEqual(summaries[1][key], summaries[2][key], key)
+        for name in names:
+            one, two = (FaceImage.objects.get(gallery__name=f"Workers {w}", source_name=name) for w in (1, 2))
+            self.assertEqual(one.content_hash, two.content_hash)
+            self.assertEqual(one.box, two.box)
+            np.testing.assert_allclose(one.embedding, two.embedding, atol=1e-6)
 
     def test_enrolling_the_same_folder_again_skips_every_photo_as_a_duplicate(self):
         import tempfile

@@ -53,8 +53,27 @@ class QualityGateTests(AgencyFixtureMixin, TestCase):
         self.assertIn("Two faces of similar size", str(refused.exception))
 
     def test_one_main_face_with_a_small_background_face_enrols_the_main_face(self):
-        result = self.enrol(photo_bytes("img67.jpg"))
+        # One person 800 px tall beside another 300 px tall: faces of about 216 and 104 px, both wide enough
+        # for the quick detector (80 px), far enough apart in size not to be ambiguous.
+        main = Image.open(io.BytesIO(photo_bytes("img1.jpg"))).convert("RGB")
+        small = Image.open(io.BytesIO(photo_bytes("img17.jpg"))).convert("RGB")
+        main = main.resize((main.width * 800 // main.height, 800))
+        small = small.resize((small.width * 300 // small.height, 300))
+        canvas = Image.new("RGB", (main.width + small.width, 800), "white")
+        canvas.paste(main, (0, 0))
+        canvas.paste(small, (main.width, 500))
+        buffer = io.BytesIO()
+        canvas.save(buffer, format="JPEG")
+        result = self.enrol(buffer.getvalue())
         self.assertEqual(result.faces_found, 2)
+        self.assertGreater(result.face_image.box[2], 200)
+        self.assertLess(result.face_image.box[0], main.width)  # the main person's face, on the left
+
+    def test_img67s_small_second_face_is_not_looked_for(self):
+        # Its second "face" (a blue light HOG takes for one, 37 px) is narrower than the quick detector's
+        # 80 px, and the 181 px main face is wide enough that nothing the ambiguity rule weighs is missed.
+        result = self.enrol(photo_bytes("img67.jpg"))
+        self.assertEqual(result.faces_found, 1)
         self.assertGreater(result.face_image.box[2], 200)
 
     def test_an_extremely_blurred_face_is_refused(self):

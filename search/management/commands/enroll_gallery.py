@@ -4,6 +4,7 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
@@ -59,6 +60,8 @@ class Command(BaseCommand):
         parser.add_argument("--source", default="", help="Where the records come from")
         parser.add_argument("--user", help="Username recorded as the enroller")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
+        parser.add_argument("--workers", type=int, default=settings.ENROL_WORKERS,
+                            help="Processes analysing photos (default: one per core)")
 
     def handle(self, *args, directory, agency, gallery, legal_basis, **options):
         folder = Path(directory)
@@ -84,7 +87,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         with tqdm(total=len(items), unit="photo", desc="Enrolling", file=sys.stderr) as bar:
             summary = gallery_enrol_batch(gallery=gallery_obj, gallery_created=created, items=items,
-                                          enrolled_by=enrolled_by,
+                                          enrolled_by=enrolled_by, workers=max(1, options["workers"]),
                                           progress=lambda item: bar.update(1))
         result = summary.as_dict()
         if options["json"]:

@@ -37,4 +37,7 @@ ENGINE ?= dlib
 bench-scale: install  ## Search over N faces vs exact search and a brute-force peer (N=1000000 ENGINE=sface)
 	@$(PY) -m scripts.bench_scale --n $(N) --engine $(ENGINE) $(ARGS)
 
-.PHONY: help install services stop status migrate run test bench bench-engines bench-scale
+load: services  ## Load test on loopback: 2 agencies x 10 officers, baseline then one bursting (about 5 min; never in CI)
+	@$(PY) -m loadtest.run
+
+.PHONY: help install services stop status migrate run test bench bench-engines bench-scale load

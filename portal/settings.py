@@ -273,7 +273,7 @@ ENROL_MIN_SHARPNESS = env_float("ENROL_MIN_SHARPNESS", 25.0)
 # Processes that analyse gallery photos in a batch enrolment (enroll_gallery --workers).
 ENROL_WORKERS = env_int("ENROL_WORKERS", os.cpu_count() or 1)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
-HNSW_ITERATIVE_SCAN = os.environ.get("HNSW_ITERATIVE_SCAN", "strict_order")
+HNSW_ITERATIVE_SCAN = os.environ.get("HNSW_ITERATIVE_SCAN", "relaxed_order")
 
 # Upload limits for probes and gallery photos.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)

@@ -52,6 +52,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peer-probes", type=int, default=50, help="probes through the brute-force peer")
     parser.add_argument("--keep", action="store_true", help="keep the bench server and its data afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse the gallery of a kept run (no load, no build)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="also time batch enrolment and the whole probe pipeline against this gallery")
+    parser.add_argument("--skip-searches", action="store_true", help="skip the search sweep (with --pipeline)")
     return parser.parse_args()
 
 
@@ -204,8 +207,8 @@ def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int
     from accounts.models import Agency
     from search.models import Gallery
 
-    agency = Agency.objects.create(slug="bench", name="Bench", seats=1)
-    gallery_ids = {name: Gallery.objects.create(owner=agency, name=f"Synthetic {name}",
+    agency = Agency.objects.create(slug="bench", name="Bench", seats=5)
+    gallery_ids = {name: Gallery.objects.create(owner=agency, name=f"Synthetic {name}", engine=ENGINE,
                                                 legal_basis="Synthetic benchmark data").id
                    for name in GALLERY_SHARES}
     started = time.perf_counter()
@@ -433,6 +436,80 @@ def mates_among_unfitted_distractors(real, identities, n, rng) -> dict:
 
 
 # ---------------------------------------------------------------------------------------------------------
+# Batch enrolment and the whole probe pipeline, against the gallery built above
+
+
+def photos_at_most_1024(folder: Path, copies: int) -> list[Path]:
+    """The shared photos scaled to ≤ 1024 px, `copies` times (each copy re-encoded a little differently,
+    so that none is skipped as a duplicate)."""
+    from PIL import Image, ImageOps
+
+    paths = []
+    for copy in range(copies):
+        for source in sorted((Path(settings.FACES_DIR) / "pairs").glob("*.jpg")):
+            image = ImageOps.exif_transpose(Image.open(source)).convert("RGB")
+            image.thumbnail((1024, 1024))
+            path = folder / f"{copy}-{source.name}"
+            image.save(path, "JPEG", quality=92 - copy)
+            paths.append(path)
+    return paths
+
+
+def enrolment_rate(workers: int, paths: list[Path]) -> dict:
+    from accounts.models import Agency
+    from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+
+    gallery, _ = gallery_get_or_create(
+        owner=Agency.objects.get(slug="bench"), name=f"Enrolment with {workers} workers {time.time():.0f}",
+        legal_basis="Synthetic benchmark data", source_type="booking", responsible_person="Bench",
+        retention_days=30)
+    gallery.engine = ENGINE
+    gallery.save(update_fields=["engine"])
+    items = [EnrolmentItem(path=str(path), display_name=path.stem) for path in paths]
+    started = time.perf_counter()
+    with tqdm(total=len(items), desc=f"Enrolling with {workers} worker(s)", unit="photo", file=sys.stderr) as bar:
+        summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items, workers=workers,
+                                      progress=lambda item: bar.update(1))
+    seconds = time.perf_counter() - started
+    return {"workers": workers, "photos": len(items), "faces": summary.faces_enrolled, "seconds": seconds,
+            "rate": summary.faces_enrolled / seconds}
+
+
+def pipeline_latency(paths: list[Path]) -> dict:
+    """search_job_run (what the worker runs: decode → detect → embed → search → render → store) on
+    one-face photos ≤ 1024 px, in this warm process, over every gallery of the benchmark."""
+    from accounts.models import Agency, Role, User
+    from portal.services import case_create
+    from search.models import OffenseCategory, SearchJob
+    from search.pipeline import search_job_run
+    from search.services import probe_submit
+
+    agency = Agency.objects.get(slug="bench")
+    officer = User.objects.filter(username="bench-officer").first() or User.objects.create_user(
+        username="bench-officer", password=None, role=Role.OFFICER, agency=agency)
+    case = case_create(created_by=officer, number=f"BENCH-{time.time():.0f}", title="Pipeline benchmark")
+    OffenseCategory.objects.get_or_create(name="Robbery")
+    totals, stages = [], {}
+    engine = get_engine(ENGINE)
+    one_face = [path for path in paths
+                if len(PhotoFaces(decode_photo(path.read_bytes()).image, engine).find()) == 1]
+    runs = one_face[:3] + one_face  # the first three warm the process and are not counted
+    for number, path in enumerate(progress(runs, desc="Probe pipeline", unit="probe")):
+        job = probe_submit(case=case, uploaded_by=officer, data=path.read_bytes(), original_name=path.name,
+                           purpose="Robbery", justification="Benchmark of the whole probe pipeline")
+        started = time.perf_counter()
+        search_job_run(job_id=job.id)
+        elapsed = (time.perf_counter() - started) * 1000
+        job = SearchJob.objects.get(pk=job.id)
+        if number < 3 or job.status != SearchJob.Status.DONE:
+            continue
+        totals.append(elapsed)
+        for stage, ms in (job.stage_ms or {}).items():
+            stages.setdefault(stage, []).append(ms)
+    return {"probes": len(totals), "totals": totals, "stages": stages}
+
+
+# ---------------------------------------------------------------------------------------------------------
 
 
 def mb(size: int) -> str:
@@ -468,6 +545,10 @@ def main() -> None:
     ordinal_of = {int(face_id): ordinal for ordinal, face_id in enumerate(face_ids)}
     probes, sources, exclude = make_probes(vectors, layout, len(real), mate_median, rng)
 
+    if ARGS.pipeline:
+        report_pipeline()
+    if ARGS.skip_searches:
+        return
     results = []  # (filter, ef_search, latencies, top1, recall10)
     exact_full = None
     for label, galleries in FILTERS.items():
@@ -533,6 +614,33 @@ def main() -> None:
     if not ARGS.keep:
         connection.close()
         stop_bench_server(delete=True)
+
+
+def report_pipeline() -> None:
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        paths = photos_at_most_1024(Path(folder), copies=1)
+        latency = pipeline_latency(paths)
+        rates = []
+        for workers in (1, os.cpu_count() or 1):
+            (Path(folder) / f"w{workers}").mkdir()
+            rates.append(enrolment_rate(workers, photos_at_most_1024(Path(folder) / f"w{workers}", copies=3)))
+    print(f"\n### make bench-scale N={ARGS.n} ENGINE={ARGS.engine} ARGS=--pipeline —"
+          f" {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
+    print(f"Whole probe pipeline (search_job_run in a warm process: decode → detect → embed → search over the"
+          f" {ARGS.n:,}-face gallery → render crops → store candidates), {latency['probes']} one-face shared photos"
+          f" ≤ 1024 px, engine {ENGINE}:\n")
+    print(f"- total: p50 {pct(latency['totals'], 50):.0f} ms, p95 {pct(latency['totals'], 95):.0f} ms,"
+          f" max {max(latency['totals']):.0f} ms")
+    print("- by stage (p50 / p95 ms): " + ", ".join(
+        f"{stage} {pct(values, 50):.0f} / {pct(values, 95):.0f}" for stage, values in latency["stages"].items()))
+    print("\nBatch enrolment (gallery_enrol_batch, as enroll_gallery runs it) of the shared photos ≤ 1024 px,"
+          " three differently re-encoded copies each, into a new gallery of this database (its HNSW index"
+          " updated on every insert):\n")
+    print("| worker processes | photos | faces enrolled | seconds | faces / s |\n|---:|---:|---:|---:|---:|")
+    for rate in rates:
+        print(f"| {rate['workers']} | {rate['photos']} | {rate['faces']} | {rate['seconds']:.1f} | {rate['rate']:.1f} |")
 
 
 def connection_setting(name: str) -> str:

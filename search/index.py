@@ -18,7 +18,7 @@ HNSW_INDEX_NAMES = {"dlib-resnet-v1": "face_embedding_dlib_hnsw", "yunet-sface-i
 # Graph settings of the HNSW indexes (search.models declares them, migrations build them), chosen with
 # `make bench-scale` at 100k and 1M faces: docs/benchmarks.md.
 HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
+HNSW_EF_CONSTRUCTION = 128
 # Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
 OVERFETCH = 5
 

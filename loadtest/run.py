@@ -46,7 +46,9 @@ AGENCIES = {"north": "North Load Police", "south": "South Load Constabulary"}
 BURST_AGENCY, OTHER_AGENCY = "north", "south"
 WEB_WORKERS = 4  # the README's production command
 WORKER_CONCURRENCY = 2
-WORKER_NICE = 10  # web and workers share two cores here; in production they run on separate hosts
+# The web server, the worker and Locust share two cores here; in production each has its own host. The
+# worker and Locust run niced, so that the web server's figures are its own and not the others' CPU.
+NICE = 10
 PROBE_MAX_BYTES = 80_000  # small real photos: the searches stay short, the queue is what is tested
 GALLERY_PEOPLE = 6
 LIMITS = {"error_rate": 0.01, "upload_p95_ms": 800.0, "other_upload_p95_increase": 0.20}
@@ -239,8 +241,8 @@ def run_locust(url: str, config_path: Path) -> tuple[dict, dict]:
     sampler = LoadSampler()
     sampler.start()
     subprocess.run(
-        [str(BASE_DIR / ".venv/bin/locust"), "-f", str(BASE_DIR / "loadtest/locustfile.py"), "--headless",
-         "-u", str(OFFICERS_PER_AGENCY * len(AGENCIES)), "-r", str(OFFICERS_PER_AGENCY * len(AGENCIES)),
+        ["nice", "-n", str(NICE), str(BASE_DIR / ".venv/bin/locust"), "-f", str(BASE_DIR / "loadtest/locustfile.py"),
+         "--headless", "-u", str(OFFICERS_PER_AGENCY * len(AGENCIES)), "-r", str(OFFICERS_PER_AGENCY * len(AGENCIES)),
          "-t", f"{total_seconds}s", "--host", url, "--only-summary", "--loglevel", "WARNING"],
         cwd=BASE_DIR, env=os.environ | {"LOADTEST_CONFIG": str(config_path), "LOADTEST_SAMPLES": str(samples),
                                         "LOADTEST_BURST": BURST_AGENCY, "LOADTEST_BURST_FROM": str(burst_from)},
@@ -321,7 +323,8 @@ def report(phases: dict[str, dict], drain: dict, load_before: float) -> bool:
     base, burst = phases["baseline"], phases["burst"]
     print(f"## Load test, {datetime.now():%Y-%m-%d %H:%M}\n")
     print(f"{os.cpu_count()} CPUs (load average {load_before:.1f} before the run, shared with other work); "
-          f"gunicorn {WEB_WORKERS} sync workers; 1 Celery worker, prefork {WORKER_CONCURRENCY}, nice {WORKER_NICE}. "
+          f"gunicorn {WEB_WORKERS} sync workers; 1 Celery worker, prefork {WORKER_CONCURRENCY}; worker and Locust "
+          f"at nice {NICE}. "
           f"{len(AGENCIES)} agencies × {OFFICERS_PER_AGENCY} officers in one Locust run: {WARMUP_SECONDS} s warm-up "
           f"(sign-in, not counted), {RUN_SECONDS} s baseline, {RUN_SECONDS} s burst. Each officer uploads one "
           f"photo, polls status.json every second until the search ends, opens the results, waits 8–16 s. "
@@ -390,7 +393,7 @@ def main() -> int:
                                       str(WEB_WORKERS), "--bind", f"127.0.0.1:{port}",
                                       "--access-logfile", str(ACCESS_LOG), "--access-logformat", ACCESS_FORMAT])
         worker_name = f"load-{os.getpid()}@{platform.node()}"
-        worker = processes.start("worker", ["nice", "-n", str(WORKER_NICE), sys.executable, "-m", "celery", "-A",
+        worker = processes.start("worker", ["nice", "-n", str(NICE), sys.executable, "-m", "celery", "-A",
                                             "portal", "worker", "--concurrency", str(WORKER_CONCURRENCY),
                                             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", worker_name,
                                             "--without-gossip", "--without-mingle", "--loglevel", "WARNING"])

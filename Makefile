@@ -40,4 +40,10 @@ bench-scale: install  ## Search over N faces vs exact search and a brute-force p
 load: services  ## Load test on loopback: 2 agencies x 10 officers, baseline then one bursting (about 5 min; never in CI)
 	@$(PY) -m loadtest.run
 
-.PHONY: help install services stop status migrate run test bench bench-engines bench-scale load
+FUZZ_SECONDS ?= 600
+fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZZ_SECONDS (600); findings in var/fuzz/
+	@mkdir -p var/fuzz/corpus var/fuzz/findings
+	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
+		-print_final_stats=1 var/fuzz/corpus
+
+.PHONY: help install services stop status migrate run test bench bench-engines bench-scale load fuzz

@@ -28,6 +28,9 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 _IMAGE_SIGNATURES = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"8BPS", "PSD"), (b"SIMPLE  =", "FITS"),
                      (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"),
                      (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"))
+# Every kept photo is re-encoded as JPEG, which holds at most 65,500 pixels a side (found by fuzzing:
+# a 90-byte WebP 5,911,240 × 1 pixels decoded, then failed to store).
+MAX_SIDE = 65_500
 _OWN_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
@@ -96,6 +99,9 @@ def _webp_declared_size(head: bytes) -> tuple[int, int] | None:
 
 def _pixel_limit_check(width: int, height: int) -> None:
     max_pixels = settings.UPLOAD_MAX_PIXELS
+    if max(width, height) > MAX_SIDE:
+        raise PhotoRejected(f"The image is too wide or too tall ({width}×{height} pixels); "
+                            f"a side can be at most {MAX_SIDE:,} pixels.")
     if width * height > max_pixels:
         raise PhotoRejected(f"The image has too many pixels ({width}×{height} = {width * height:,});"
                             f" the limit is {max_pixels:,}.")

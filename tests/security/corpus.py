@@ -168,6 +168,8 @@ HOSTILE_CASES = (
          refused="too many pixels (8000×6000"),
     Case("webp_canvas_flood", lambda face, jpeg: webp_canvas_flood(13_000, 13_000),
          refused="too many pixels (13000×13000"),
+    Case("webp_one_pixel_high", lambda face, jpeg: webp_canvas_flood(5_911_240, 1), refused="too wide or too tall"),
+    Case("png_70000_wide", lambda face, jpeg: png_raw(70_000, 2), refused="too wide or too tall (70000×2"),
     Case("gif_pixel_flood", lambda face, jpeg: gif_pixel_flood(), refused="Unsupported image format GIF"),
     Case("png_zero_height", lambda face, jpeg: png_raw(64, 0), refused="damaged and cannot be read"),
     Case("png_ztxt_bomb", lambda face, jpeg: png_raw(32, 32, extra_chunks=[

@@ -23,14 +23,14 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 # A JPEG with several pictures (a phone's depth or preview images) opens as MPO: its first is the photo.
 _JPEG_FAMILY = ("JPEG", "MPO")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Every kept photo is re-encoded as JPEG, which holds at most 65,500 pixels a side (found by fuzzing:
+# a 90-byte WebP 5,911,240 × 1 pixels decoded, then failed to store).
+MAX_SIDE = 65_500
 
 # Other formats are named from their first bytes only, so that no other parser ever reads an upload.
 _IMAGE_SIGNATURES = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"8BPS", "PSD"), (b"SIMPLE  =", "FITS"),
                      (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"),
                      (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"))
-# Every kept photo is re-encoded as JPEG, which holds at most 65,500 pixels a side (found by fuzzing:
-# a 90-byte WebP 5,911,240 × 1 pixels decoded, then failed to store).
-MAX_SIDE = 65_500
 _OWN_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 

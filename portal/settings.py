@@ -274,6 +274,8 @@ ENROL_MIN_SHARPNESS = env_float("ENROL_MIN_SHARPNESS", 25.0)
 ENROL_WORKERS = env_int("ENROL_WORKERS", os.cpu_count() or 1)
 HNSW_EF_SEARCH = env_int("HNSW_EF_SEARCH", 100)
 HNSW_ITERATIVE_SCAN = os.environ.get("HNSW_ITERATIVE_SCAN", "relaxed_order")
+# An agency whose galleries hold at most this many faces (planner estimate) is searched exactly, without HNSW.
+EXACT_SEARCH_MAX_FACES = env_int("EXACT_SEARCH_MAX_FACES", 20_000)
 
 # Upload limits for probes and gallery photos.
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 20 * 1024 * 1024)

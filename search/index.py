@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,10 @@ def nearest_profiles(
     params = {"probe": _vector_literal(embedding), "galleries": list(gallery_ids or []),
               "exclude": list(exclude_face_image_ids), "limit": limit * OVERFETCH}
     with transaction.atomic(), connection.cursor() as cursor:
+        if gallery_ids is not None and _estimated_faces(cursor, engine, gallery_ids) <= settings.EXACT_SEARCH_MAX_FACES:
+            # Few faces allowed: reading them all is exact and faster than walking the graph of every face
+            # until enough of them turn up (1 % of a million faces: 3.5 ms against 40 ms, bench-scale).
+            cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * OVERFETCH)])
         # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.
         cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.HNSW_ITERATIVE_SCAN])
@@ -88,6 +93,15 @@ def nearest_profiles(
         if profile_id not in best:
             best[profile_id] = Hit(face_image_id, profile_id, float(distance))
     return sorted(best.values(), key=lambda hit: hit.distance)[:limit]
+
+
+def _estimated_faces(cursor, engine: str, gallery_ids: list[int]) -> int:
+    """The planner's estimate of the faces of these galleries (from the table's statistics; ~0.3 ms)."""
+    cursor.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+                   [engine, list(gallery_ids)])
+    plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
 
 
 def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str) -> float:

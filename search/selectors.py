@@ -131,6 +131,7 @@ class ResultFace:
 class OpenSetContext:
     profiles_searched: int
     expected_unrelated: float
+    expected_synthetic: float = 0.0  # the same expectation from the scale benchmark's synthetic faces
 
     @property
     def expected_words(self) -> str:
@@ -155,7 +156,9 @@ def open_set_context(*, job: SearchJob) -> OpenSetContext:
     profiles = Profile.objects.filter(
         gallery_id__in=gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)).count()
     rate = settings.OPEN_SET_IMPOSTOR_RATE.get(job.engine, 0.0)
-    return OpenSetContext(profiles_searched=profiles, expected_unrelated=profiles * rate)
+    synthetic_rate = settings.OPEN_SET_SYNTHETIC_RATE.get(job.engine, 0.0)
+    return OpenSetContext(profiles_searched=profiles, expected_unrelated=profiles * rate,
+                          expected_synthetic=profiles * synthetic_rate)
 
 
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:

@@ -3,7 +3,9 @@
 import csv
 
 import pytest
+from django.db import connection
 from django.test import TestCase, override_settings
+from django.test.utils import CaptureQueriesContext
 
 from search import index
 from search.faces import get_engine
@@ -76,6 +78,22 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
             else:
                 misses.append(name)
         self.assertGreaterEqual(right, 61, f"missed: {misses}")
+
+    def test_the_graph_and_the_exact_scan_give_the_same_candidates(self):
+        # Galleries this small are read exactly (EXACT_SEARCH_MAX_FACES); large ones go through HNSW.
+        gallery_ids = list({f.gallery_id for f in self.face_by_file.values()})
+        for name in ("img1.jpg", "img17.jpg", "img30.jpg"):
+            face = self.face_by_file[name]
+            answers = {}
+            for exact_up_to in (0, 1_000_000):
+                with override_settings(EXACT_SEARCH_MAX_FACES=exact_up_to), CaptureQueriesContext(connection) as sql:
+                    answers[exact_up_to] = [(hit.profile_id, round(hit.distance, 5)) for hit in index.nearest_profiles(
+                        face.embedding, engine=self.ENGINE, gallery_ids=gallery_ids, limit=5,
+                        exclude_face_image_ids=(face.id,))]
+                self.assertEqual(any("enable_indexscan" in query["sql"] for query in sql.captured_queries),
+                                 exact_up_to > 0)
+            self.assertEqual(len(answers[0]), 5)
+            self.assertEqual(answers[0], answers[1_000_000], name)
 
     def test_a_person_not_enrolled_gets_no_candidate_under_the_threshold(self):
         north_galleries = gallery_ids_searchable_by(agency_id=self.north.id, engine=self.ENGINE)

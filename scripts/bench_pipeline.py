@@ -116,8 +116,7 @@ def pad_and_search(real: np.ndarray) -> tuple[list[float], float, tuple[str, str
                                 "dlib-resnet-v1", "{}", f"{number:064d}", datetime.now(timezone.utc)])
         started = time.perf_counter()
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        cursor.execute("CREATE INDEX face_embedding_dlib_hnsw ON search_faceimage USING hnsw (embedding vector_l2_ops)"
-                       " WITH (m = 16, ef_construction = 64) WHERE engine = 'dlib-resnet-v1'")
+        cursor.execute(index.hnsw_create_sql("dlib-resnet-v1", **index.hnsw_parameters("dlib-resnet-v1")))
         build_s = time.perf_counter() - started
         cursor.execute("ANALYZE search_faceimage")
         cursor.execute("SELECT pg_size_pretty(pg_table_size('search_faceimage')),"
@@ -146,8 +145,8 @@ def print_report(photo_count, stage_values, per_face, search_ms, build_s, sizes)
         print(f"| {stage} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} |")
     print(f"| embed, per face | {percentile(per_face, 50):.1f} | {percentile(per_face, 95):.1f} |")
     print(f"\nSearch over a gallery padded to {PADDED_SIZE:,} descriptors (real descriptors plus synthetic"
-          f" Gaussian distractors; HNSW m 16, ef_construction 64, ef_search {max(settings.HNSW_EF_SEARCH, 50)},"
-          f" iterative scan strict_order; top 10 profiles):\n")
+          f" Gaussian distractors; HNSW m {index.HNSW_M}, ef_construction {index.HNSW_EF_CONSTRUCTION}, ef_search"
+          f" {max(settings.HNSW_EF_SEARCH, 50)}, iterative scan {settings.HNSW_ITERATIVE_SCAN}; top 10 profiles):\n")
     print(f"- HNSW build: {build_s:.1f} s; table {sizes[0]}, index {sizes[1]}")
     print(f"- query latency over {len(search_ms)} queries: p50 {percentile(search_ms, 50):.2f} ms,"
           f" p95 {percentile(search_ms, 95):.2f} ms, max {max(search_ms):.2f} ms")

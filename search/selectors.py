@@ -142,6 +142,15 @@ class OpenSetContext:
                     "unrelated person this close")
         return f"about {self.expected_unrelated:.0f} unrelated people are expected this close in every search"
 
+    @property
+    def synthetic_words(self) -> str:
+        """The scale benchmark's figure on synthetic faces, for a gallery of this size."""
+        if self.expected_synthetic < 0.01:
+            return "fewer than one such face in a hundred searches"
+        if self.expected_synthetic < 1:
+            return f"about one such face in {max(2, round(1 / self.expected_synthetic))} searches"
+        return f"about {self.expected_synthetic:.0f} such faces per search"
+
 
 def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
     candidates = list(search_job_candidates(job=job).select_related("job"))

@@ -32,6 +32,7 @@ from portal.services import case_create
 from search.models import Candidate, ProbeFace, Profile, SearchJob
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
+from tests.e2e.conftest import stop_process_group
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -164,13 +165,7 @@ class BeatProcess:
             start_new_session=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_process_group(self.process)
 
 
 @pytest.fixture

@@ -258,6 +258,14 @@ class ResultPageTests(PortalViewTestCase):
         response = self.client.get(reverse("search:job-detail", args=[self.job.code]))
         self.assertContains(response, "Strong candidate")
         self.assertContains(response, "Searched 2 profiles: in a gallery of this size, fewer than one in twenty")
+        self.assertContains(response, "on synthetic galleries of this size the scale benchmark measured fewer than "
+                                      "one such face in a hundred searches")
+
+    def test_the_synthetic_figure_grows_with_the_gallery(self):
+        from search.selectors import OpenSetContext
+
+        self.assertEqual(OpenSetContext(1_000_000, 11_450, 279.0).synthetic_words, "about 279 such faces per search")
+        self.assertEqual(OpenSetContext(1_000, 11.45, 0.279).synthetic_words, "about one such face in 4 searches")
 
     def test_a_stranger_gets_no_likely_candidate(self):
         self.sign_in(self.alice)

@@ -237,6 +237,9 @@ UPLOADS_PER_MINUTE = env_int("UPLOADS_PER_MINUTE", 30)
 # Sign-in attempts and public-page requests (invitation links, password reset) per address per minute.
 SIGN_INS_PER_MINUTE = env_int("SIGN_INS_PER_MINUTE", 20)
 PUBLIC_REQUESTS_PER_MINUTE = env_int("PUBLIC_REQUESTS_PER_MINUTE", 10)
+# The reverse proxies in front of the portal (addresses or CIDRs, comma-separated). Only through them is
+# X-Forwarded-For believed; with none, REMOTE_ADDR is the client (portal/client_address.py).
+TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 
 LOGGING = {
     "version": 1,

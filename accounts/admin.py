@@ -1,7 +1,15 @@
-from django.contrib import admin
-from django.contrib.auth.admin import UserAdmin
+"""The admin of platform staff: agencies, seats and licences, invitations and users (read-mostly).
+
+Least privilege: nobody sets is_superuser, is_staff, groups or permissions here (a superuser is made
+only by `createsuperuser`), the admin has no password page (everyone changes their own password on the
+portal's page, with both factors), and no page shows an authenticator key or a backup code.
+"""
 
 from django import forms
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Agency, Invitation, User
 from accounts.services import agency_set_seats, seats_used
@@ -54,8 +62,49 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(User)
-class PortalUserAdmin(UserAdmin):
+class PortalUserAdmin(admin.ModelAdmin):
+    """Users are created by `create_user` or an agency admin's invitation (both count seats); roles and
+    deactivation belong to the agency admin's Seats page. Here: who they are, and their contact details."""
+
     list_display = ("username", "agency", "role", "is_active", "last_login")
     list_filter = ("agency", "role", "is_active")
-    fieldsets = UserAdmin.fieldsets + (("Agency and role", {"fields": ("agency", "role")}),)
-    add_fieldsets = UserAdmin.add_fieldsets + (("Agency and role", {"fields": ("agency", "role")}),)
+    search_fields = ("username", "email", "first_name", "last_name")
+    fields = ("username", "first_name", "last_name", "email", "agency", "role", "is_active", "last_login",
+              "date_joined")
+    readonly_fields = ("username", "agency", "role", "is_active", "last_login", "date_joined")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # a user's history stays; deactivate on the Seats page
+
+
+class SecondFactorDeviceAdmin(admin.ModelAdmin):
+    """Which second factors a user has, never their secret: a superuser may delete a lost device (the user
+    then enrols a new one at their next sign-in); nobody reads or sets a key or a code here."""
+
+    list_display = ("user", "name", "confirmed")
+    list_filter = ("confirmed",)
+    search_fields = ("user__username",)
+    fields = ("user", "name", "confirmed")
+    readonly_fields = ("user", "name", "confirmed")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+
+# django-otp's own admins show (and let one set) the TOTP key and the backup codes; Django's group admin
+# would hand out permissions. Replaced, and removed.
+for model in (TOTPDevice, StaticDevice):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+    admin.site.register(model, SecondFactorDeviceAdmin)
+if admin.site.is_registered(Group):
+    admin.site.unregister(Group)

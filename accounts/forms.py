@@ -38,3 +38,23 @@ class AcceptInvitationForm(forms.Form):
         if data.get("password") and data.get("password") != data.get("password_again"):
             self.add_error("password_again", "The two passwords differ.")
         return data
+
+
+class PasswordChangeForm(forms.Form):
+    """One's own password, with both factors: the current password and a code of the second factor."""
+
+    current_password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
+                                       label="Your current password")
+    code = forms.CharField(max_length=16, label="A code of your second factor",
+                           help_text="The 6-digit code of your authenticator app, or one of your backup codes",
+                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
+    new_password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                   label="New password", help_text="At least 12 characters, not a common password")
+    new_password_again = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+                                         label="The new password again")
+
+    def clean(self):
+        data = super().clean()
+        if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
+            self.add_error("new_password_again", "The two passwords differ.")
+        return data

@@ -1,4 +1,5 @@
-"""Session rules: idle timeout, absolute lifetime, and sessions ended by "sign out everywhere"."""
+"""Session rules, checked on every request: idle timeout, absolute lifetime, sessions ended by "sign out
+everywhere", a deactivated account and an agency whose licence has ended."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import JsonResponse
 from django.utils import timezone
 
-from accounts.services import security_event_record
+from accounts.services import licence_ended, security_event_record
+from portal.client_address import client_address
 
 SIGNED_IN_AT = "signed_in_at"
 LAST_ACTIVITY = "last_activity"
@@ -24,6 +26,11 @@ def session_start(request, user) -> None:
     request.session[GENERATION] = user.session_generation
 
 
+def session_continue(request, user) -> None:
+    """Keep this session alive after the user ended all others (a password change raises the generation)."""
+    request.session[GENERATION] = user.session_generation
+
+
 def passive(view):
     """A view that does not count as activity (status polling), so a page left open still times out."""
     view.passive_request = True
@@ -33,6 +40,11 @@ def passive(view):
 def _expiry_reason(request) -> str | None:
     session, user = request.session, request.user
     now = timezone.now().timestamp()
+    if not user.is_active:
+        return "Your account was deactivated by your agency admin."
+    if licence_ended(user.agency):
+        return (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data is "
+                "kept; sign-in resumes when the licence is renewed.")
     if session.get(GENERATION) != user.session_generation:
         return "Your session was ended (signed out everywhere or account changed). Please sign in again."
     if now - session.get(SIGNED_IN_AT, 0) > settings.SESSION_MAX_HOURS * 3600:
@@ -57,7 +69,7 @@ class SessionSecurityMiddleware:
             user = request.user
             logout(request)
             security_event_record(action="session_expired", actor=user, detail=reason,
-                                  ip_address=request.META.get("REMOTE_ADDR"))
+                                  ip_address=client_address(request))
             if getattr(view_func, "passive_request", False):
                 return JsonResponse({"signed_out": True, "reason": reason}, status=401)
             messages.info(request, reason)

@@ -1,6 +1,6 @@
 import uuid
 
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import AbstractUser, UserManager
 from django.db import models
 from django.db.models import Q
 
@@ -36,8 +36,18 @@ AGENCY_ROLES = (Role.OFFICER, Role.SUPERVISOR, Role.AGENCY_ADMIN)
 PLATFORM_ROLES = (Role.PLATFORM_STAFF, Role.PRIVACY_OFFICER)
 
 
+class PortalUserManager(UserManager):
+    def create_superuser(self, username, email=None, password=None, **extra_fields):
+        # `createsuperuser` is the only way to make one: a platform account of the deployment's operator.
+        extra_fields.setdefault("role", Role.PLATFORM_STAFF)
+        extra_fields["agency"] = None
+        return super().create_superuser(username, email, password, **extra_fields)
+
+
 class User(AbstractUser):
     """An agency user (officer, supervisor, agency admin) or a platform user (no agency)."""
+
+    objects = PortalUserManager()
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     agency = models.ForeignKey(Agency, null=True, blank=True, on_delete=models.PROTECT, related_name="users")

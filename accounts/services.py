@@ -20,11 +20,11 @@ from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Invitation, Ro
 from portal.audit import audit_record
 from portal.models import AuditEntry
 
-# Platform staff run the deployment in Django's admin: agencies, users and gallery sharing, and the
-# state of search jobs. They see no probe, face or candidate.
+# Platform staff run the deployment in Django's admin: agencies, users' contact details and gallery
+# sharing, and search jobs as metadata. They see no probe, face, candidate or justification.
 PLATFORM_STAFF_PERMISSIONS = [
     "add_agency", "change_agency", "view_agency",
-    "add_user", "change_user", "view_user",
+    "change_user", "view_user",
     "view_gallery", "change_gallery",
     "add_offensecategory", "change_offensecategory", "view_offensecategory",
     "view_searchjob",
@@ -207,6 +207,22 @@ def user_change_role(*, actor: User, user: User, role: str, ip_address: str | No
     return user
 
 
+@transaction.atomic
+def user_password_change(*, user: User, new_password: str, ip_address: str | None = None) -> User:
+    """Set one's own password (the caller checked the current one and a second-factor code); every other
+    session of the user ends."""
+    try:
+        validate_password(new_password, user)
+    except ValidationError as exc:
+        raise AccountError(" ".join(exc.messages)) from None
+    user.set_password(new_password)
+    user.session_generation = F("session_generation") + 1
+    user.save(update_fields=["password", "session_generation"])
+    user.refresh_from_db(fields=["session_generation"])
+    security_event_record(action=AuditEntry.Action.PASSWORD_CHANGED, actor=user, ip_address=ip_address)
+    return user
+
+
 def user_sign_out_everywhere(*, user: User, ip_address: str | None = None) -> None:
     User.objects.filter(pk=user.pk).update(session_generation=F("session_generation") + 1)
     security_event_record(action=AuditEntry.Action.SIGN_OUT_EVERYWHERE, actor=user, ip_address=ip_address)
@@ -331,6 +347,9 @@ def invitation_for_token(token: str) -> Invitation:
         raise AccountError("This invitation was already used. Sign in with the account it created.")
     if invitation.revoked_at is not None:
         raise AccountError("This invitation was withdrawn by your agency admin.")
+    if licence_ended(invitation.agency):
+        raise AccountError(f"The licence of {invitation.agency.name} has ended: the invitation cannot be used "
+                           "until it is renewed.")
     if invitation.expires_at <= timezone.now():
         raise AccountError(f"This invitation expired on {timezone.localtime(invitation.expires_at):%d %B %Y at %H:%M}. "
                            "Ask your agency admin for a new one.")
@@ -364,14 +383,18 @@ def invitation_revoke(*, actor: User, invitation: Invitation, ip_address: str | 
 
 # --- Rate limits --------------------------------------------------------------------------------
 
-def rate_limited(*, ip_address: str | None, actions: list[str], per_minute: int, now: datetime | None = None) -> bool:
-    """True when this address already made `per_minute` recorded attempts of these kinds in the last minute.
+def rate_limited(*, ip_address: str | None, actions: list[str], per_minute: int, now: datetime | None = None,
+                 every_address: bool = False) -> bool:
+    """True when this address (or, with every_address, all addresses together) already made `per_minute`
+    recorded attempts of these kinds in the last minute.
 
     Attempts are the security events the pages record anyway, so the limit holds across processes
     and hosts without another store.
     """
-    if not ip_address:
+    if not ip_address and not every_address:
         return False
     now = now or timezone.now()
-    return AuditEntry.objects.filter(ip_address=ip_address, action__in=actions,
-                                        at__gt=now - timedelta(minutes=1), at__lte=now).count() >= per_minute
+    attempts = AuditEntry.objects.filter(action__in=actions, at__gt=now - timedelta(minutes=1), at__lte=now)
+    if not every_address:
+        attempts = attempts.filter(ip_address=ip_address)
+    return attempts.count() >= per_minute

@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/enrol/qr.svg", views.enrol_qr, name="enrol-qr"),
     path("logout/", views.sign_out, name="logout"),
     path("logout/everywhere/", views.sign_out_everywhere, name="logout-everywhere"),
+    path("password/", views.password_change, name="password-change"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
     path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
         template_name="accounts/password_reset_done.html"), name="password-reset-done"),

@@ -8,38 +8,47 @@ from functools import wraps
 import qrcode
 import qrcode.image.svg
 from django.contrib import messages
-from django.contrib.auth import authenticate, login, logout
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.core.mail import send_mail
-from django.http import HttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.contrib.auth import views as auth_views
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_http_methods, require_safe
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors, services
-from accounts.forms import AcceptInvitationForm, InvitationForm, RoleForm, SecondFactorForm, SignInForm
+from accounts.forms import (AcceptInvitationForm, InvitationForm, PasswordChangeForm, RoleForm, SecondFactorForm,
+                            SignInForm)
+from accounts.middleware import session_continue
 from accounts.models import Role, User
+from portal.access import verified_required
 from portal.http import private
 from portal.models import AuditEntry
+from portal.client_address import client_address
 
 NEXT_KEY = "sign_in_next"
 
 
-def client_ip(request) -> str | None:
-    return request.META.get("REMOTE_ADDR")
-
-
 def _safe_next(request, candidate: str | None) -> str:
-    if candidate and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                     require_https=request.is_secure()):
+    """A local path of this portal, or "/": never another host, a scheme, or a bare word (which the redirect
+    shortcut would take for a view name)."""
+    candidate = (candidate or "").strip()
+    if (candidate.startswith("/") and not candidate.startswith(("//", "/\\"))
+            and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
+                                                require_https=request.is_secure())):
         return candidate
     return "/"
+
+
+def _signed_in(request, device) -> None:
+    """Both factors passed: mark the session verified under a new key (the password step got its own)."""
+    otp_login(request, device)
+    request.session.cycle_key()
 
 
 def _locked_message(until) -> str:
@@ -49,16 +58,17 @@ def _locked_message(until) -> str:
 
 def _record_failure(request, action: str, username: str, user: User | None = None) -> str | None:
     """Record a failed attempt; the lockout message if this attempt locked the account or address."""
-    services.security_event_record(action=action, actor=user, username=username, ip_address=client_ip(request),
+    services.security_event_record(action=action, actor=user, username=username, ip_address=client_address(request),
                                    agency=user.agency if user else None)
-    until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
+    until = services.sign_in_locked_until(username=username, ip_address=client_address(request))
     if until:
         services.security_event_record(action=AuditEntry.Action.LOCKED_OUT, actor=user, username=username,
-                                       ip_address=client_ip(request), agency=user.agency if user else None)
+                                       ip_address=client_address(request), agency=user.agency if user else None)
         return _locked_message(until)
     return None
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def sign_in(request):
     if request.user.is_authenticated and request.user.is_verified():
         return redirect("portal:dashboard")
@@ -70,7 +80,7 @@ def sign_in(request):
                                                                 "Wait a minute and try again."}, status=429)
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
-        until = services.sign_in_locked_until(username=username, ip_address=client_ip(request))
+        until = services.sign_in_locked_until(username=username, ip_address=client_address(request))
         user = None if until else authenticate(request, username=username, password=form.cleaned_data["password"])
         if until:
             error = _locked_message(until)
@@ -79,7 +89,7 @@ def sign_in(request):
                      or "The username or password is not right. Both are case-sensitive.")
         elif services.licence_ended(user.agency):
             services.security_event_record(action=AuditEntry.Action.SIGN_IN_FAILED, actor=user,
-                                           ip_address=client_ip(request), detail="licence ended")
+                                           ip_address=client_address(request), detail="licence ended")
             error = (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
                      "is kept; sign-in resumes when the licence is renewed.")
         else:
@@ -97,10 +107,10 @@ def _sign_ins_rate_limited(request) -> bool:
 
     attempts = [AuditEntry.Action.SIGN_IN, AuditEntry.Action.SIGN_IN_FAILED,
                 AuditEntry.Action.SECOND_FACTOR_FAILED, AuditEntry.Action.LOCKED_OUT]
-    if not services.rate_limited(ip_address=client_ip(request), actions=attempts,
+    if not services.rate_limited(ip_address=client_address(request), actions=attempts,
                                  per_minute=settings.SIGN_INS_PER_MINUTE):
         return False
-    services.security_event_record(action=AuditEntry.Action.RATE_LIMITED, ip_address=client_ip(request),
+    services.security_event_record(action=AuditEntry.Action.RATE_LIMITED, ip_address=client_address(request),
                                    detail=f"sign-in: {request.POST.get('username', '')[:100]}")
     return True
 
@@ -113,12 +123,13 @@ def password_verified_required(view):
         if not request.user.is_authenticated:
             return redirect("accounts:login")
         if request.user.is_verified():
-            return redirect(request.session.get(NEXT_KEY) or "portal:dashboard")
+            return HttpResponseRedirect(_safe_next(request, request.session.get(NEXT_KEY)))
         return view(request, *args, **kwargs)
 
     return wrapper
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 @password_verified_required
 def second_factor(request):
     user = request.user
@@ -127,7 +138,7 @@ def second_factor(request):
     form = SecondFactorForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
-        until = services.sign_in_locked_until(username=user.username, ip_address=client_ip(request))
+        until = services.sign_in_locked_until(username=user.username, ip_address=client_address(request))
         device = None if until else _matching_device(user, form.cleaned_data["code"])
         if until:
             error = _locked_message(until)
@@ -135,11 +146,11 @@ def second_factor(request):
             error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
                      or "That code is not right, or was already used. Codes change every 30 seconds.")
         else:
-            otp_login(request, device)
+            _signed_in(request, device)
             services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
-                                           ip_address=client_ip(request),
+                                           ip_address=client_address(request),
                                            detail="backup code" if isinstance(device, StaticDevice) else "TOTP")
-            return redirect(request.session.pop(NEXT_KEY, "/"))
+            return HttpResponseRedirect(_safe_next(request, request.session.pop(NEXT_KEY, "/")))
     return render(request, "accounts/second_factor.html", {"form": form, "error": error},
                   status=400 if error else 200)
 
@@ -156,6 +167,7 @@ def _matching_device(user: User, code: str):
     return None
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 @password_verified_required
 def enrol(request):
     user = request.user
@@ -167,7 +179,7 @@ def enrol(request):
     error = None
     if request.method == "POST" and form.is_valid():
         # The lockout holds here too: this is the second step of an invitation's sign-in.
-        until = services.sign_in_locked_until(username=user.username, ip_address=client_ip(request))
+        until = services.sign_in_locked_until(username=user.username, ip_address=client_address(request))
         codes = None if until else services.second_factor_enrolment_confirm(device=device,
                                                                             token=form.cleaned_data["code"])
         if until:
@@ -177,16 +189,17 @@ def enrol(request):
                      or "That code is not right. Check the time on your phone and try the next code.")
         else:
             device.refresh_from_db()
-            otp_login(request, device)
+            _signed_in(request, device)
             services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
-                                           ip_address=client_ip(request), detail="TOTP (enrolment)")
+                                           ip_address=client_address(request), detail="TOTP (enrolment)")
             return render(request, "accounts/backup_codes.html",
-                          {"codes": codes, "next": request.session.pop(NEXT_KEY, "/")})
+                          {"codes": codes, "next": _safe_next(request, request.session.pop(NEXT_KEY, "/"))})
     return render(request, "accounts/enrol.html", {"form": form, "error": error,
                                                    "secret": services.totp_secret_base32(device)},
                   status=400 if error else 200)
 
 
+@require_safe
 @password_verified_required
 def enrol_qr(request):
     device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
@@ -202,19 +215,52 @@ def enrol_qr(request):
 def sign_out(request):
     if request.user.is_authenticated:
         services.security_event_record(action=AuditEntry.Action.SIGN_OUT, actor=request.user,
-                                       ip_address=client_ip(request))
+                                       ip_address=client_address(request))
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect("accounts:login")
 
 
-@login_required
+@verified_required
 @require_POST
 def sign_out_everywhere(request):
-    services.user_sign_out_everywhere(user=request.user, ip_address=client_ip(request))
+    services.user_sign_out_everywhere(user=request.user, ip_address=client_address(request))
     logout(request)
     messages.info(request, "Every session of your account has ended.")
     return redirect("accounts:login")
+
+
+@verified_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def password_change(request):
+    """Everyone changes their own password here, with both factors; the admin has no password page."""
+    user = request.user
+    form = PasswordChangeForm(request.POST or None)
+    error = None
+    if request.method == "POST" and form.is_valid():
+        until = services.sign_in_locked_until(username=user.username, ip_address=client_address(request))
+        if until:
+            error = _locked_message(until)
+        elif not user.check_password(form.cleaned_data["current_password"]):
+            error = (_record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, user.username, user)
+                     or "Your current password is not right.")
+        elif _matching_device(user, form.cleaned_data["code"]) is None:
+            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
+                     or "That code is not right, or was already used.")
+        else:
+            try:
+                user = services.user_password_change(user=user, new_password=form.cleaned_data["new_password"],
+                                                     ip_address=client_address(request))
+            except services.AccountError as exc:
+                form.add_error("new_password", str(exc))
+            else:
+                # This session goes on under a new key; every other session of the account has ended.
+                update_session_auth_hash(request, user)
+                session_continue(request, user)
+                messages.success(request, "Your password is changed. Every other session of your account ended.")
+                return redirect("portal:dashboard" if user.agency_id else "accounts:password-change")
+    return render(request, "accounts/password_change.html", {"form": form, "error": error},
+                  status=400 if error or form.errors else 200)
 
 
 # --- Seats (agency admin) ---------------------------------------------------------------------
@@ -232,6 +278,7 @@ def agency_admin_required(view):
     return wrapper
 
 
+@require_safe
 @agency_admin_required
 def seats(request):
     return _seats_page(request)
@@ -256,7 +303,7 @@ def invitation_send(request):
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            invitation, token = services.invitation_create(actor=request.user, ip_address=client_ip(request),
+            invitation, token = services.invitation_create(actor=request.user, ip_address=client_address(request),
                                                            **form.cleaned_data)
         except services.AccountError as exc:
             form.add_error("email", str(exc))
@@ -279,11 +326,12 @@ def invitation_send(request):
 @require_POST
 def invitation_revoke(request, code):
     invitation = selectors.invitation_get(actor=request.user, code=code)
-    services.invitation_revoke(actor=request.user, invitation=invitation, ip_address=client_ip(request))
+    services.invitation_revoke(actor=request.user, invitation=invitation, ip_address=client_address(request))
     messages.success(request, f"The invitation of {invitation.email} is withdrawn; its seat is free.")
     return redirect("accounts:seats")
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def invitation_accept(request, token):
     try:
         invitation = services.invitation_for_token(token)
@@ -293,7 +341,7 @@ def invitation_accept(request, token):
     if request.method == "POST" and form.is_valid():
         try:
             user = services.invitation_accept(token=token, username=form.cleaned_data["username"],
-                                              password=form.cleaned_data["password"], ip_address=client_ip(request))
+                                              password=form.cleaned_data["password"], ip_address=client_address(request))
         except services.AccountError as exc:
             form.add_error("password" if "password" in str(exc).lower() else "username", str(exc))
         else:
@@ -320,7 +368,7 @@ def _seat_view(service, done: str):
     @require_POST
     def view(request, code):
         def act(member):
-            service(actor=request.user, user=member, ip_address=client_ip(request))
+            service(actor=request.user, user=member, ip_address=client_address(request))
             messages.success(request, done.format(username=member.username))
 
         return _seat_action(request, code, act)
@@ -343,7 +391,7 @@ def user_role(request, code):
         if not form.is_valid():
             raise services.AccountError("Choose a role.")
         updated = services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"],
-                                            ip_address=client_ip(request))
+                                            ip_address=client_address(request))
         messages.success(request, f"{updated.username} is now {updated.get_role_display().lower()}.")
 
     return _seat_action(request, code, act)
@@ -352,6 +400,7 @@ def user_role(request, code):
 # --- Password reset (the second factor is still asked at the next sign-in) ----------------------
 
 class PasswordResetView(auth_views.PasswordResetView):
+    http_method_names = ["get", "head", "post"]  # FormView would take PUT as a POST
     template_name = "accounts/password_reset_form.html"
     email_template_name = "accounts/password_reset_email.txt"
     subject_template_name = "accounts/password_reset_subject.txt"
@@ -360,7 +409,7 @@ class PasswordResetView(auth_views.PasswordResetView):
     def post(self, request, *args, **kwargs):
         from django.conf import settings
 
-        if services.rate_limited(ip_address=client_ip(request), per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
+        if services.rate_limited(ip_address=client_address(request), per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
                                  actions=[AuditEntry.Action.PASSWORD_RESET_REQUESTED]):
             form = self.get_form()
             form.is_valid()
@@ -368,18 +417,19 @@ class PasswordResetView(auth_views.PasswordResetView):
             return self.render_to_response(self.get_context_data(form=form), status=429)
         # Recorded whether or not the address has an account; the page never says which.
         services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET_REQUESTED,
-                                       ip_address=client_ip(request), detail=request.POST.get("email", "")[:200])
+                                       ip_address=client_address(request), detail=request.POST.get("email", "")[:200])
         return super().post(request, *args, **kwargs)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    http_method_names = ["get", "head", "post"]
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password-reset-complete")
     post_reset_login = False  # the new password alone never signs in: the second factor follows
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        services.user_sign_out_everywhere(user=form.user, ip_address=client_ip(self.request))
+        services.user_sign_out_everywhere(user=form.user, ip_address=client_address(self.request))
         services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET, actor=form.user,
-                                       ip_address=client_ip(self.request))
+                                       ip_address=client_address(self.request))
         return response

@@ -38,6 +38,28 @@ def audit_record(*, action: str, actor=None, username: str = "", agency=None, ip
         return entry
 
 
+# OWASP's rule for CSV injection: a cell a spreadsheet would read as a formula starts with one of these.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+CSV_HEADER = ["id", "at", "action", "user", "ip_address", "case", "target", "detail", "entry_hash"]
+
+
+def csv_cell(value) -> str:
+    """A cell that a spreadsheet shows as text: a leading formula character is escaped with a quote."""
+    value = "" if value is None else str(value)
+    return "'" + value if value.startswith(_FORMULA_STARTS) else value
+
+
+def audit_csv_rows(entries):
+    """The export's rows (header first), every cell neutralised: user names, case numbers and details are
+    typed by people and must never run as a formula in the auditor's spreadsheet."""
+    yield CSV_HEADER
+    for entry in entries:
+        yield [csv_cell(value) for value in (
+            entry.id, entry.at.isoformat(), entry.action, entry.username, entry.ip_address or "",
+            entry.case.number if entry.case else "", f"{entry.target_type}:{entry.target_id}".strip(":"),
+            entry.detail, entry.entry_hash)]
+
+
 @dataclass
 class ChainCheck:
     entries: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import io
 import logging
+import re
+from xml.sax.saxutils import escape
 
 from django.core.files.storage import default_storage
 from django.db import transaction
@@ -49,9 +51,9 @@ def case_report_render(*, report_id: int) -> None:
         return
     try:
         pdf = _render_pdf(report)
-    except Exception as exc:  # noqa: BLE001 - recorded on the report for the person who asked
-        logger.exception("Case report %s failed", report_id)
-        CaseReport.objects.filter(pk=report_id).update(status=CaseReport.Status.FAILED, error=str(exc)[:500],
+    except Exception:  # noqa: BLE001 - the trace goes to the log, the person who asked gets a clean message
+        logger.exception("Case report %s failed", report_id, extra={"report_id": report_id})
+        CaseReport.objects.filter(pk=report_id).update(status=CaseReport.Status.FAILED, error=FAILED_MESSAGE,
                                                        finished_at=timezone.now())
         return
     name = f"reports/{report.case.code}/{report.code}.pdf"
@@ -63,6 +65,23 @@ def case_report_render(*, report_id: int) -> None:
                                                        finished_at=timezone.now())
         audit_record(action=AuditEntry.Action.REPORT_GENERATED, actor=report.requested_by, case=report.case,
                      target=report, detail=f"{len(pdf)} bytes")
+
+
+# Control characters (but tab and newline) have no place in a report and reportlab's parser chokes on some.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def text(value) -> str:
+    """User text made safe for reportlab's Paragraph markup: shown as written, never read as a tag.
+
+    Paragraphs parse a subset of HTML (<img src>, <a>, <font>, <para>…); every string a user typed or a
+    file name they uploaded goes through here, so `<img src="/etc/passwd">` prints as those characters.
+    """
+    return escape(_CONTROL.sub("", str(value)))
+
+
+FAILED_MESSAGE = "The report could not be made. Prepare it again; if it fails again, tell the platform team " \
+                 "the report's reference."
 
 
 def _styles():
@@ -79,10 +98,16 @@ def _styles():
     }
 
 
+# The only places the product writes images; a report embeds nothing else.
+_IMAGE_PREFIXES = ("crops/", "probes/", "gallery/")
+
+
 def _image(field, size_mm: float):
-    if not field or not field.name or not default_storage.exists(field.name):
+    name = field.name if field else ""
+    if (not name or not name.startswith(_IMAGE_PREFIXES) or ".." in name.split("/")
+            or not default_storage.exists(name)):
         return Paragraph("(image no longer held)", _styles()["small"])
-    with default_storage.open(field.name, "rb") as stored:
+    with default_storage.open(name, "rb") as stored:
         return Image(io.BytesIO(stored.read()), width=size_mm * mm, height=size_mm * mm)
 
 
@@ -92,16 +117,16 @@ def _render_pdf(report: CaseReport) -> bytes:
     case = report.case
     styles = _styles()
     story = [
-        Paragraph(f"Case report — {case.number}", styles["title"]),
+        Paragraph(f"Case report — {text(case.number)}", styles["title"]),
         Paragraph(LEADS_STATEMENT, styles["banner"]),
-        Table([
-            ["Case", f"{case.number} — {case.title}"],
-            ["Agency", case.agency.name],
-            ["Status", case.get_status_display()],
-            ["Opened", f"{timezone.localtime(case.created_at):%d %b %Y %H:%M} by {case.created_by.username}"],
-            ["Report", f"requested by {report.requested_by.username}, "
-                       f"{timezone.localtime(report.created_at):%d %b %Y %H:%M}"],
-        ], colWidths=[30 * mm, 140 * mm], style=TableStyle([
+        Table([[label, Paragraph(text(value), styles["body"])] for label, value in (
+            ("Case", f"{case.number} — {case.title}"),
+            ("Agency", case.agency.name),
+            ("Status", case.get_status_display()),
+            ("Opened", f"{timezone.localtime(case.created_at):%d %b %Y %H:%M} by {case.created_by.username}"),
+            ("Report", f"requested by {report.requested_by.username}, "
+                       f"{timezone.localtime(report.created_at):%d %b %Y %H:%M}"),
+        )], colWidths=[30 * mm, 140 * mm], style=TableStyle([
             ("FONTNAME", (0, 0), (0, -1), "Helvetica-Bold"), ("VALIGN", (0, 0), (-1, -1), "TOP"),
         ])),
         Spacer(1, 6 * mm),
@@ -109,12 +134,13 @@ def _render_pdf(report: CaseReport) -> bytes:
     jobs = (SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
             .select_related("probe", "started_by", "offense_category").order_by("created_at"))
     for number, job in enumerate(jobs, start=1):
-        story.append(Paragraph(f"Search {number}: {job.probe.original_name or 'probe photo'}", styles["h2"]))
+        story.append(Paragraph(f"Search {number}: {text(job.probe.original_name or 'probe photo')}", styles["h2"]))
         story.append(Paragraph(
-            f"{timezone.localtime(job.created_at):%d %b %Y %H:%M} by {job.started_by.username} · purpose: "
-            f"{job.offense_category.name if job.offense_category else '—'} · justification: {job.justification or '—'}"
-            f" · status: {job.get_status_display()}{(' — ' + job.error) if job.error else ''} · engine "
-            f"{job.engine}, threshold {job.threshold:.2f}", styles["small"]))
+            f"{timezone.localtime(job.created_at):%d %b %Y %H:%M} by {text(job.started_by.username)} · purpose: "
+            f"{text(job.offense_category.name if job.offense_category else '—')} · justification: "
+            f"{text(job.justification or '—')} · status: {job.get_status_display()}"
+            f"{(' — ' + text(job.error)) if job.error else ''} · engine {text(job.engine)}, "
+            f"threshold {job.threshold:.2f}", styles["small"]))
         for face in job.probe.faces.order_by("index"):
             candidates = list(job.candidates.filter(probe_face=face).select_related(
                 "profile", "profile__gallery", "face_image", "review", "review__proposed_by", "review__reviewed_by")
@@ -124,18 +150,18 @@ def _render_pdf(report: CaseReport) -> bytes:
                 review = getattr(candidate, "review", None)
                 decision = "—"
                 if review:
-                    decision = (f"{review.get_status_display()}: {review.proposed_by.username} "
+                    decision = (f"{review.get_status_display()}: {text(review.proposed_by.username)} "
                                 f"{timezone.localtime(review.proposed_at):%d %b %H:%M}")
                     if review.reviewed_by:
-                        decision += (f"; {review.reviewed_by.username} "
+                        decision += (f"; {text(review.reviewed_by.username)} "
                                      f"{timezone.localtime(review.reviewed_at):%d %b %H:%M}")
                     if review.review_note or review.proposal_note:
-                        decision += f" ({review.review_note or review.proposal_note})"
+                        decision += f" ({text(review.review_note or review.proposal_note)})"
                 if candidate.erased_at:  # the person had their record erased: no name, no face
                     who, face_cell, source = "(erased subject)", Paragraph("—", styles["small"]), "—"
                 else:
-                    who, face_cell = candidate.profile.display_name, _image(candidate.face_image.crop, 14)
-                    source = f"{candidate.profile.gallery.name} / {candidate.profile.gallery.legal_basis}"
+                    who, face_cell = text(candidate.profile.display_name), _image(candidate.face_image.crop, 14)
+                    source = f"{text(candidate.profile.gallery.name)} / {text(candidate.profile.gallery.legal_basis)}"
                 rows.append([str(candidate.rank), Paragraph(who, styles["small"]), face_cell,
                              f"{candidate.distance:.3f}{' *' if candidate.is_match() else ''}",
                              Paragraph(source, styles["small"]), Paragraph(decision, styles["small"])])
@@ -161,8 +187,9 @@ def _render_pdf(report: CaseReport) -> bytes:
     story.append(Paragraph(LEADS_STATEMENT, styles["small"]))
     for lead in leads:
         story.append(Paragraph(
-            f"{lead.candidate.profile.display_name if lead.candidate.profile else '(erased subject)'}: proposed by {lead.proposed_by.username} "
-            f"({timezone.localtime(lead.proposed_at):%d %b %Y %H:%M}), confirmed by {lead.reviewed_by.username} "
+            f"{text(lead.candidate.profile.display_name) if lead.candidate.profile else '(erased subject)'}: proposed by "
+            f"{text(lead.proposed_by.username)} ({timezone.localtime(lead.proposed_at):%d %b %Y %H:%M}), confirmed by "
+            f"{text(lead.reviewed_by.username)} "
             f"({timezone.localtime(lead.reviewed_at):%d %b %Y %H:%M})", styles["body"]))
     if not leads:
         story.append(Paragraph("None.", styles["body"]))
@@ -178,7 +205,7 @@ def _render_pdf(report: CaseReport) -> bytes:
     def footer(canvas, doc):
         canvas.saveState()
         canvas.setFont("Helvetica", 7)
-        canvas.drawString(18 * mm, 9 * mm, f"Case {case.number} · {case.agency.name} · leads, not identifications · "
+        canvas.drawString(18 * mm, 9 * mm, f"Case {_CONTROL.sub('', case.number)} · {_CONTROL.sub('', case.agency.name)} · leads, not identifications · "
                                            f"report {report.code} · page {doc.page}")
         canvas.restoreState()
 

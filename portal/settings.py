@@ -114,6 +114,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Static files answer here, inside the header middleware above, so they carry the same headers.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -183,6 +185,14 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
+# WhiteNoise serves STATIC_ROOT (filled by collectstatic, with gzip and brotli copies) from the web server.
+# The names are not hashed (no manifest): a template or a stylesheet naming a file by hand cannot break a
+# page, and tests need no collectstatic. So static files are not cached either: they keep the no-store of
+# every response (portal/middleware.py), the price being three small files fetched again per page.
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
 # Probe photos, crops and gallery images: never served from a public URL, only through
 # permission-checked views.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
@@ -237,6 +247,8 @@ UPLOADS_PER_MINUTE = env_int("UPLOADS_PER_MINUTE", 30)
 # Sign-in attempts and public-page requests (invitation links, password reset) per address per minute.
 SIGN_INS_PER_MINUTE = env_int("SIGN_INS_PER_MINUTE", 20)
 PUBLIC_REQUESTS_PER_MINUTE = env_int("PUBLIC_REQUESTS_PER_MINUTE", 10)
+# The public data-subject request page, all addresses together: each attempt may cost a face detection.
+PUBLIC_REQUESTS_PER_MINUTE_TOTAL = env_int("PUBLIC_REQUESTS_PER_MINUTE_TOTAL", 60)
 # The reverse proxies in front of the portal (addresses or CIDRs, comma-separated). Only through them is
 # X-Forwarded-For believed; with none, REMOTE_ADDR is the client (portal/client_address.py).
 TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
@@ -330,6 +342,10 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Probe photos and their crops are deleted this many days after their case is closed.
 PROBE_RETENTION_DAYS = env_int("PROBE_RETENTION_DAYS", 90)
+# Where backups go by default, and the erasure register beside them (a restore erases again from it).
+BACKUP_DIR = Path(os.environ.get("BACKUP_DIR", VAR_DIR / "backups"))
+# pg_dump, pg_restore and psql for backups; empty: those of the embedded server, else PATH.
+PG_BIN_DIR = os.environ.get("PG_BIN_DIR", "")
 
 CELERY_BEAT_SCHEDULE = {
     "sweep-stale-search-jobs": {

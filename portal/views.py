@@ -8,19 +8,21 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_http_methods, require_safe
 
 from portal import reports, selectors, services
 from portal.access import agency_member_required
 from accounts.models import Role
-from portal.audit import audit_record
+from portal.audit import audit_csv_rows, audit_record
 from portal.http import private
 from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
 from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
 from search.forms import ProbeUploadForm
+from portal.client_address import client_address
 
 
+@require_safe
 @agency_member_required
 def dashboard(request):
     return render(request, "portal/dashboard.html", {
@@ -29,6 +31,7 @@ def dashboard(request):
     })
 
 
+@require_safe
 @agency_member_required
 def case_list(request):
     filters = CaseFilterForm(request.GET or None)
@@ -40,6 +43,7 @@ def case_list(request):
     })
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 @agency_member_required
 def case_create(request):
     form = CaseForm(request.POST or None)
@@ -54,6 +58,7 @@ def case_create(request):
     return render(request, "portal/case_form.html", {"form": form})
 
 
+@require_safe
 @agency_member_required
 def case_detail(request, code):
     return case_page(request, selectors.case_get(user=request.user, code=code))
@@ -108,6 +113,7 @@ def _audit_filtered(request):
     return filters, entries
 
 
+@require_safe
 @supervisor_required
 def audit_log(request):
     filters, entries = _audit_filtered(request)
@@ -120,6 +126,7 @@ def audit_log(request):
     })
 
 
+@require_safe
 @supervisor_required
 def audit_export(request):
     filters, entries = _audit_filtered(request)
@@ -127,14 +134,11 @@ def audit_export(request):
     response["Content-Disposition"] = f'attachment; filename="audit-{request.user.agency.slug}-{timezone.now():%Y%m%d-%H%M}.csv"'
     private(response)
     writer = csv.writer(response)
-    writer.writerow(["id", "at", "action", "user", "ip_address", "case", "target", "detail", "entry_hash"])
-    count = 0
-    for entry in entries.iterator():
-        writer.writerow([entry.id, entry.at.isoformat(), entry.action, entry.username, entry.ip_address or "",
-                         entry.case.number if entry.case else "", f"{entry.target_type}:{entry.target_id}".strip(":"),
-                         entry.detail, entry.entry_hash])
+    count = -1  # the header row
+    for row in audit_csv_rows(entries.iterator()):
+        writer.writerow(row)
         count += 1
-    audit_record(action=AuditEntry.Action.AUDIT_EXPORTED, actor=request.user, ip_address=request.META.get("REMOTE_ADDR"),
+    audit_record(action=AuditEntry.Action.AUDIT_EXPORTED, actor=request.user, ip_address=client_address(request),
                  detail=f"{count} entries", data={"filters": request.GET.dict()})
     return response
 
@@ -145,17 +149,18 @@ def audit_export(request):
 @require_POST
 def case_report_request(request, code):
     case = selectors.case_get(user=request.user, code=code)
-    reports.case_report_request(case=case, user=request.user, ip_address=request.META.get("REMOTE_ADDR"))
+    reports.case_report_request(case=case, user=request.user, ip_address=client_address(request))
     messages.success(request, "The case report is being prepared; it appears below in a moment.")
     return redirect("portal:case-detail", code=case.code)
 
 
+@require_safe
 @agency_member_required
 def case_report_download(request, code):
     report = selectors.case_report_get(user=request.user, code=code)
     if report.status != CaseReport.Status.DONE or not report.file:
         raise Http404("The report is not ready")
     audit_record(action=AuditEntry.Action.REPORT_DOWNLOADED, actor=request.user, case=report.case, target=report,
-                 ip_address=request.META.get("REMOTE_ADDR"))
+                 ip_address=client_address(request))
     return private(FileResponse(report.file.open("rb"), content_type="application/pdf", as_attachment=True,
                                 filename=f"case-{report.case.number}-report.pdf"))

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db.models import Count
 
 from search.models import Candidate, FaceImage, Gallery, OffenseCategory, Probe, ProbeFace, Profile, SearchJob
 
@@ -49,8 +50,27 @@ class ProbeFaceAdmin(ReadOnlyAdmin):
 
 @admin.register(SearchJob)
 class SearchJobAdmin(ReadOnlyAdmin):
-    list_display = ("code", "agency", "status", "stage", "attempts", "started_by", "created_at", "finished_at")
+    """Searches as metadata for the people who run the deployment: agency, times, state, counts. Never the
+    justification, the photo, the officer's case or the candidates."""
+
+    list_display = ("code", "agency", "status", "stage", "attempts", "faces", "candidates", "created_at",
+                    "finished_at")
     list_filter = ("agency", "status")
+    fields = ("code", "agency", "status", "stage", "engine", "attempts", "faces", "candidates", "stage_ms",
+              "error", "created_at", "started_at", "finished_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("agency").annotate(
+            face_count=Count("probe__faces", distinct=True), candidate_count=Count("candidates", distinct=True))
+
+    @admin.display(description="Faces")
+    def faces(self, job):
+        return job.face_count
+
+    @admin.display(description="Candidates")
+    def candidates(self, job):
+        return job.candidate_count
 
 
 @admin.register(Candidate)

@@ -6,7 +6,7 @@ from django import forms
 from django.db.models import Count
 from django.http import JsonResponse
 from django.shortcuts import render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 
 from accounts.views import agency_admin_required
 from portal.audit import audit_record
@@ -15,6 +15,7 @@ from search.forms import MultiplePhotoField
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import Gallery
 from search.services import EnrolmentSkipped, face_image_enrol, gallery_get_or_create, profile_get_or_create
+from portal.client_address import client_address
 
 
 class EnrolmentForm(forms.Form):
@@ -38,6 +39,7 @@ class EnrolmentForm(forms.Form):
         self.fields["gallery"].queryset = Gallery.objects.filter(owner=agency)
 
 
+@require_safe
 @agency_admin_required
 def gallery_list(request):
     agency = request.user.agency
@@ -85,7 +87,7 @@ def gallery_enrol(request):
         profile.delete()  # nothing enrolled: no empty record
     kept = enrolled or not created
     audit_record(action=AuditEntry.Action.GALLERY_ENROLLED, actor=request.user, target=gallery if kept else None,
-                 ip_address=request.META.get("REMOTE_ADDR"),
+                 ip_address=client_address(request),
                  detail=f"{enrolled} faces enrolled into {gallery.name}, {len(results) - enrolled} skipped"
                         + ("" if kept else " (the new gallery was not kept)"),
                  data={"gallery_created": created and kept, "faces_enrolled": enrolled,

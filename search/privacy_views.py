@@ -11,14 +11,15 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_http_methods, require_safe
 
 from accounts.models import Role
-from accounts.services import rate_limited
+from accounts.services import rate_limited, security_event_record
 from portal.http import private
 from portal.models import AuditEntry
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import FaceImage, SubjectRequest
+from portal.client_address import client_address
 from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete, subject_request_file,
                                      subject_request_search)
 
@@ -43,15 +44,21 @@ class SubjectRequestForm(forms.Form):
         return photo
 
 
+@require_http_methods(["GET", "HEAD", "POST"])
 def subject_request_new(request):
     """Public: no sign-in. No limit on how often a person asks; a per-address rate limit guards abuse."""
     form = SubjectRequestForm(request.POST or None, request.FILES or None)
     if request.method == "POST":
-        ip = request.META.get("REMOTE_ADDR")
-        if rate_limited(ip_address=ip, actions=[AuditEntry.Action.SUBJECT_REQUEST_FILED],
-                        per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE):
+        ip = client_address(request)
+        # Every attempt counts, filed or refused: a refused photo costs a decode and a face detection too.
+        if (rate_limited(ip_address=ip, actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
+                         per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE)
+                or rate_limited(ip_address=None, every_address=True, actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
+                                per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE_TOTAL)):
             form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
             return render(request, "search/subject_request_new.html", {"form": form}, status=429)
+        security_event_record(action=AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED, ip_address=ip)
+        # The form's checks (one file, its size, the address) run before the photo is decoded.
         if form.is_valid():
             upload = form.cleaned_data["photo"]
             try:
@@ -79,6 +86,7 @@ def privacy_officer_required(view):
     return wrapper
 
 
+@require_safe
 @privacy_officer_required
 def request_queue(request):
     requests = SubjectRequest.objects.order_by("status", "due_at")
@@ -92,6 +100,7 @@ def _request_get(reference: str) -> SubjectRequest:
     return get_object_or_404(SubjectRequest, reference=reference)
 
 
+@require_safe
 @privacy_officer_required
 def request_detail(request, reference):
     subject_request = _request_get(reference)
@@ -136,6 +145,7 @@ def request_complete(request, reference):
     return redirect("privacy:request-detail", reference=reference)
 
 
+@require_safe
 @privacy_officer_required
 def request_photo(request, reference):
     subject_request = _request_get(reference)
@@ -144,6 +154,7 @@ def request_photo(request, reference):
     return private(FileResponse(subject_request.photo.open("rb"), content_type="image/jpeg"))
 
 
+@require_safe
 @privacy_officer_required
 def request_match_face(request, reference, face_code):
     subject_request = _request_get(reference)
@@ -152,6 +163,7 @@ def request_match_face(request, reference, face_code):
     return private(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
 
 
+@require_safe
 @privacy_officer_required
 def request_export(request, reference):
     subject_request = _request_get(reference)

@@ -31,6 +31,12 @@ def candidate_mark(*, user: User, candidate: Candidate, decision: str, note: str
     if review and review.status in (LeadReview.Status.CONFIRMED, LeadReview.Status.REJECTED):
         raise ReviewRefused(f"This candidate was already reviewed by {review.reviewed_by.username}: "
                             f"{review.get_status_display().lower()}.")
+    if review and review.proposed_by_id != user.id:
+        # A proposal belongs to its author: another officer neither overwrites nor withdraws it; the
+        # supervisor's confirmation or rejection is the second person's say.
+        raise ReviewRefused(f"{review.proposed_by.username} already marked this candidate "
+                            f"({review.get_status_display().lower()}); only they can change their decision, and a "
+                            "supervisor confirms or rejects a proposal.")
     review = review or LeadReview(candidate=candidate)
     review.status, review.proposed_by, review.proposed_at, review.proposal_note = (
         decision, user, timezone.now(), note.strip())

@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_POST, require_safe
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
@@ -23,6 +23,7 @@ from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import LeadReview, SearchJob
 from search.services import SearchRefused, probe_submit
+from portal.client_address import client_address
 
 STAGES = [SearchJob.Stage.QUEUED, SearchJob.Stage.DETECTING, SearchJob.Stage.SEARCHING,
           SearchJob.Stage.RENDERING, SearchJob.Stage.DONE]
@@ -42,7 +43,7 @@ def probe_upload(request, case_code):
                                          original_name=upload.name, purpose=form.cleaned_data["purpose"].name,
                                          justification=form.cleaned_data["justification"],
                                          sensitive=form.cleaned_data["sensitive"],
-                                         ip_address=request.META.get("REMOTE_ADDR")))
+                                         ip_address=client_address(request)))
             except (PhotoRejected, SearchRefused) as exc:
                 problems.append(f"{upload.name}: {exc}")
     if not jobs:
@@ -76,9 +77,10 @@ def _stage_list(job: SearchJob) -> list[dict]:
 
 def _audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
     audit_record(action=action, actor=request.user, case=case, target=target, data=data or {},
-                 ip_address=request.META.get("REMOTE_ADDR"))
+                 ip_address=client_address(request))
 
 
+@require_safe
 @agency_member_required
 def job_detail(request, code):
     job = selectors.job_get(user=request.user, code=code)
@@ -87,6 +89,7 @@ def job_detail(request, code):
     return render(request, "search/job_detail.html", _job_context(job))
 
 
+@require_safe
 @agency_member_required
 def job_results(request, code):
     job = selectors.job_get(user=request.user, code=code)
@@ -96,6 +99,7 @@ def job_results(request, code):
 
 
 @passive  # polling is not activity: an open results page still times out
+@require_safe
 @agency_member_required
 def job_status(request, code):
     job = selectors.job_get(user=request.user, code=code)
@@ -111,6 +115,7 @@ def job_status(request, code):
     }, headers={"Cache-Control": "private, no-store"})
 
 
+@require_safe
 @agency_member_required
 def candidate_compare(request, code, face, rank):
     candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
@@ -129,7 +134,8 @@ def candidate_compare(request, code, face, rank):
         "previous_url": url(siblings[position - 1]) if position > 0 else None,
         "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
         "count": len(siblings),
-        "can_mark": review is None or review.status in (LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED),
+        "can_mark": review is None or (review.proposed_by_id == request.user.id and review.status in (
+            LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED)),
         "can_decide": (review is not None and review.status == LeadReview.Status.POSSIBLE_LEAD
                        and request.user.role == Role.SUPERVISOR and review.proposed_by_id != request.user.id),
     })
@@ -141,7 +147,7 @@ def candidate_mark(request, code, face, rank):
     candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
     try:
         reviews.candidate_mark(user=request.user, candidate=candidate, decision=request.POST.get("decision", ""),
-                               note=request.POST.get("note", ""), ip_address=request.META.get("REMOTE_ADDR"))
+                               note=request.POST.get("note", ""), ip_address=client_address(request))
     except reviews.ReviewRefused as exc:
         messages.error(request, str(exc))
     else:
@@ -157,7 +163,7 @@ def lead_decide(request, code, face, rank):
     confirm = request.POST.get("decision") == "confirm"
     try:
         reviews.lead_decide(user=request.user, candidate=candidate, confirm=confirm,
-                            note=request.POST.get("note", ""), ip_address=request.META.get("REMOTE_ADDR"))
+                            note=request.POST.get("note", ""), ip_address=client_address(request))
     except reviews.ReviewRefused as exc:
         messages.error(request, str(exc))
     else:
@@ -165,6 +171,7 @@ def lead_decide(request, code, face, rank):
     return redirect("search:candidate-compare", code=code, face=face, rank=rank)
 
 
+@require_safe
 @agency_member_required
 def profile_detail(request, code):
     profile = selectors.profile_get(user=request.user, code=code)
@@ -193,11 +200,13 @@ def _private(response: HttpResponse) -> HttpResponse:
     return private(response)
 
 
+@require_safe
 @agency_member_required
 def probe_image(request, code):
     return _image_response(selectors.probe_get(user=request.user, code=code).image)
 
 
+@require_safe
 @agency_member_required
 def job_annotated_image(request, code):
     """The probe photo with a numbered box on each face found."""
@@ -225,16 +234,19 @@ def job_annotated_image(request, code):
     return _private(HttpResponse(buffer.getvalue(), content_type="image/jpeg"))
 
 
+@require_safe
 @agency_member_required
 def probe_face_crop(request, code, face):
     return _image_response(selectors.probe_face_get(user=request.user, job_code=code, index=face).crop)
 
 
+@require_safe
 @agency_member_required
 def face_crop(request, code):
     return _image_response(selectors.face_image_get(user=request.user, code=code).crop)
 
 
+@require_safe
 @agency_member_required
 def face_photo(request, code):
     return _image_response(selectors.face_image_get(user=request.user, code=code).image)

@@ -423,6 +423,12 @@ class PasswordResetView(auth_views.PasswordResetView):
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     http_method_names = ["get", "head", "post"]
+
+    def dispatch(self, *args, **kwargs):
+        # Django's view moves the link's token into the session before looking at the method.
+        if self.request.method.lower() not in self.http_method_names:
+            return self.http_method_not_allowed(self.request, *args, **kwargs)
+        return super().dispatch(*args, **kwargs)
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password-reset-complete")
     post_reset_login = False  # the new password alone never signs in: the second factor follows

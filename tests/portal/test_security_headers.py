@@ -17,6 +17,8 @@ from unittest import mock
 
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
+from django.core.management import call_command
+from django.templatetags.static import static
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils.encoding import force_bytes
@@ -106,6 +108,7 @@ class SecurityHeaderTests(PortalViewTestCase):
             "accounts:enrol-qr": ("password-only:newbie", reverse("accounts:enrol-qr"), 200),
             "accounts:logout": ("alice", reverse("accounts:logout"), 405),
             "accounts:logout-everywhere": ("alice", reverse("accounts:logout-everywhere"), 405),
+            "accounts:password-change": ("alice", reverse("accounts:password-change"), 200),
             "accounts:password-reset": ("anonymous", reverse("accounts:password-reset"), 200),
             "accounts:password-reset-done": ("anonymous", reverse("accounts:password-reset-done"), 200),
             "accounts:password-reset-confirm": ("anonymous", reverse(
@@ -166,6 +169,38 @@ class SecurityHeaderTests(PortalViewTestCase):
         self.assertLessEqual({"text/html", "application/json", "image/jpeg", "image/svg+xml", "application/pdf",
                               "text/csv", "application/zip"}, types)
 
+    def test_get_only_urls_answer_405_to_other_methods(self):
+        """Finding 5: GET pages answered PUT and DELETE with 200."""
+        answers = {}
+        for name, (who, url, _) in self.requests().items():
+            client = self.client_for(who)
+            answers[name] = (client.put(url).status_code, client.delete(url).status_code)
+        self.assertEqual({name: statuses for name, statuses in answers.items() if statuses != (405, 405)}, {})
+
+    # Pages a person reaches before both factors, by design: signing in, out, resetting a password, the public
+    # request page and an invitation's link.
+    BEFORE_SECOND_FACTOR = {"accounts:login", "accounts:second-factor", "accounts:enrol", "accounts:enrol-qr",
+                            "accounts:logout", "accounts:password-reset", "accounts:password-reset-done",
+                            "accounts:password-reset-confirm", "accounts:password-reset-complete",
+                            "accounts:invitation-accept", "privacy:request-new"}
+
+    def test_every_state_changing_url_needs_the_second_factor(self):
+        """Finding 5: "sign out everywhere" needed only the password step. A POST with the password alone is
+        sent to the second factor (or refused) everywhere else, and changes nothing."""
+        from portal.models import AuditEntry
+
+        for name, (who, url, _) in self.requests().items():
+            if name in self.BEFORE_SECOND_FACTOR:
+                continue
+            user = who if who in ("erin", "priya", "bob", "dave") else "alice"
+            before = AuditEntry.objects.count()
+            response = self.client_for(f"password-only:{user}").post(url, {"decision": "possible_lead"})
+            with self.subTest(name=name):
+                self.assertIn(response.status_code, (302, 405))
+                if response.status_code == 302:
+                    self.assertEqual(response["Location"], reverse("accounts:second-factor"))
+                self.assertEqual(AuditEntry.objects.count(), before)
+
     def test_errors_carry_the_headers(self):
         csrf_checked = Client(enforce_csrf_checks=True)
         crashing = self.client_for("alice")
@@ -206,6 +241,32 @@ class SecurityHeaderTests(PortalViewTestCase):
                                            for name in names)
         self.assertEqual(problems, [])
         self.assertIn(200, statuses)
+
+
+def test_static_files_carry_the_headers_through_whitenoise(settings, tmp_path):
+    """Static files are answered by WhiteNoise inside the header middleware, as gunicorn serves them after
+    scripts/run.sh's collectstatic; no-store too, as every response (portal/settings.py says why)."""
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    client = Client()  # a new handler: WhiteNoise lists STATIC_ROOT when its middleware is made
+    stylesheet = static("portal/portal.css")
+    first = client.get(stylesheet)
+    answers = [
+        ("stylesheet", 200, "text/css", first),
+        ("script, brotli", 200, "text/javascript", client.get(static("portal/portal.js"), HTTP_ACCEPT_ENCODING="br")),
+        ("icon, gzip", 200, "image/svg+xml", client.get(static("portal/favicon.svg"), HTTP_ACCEPT_ENCODING="gzip")),
+        ("admin stylesheet", 200, "text/css", client.get(static("admin/css/base.css"))),
+        ("HEAD", 200, "text/css", client.head(stylesheet)),
+        ("not modified", 304, "", client.get(stylesheet, HTTP_IF_NONE_MATCH=first["ETag"])),
+        ("unknown static file", 404, "text/html", client.get(static("portal/no-such-file.css"))),
+    ]
+    for label, status, content_type, response in answers:
+        assert response.status_code == status, label
+        assert response.get("Content-Type", "").split(";")[0] == content_type, label
+        assert header_problems(dict(response.items())) == [], label
+    assert first["Cache-Control"] == "private, no-store"  # WhiteNoise's own max-age is off
+    assert b"".join(first.streaming_content) == (settings.BASE_DIR / "portal/static/portal/portal.css").read_bytes()
+    assert answers[1][3]["Content-Encoding"] == "br" and answers[2][3]["Content-Encoding"] == "gzip"
 
 
 PRODUCTION_PROBE = """

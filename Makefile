@@ -7,6 +7,13 @@ help:  ## List the targets
 install:  ## Install everything into .venv (and Debian's chromium for browser tests)
 	@scripts/install.sh
 
+# The lock is for Python 3.11 on linux x86_64. Existing pins are kept unless ARGS says otherwise
+# (ARGS="--upgrade-package NAME", or ARGS=--upgrade for everything).
+lock:  ## Regenerate the hashed lock requirements.txt from requirements.in (needs the package index)
+	@$(PY) -m uv pip compile requirements.in --output-file requirements.txt --generate-hashes \
+		--python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-config \
+		--custom-compile-command "make lock" --quiet $(ARGS)
+
 services: install  ## Start the embedded PostgreSQL + pgvector and Valkey (no-op if running or if URLs are set)
 	@$(PY) scripts/services.py start
 
@@ -22,6 +29,9 @@ migrate: services  ## Apply database migrations
 
 run: install  ## Install, start services, migrate, seed the demo, start web server + worker + beat
 	@scripts/run.sh
+
+dev: install  ## Like run, but Django's development server in the foreground, reloading on code changes
+	@scripts/run.sh dev
 
 test: services  ## Run the whole test suite (real PostgreSQL, broker, worker and browser)
 	@$(PY) -m pytest
@@ -46,4 +56,4 @@ fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZ
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install services stop status migrate run test bench bench-engines bench-scale load fuzz
+.PHONY: help install lock dev services stop status migrate run test bench bench-engines bench-scale load fuzz

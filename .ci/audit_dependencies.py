@@ -1,4 +1,5 @@
-"""CI's dependency audit: pip-audit over the pinned requirements.txt, with a reviewed ignore list.
+"""CI's dependency audit: pip-audit over the lock requirements.txt (every package, direct and indirect,
+pinned with its hashes; made by make lock from requirements.in), with a reviewed ignore list.
 
 The rule, printed on every run:
 - A vulnerability service answers (PyPI's JSON API, else OSV): a finding that is not in

@@ -11,7 +11,8 @@ PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
 
 class ResponseHeadersMiddleware:
     """Permissions-Policy, and no-store: every response may hold case data, personal data or a sign-in form,
-    and none may be kept by a browser or a proxy (static files are served by the proxy, not here)."""
+    and none may be kept by a browser or a proxy; static files too, served by WhiteNoise inside this middleware
+    (portal/settings.py says why they are not cached either)."""
 
     def __init__(self, get_response):
         self.get_response = get_response

@@ -187,12 +187,14 @@ STATIC_URL = "static/"
 STATIC_ROOT = Path(os.environ.get("STATIC_ROOT", VAR_DIR / "static"))
 # WhiteNoise serves STATIC_ROOT (filled by collectstatic, with gzip and brotli copies) from the web server.
 # The names are not hashed (no manifest): a template or a stylesheet naming a file by hand cannot break a
-# page, and tests need no collectstatic. So static files are not cached either: they keep the no-store of
-# every response (portal/middleware.py), the price being three small files fetched again per page.
+# page, and tests need no collectstatic. Unhashed names cannot be cached long (a deploy would leave old
+# scripts in browsers), so static files keep the no-store of every response (portal/middleware.py) and
+# WhiteNoise adds no Cache-Control of its own; the price is the small stylesheet, script and icon per page.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+WHITENOISE_MAX_AGE = None
 # Probe photos, crops and gallery images: never served from a public URL, only through
 # permission-checked views.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))

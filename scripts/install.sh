@@ -13,9 +13,16 @@ fi
 stamp=.venv/.requirements.sha256
 want=$(sha256sum requirements.txt | cut -d' ' -f1)
 if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
-  echo "Installing Python packages (requirements.txt)"
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet --progress-bar on -r requirements.txt
+  echo "Installing Python packages (the lock requirements.txt: every package pinned, every file hash-checked)"
+  # pip first, itself from the lock with its hashes: the venv's own pip may be too old for some wheels.
+  pip_entry=$(mktemp)
+  trap 'rm -f "$pip_entry"' EXIT
+  awk '/^pip==/ {entry = 1} entry {print} entry && !/\\$/ {exit}' requirements.txt > "$pip_entry"
+  .venv/bin/python -m pip install --quiet --require-hashes --no-deps -r "$pip_entry"
+  # --no-deps: the lock already holds every dependency, so pip resolves nothing of its own, and pip check
+  # fails the install if the lock ever misses one.
+  .venv/bin/python -m pip install --quiet --progress-bar on --require-hashes --no-deps -r requirements.txt
+  .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the web server, worker and beat started by scripts/run.sh.
+# Stops the web server, worker and beat started by scripts/run.sh. var/web.pid is gunicorn's master: on TERM it
+# stops its workers once their requests are answered (--graceful-timeout 10, within the wait below).
 cd "$(dirname "$0")/.."
 for name in web beat worker; do
   pidfile=var/$name.pid

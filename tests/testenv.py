@@ -10,6 +10,8 @@ import tempfile
 os.environ.setdefault("CELERY_QUEUE", "search-test")
 os.environ.setdefault("PORTAL_BROKER_DB", "1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="portal-test-media-"))
+# An empty STATIC_ROOT of their own: WhiteNoise serves no stale var/static, and a test fills it with collectstatic.
+os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="portal-test-static-"))
 os.environ.setdefault("DEMO_LOGINS_FILE", os.path.join(tempfile.mkdtemp(prefix="portal-test-demo-"), "demo-logins.json"))
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # Persistent connections would outlive the live server's request threads and block dropping the test database.

@@ -3,12 +3,15 @@ and complete erasure with a tombstone that refuses the same face later."""
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
 import secrets
 import zipfile
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -149,11 +152,13 @@ def subject_request_complete(*, request: SubjectRequest, user: User, profile_ids
     return _complete_erasure(request, user, profile_ids, identity_note)
 
 
-def _finish(request: SubjectRequest, user: User, identity_note: str, outcome: dict, export_name: str = "") -> None:
+def _finish(request: SubjectRequest, user_id: int | None, identity_note: str, outcome: dict, export_name: str = "",
+            completed_at: datetime | None = None) -> None:
     photo_name = request.photo.name
     SubjectRequest.objects.filter(pk=request.pk).update(
-        status=SubjectRequest.Status.COMPLETED, identity_verified_by=user, identity_note=identity_note.strip(),
-        completed_by=user, completed_at=timezone.now(), export=export_name, outcome=outcome, photo="")
+        status=SubjectRequest.Status.COMPLETED, identity_verified_by_id=user_id, identity_note=identity_note.strip(),
+        completed_by_id=user_id, completed_at=completed_at or timezone.now(), export=export_name, outcome=outcome,
+        photo="")
     # The request's own photo is not kept once the request is answered; its hash stays.
     transaction.on_commit(lambda: media_delete(photo_name))
 
@@ -170,35 +175,158 @@ def _complete_access(request, user, profile_ids, identity_note) -> AccessOutcome
     name = default_storage.save(f"subject-requests/{request.reference}/export.zip", ContentFile(buffer.getvalue()))
     matches = [m for m in request.matches if m["profile_id"] in set(profile_ids)]
     with transaction.atomic():
-        _finish(request, user, identity_note, {"released_profiles": matches}, export_name=name)
+        _finish(request, user.id, identity_note, {"released_profiles": matches}, export_name=name)
         audit_record(action=AuditEntry.Action.SUBJECT_ACCESS_RELEASED, actor=user, target=request,
                      detail=f"{len(matches)} profiles released for {request.reference}",
                      data={"profile_ids": profile_ids})
     return AccessOutcome(matches=matches, export_path=default_storage.path(name))
 
 
+@dataclass
+class _Erasure:
+    erased: list[dict] = field(default_factory=list)  # the request's outcome: names, for the privacy officer
+    files: list[str] = field(default_factory=list)
+    register_profiles: list[dict] = field(default_factory=list)  # ids, codes and photo hashes: no names
+    tombstones: list[dict] = field(default_factory=list)
+
+
+def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, erased_at: datetime) -> _Erasure:
+    """Erase profiles completely, in the caller's transaction: a tombstone per face, past results marked, the rows
+    deleted. The files are the caller's to delete once the transaction commits."""
+    erasure = _Erasure()
+    profiles = list(Profile.objects.select_for_update().select_related("gallery", "gallery__owner")
+                    .filter(id__in=profile_ids))
+    for profile in profiles:
+        faces = list(profile.face_images.all())
+        Tombstone.objects.bulk_create([Tombstone(engine=f.engine, embedding=f.embedding, request=request)
+                                       for f in faces])
+        erasure.files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
+        # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
+        Candidate.objects.filter(profile=profile).update(erased_at=erased_at,
+                                                         erased_reason="erased at the person's request")
+        erasure.erased.append({"profile_id": profile.id, "profile": profile.display_name,
+                               "gallery": profile.gallery.name, "agency": profile.gallery.owner.name,
+                               "face_images": len(faces)})
+        erasure.register_profiles.append({
+            "id": profile.id, "code": str(profile.code), "gallery_id": profile.gallery_id,
+            "face_images": [{"id": f.id, "code": str(f.code), "content_hash": f.content_hash, "engine": f.engine}
+                            for f in faces]})
+        erasure.tombstones += [{"engine": f.engine, "embedding": [float(v) for v in f.embedding]} for f in faces]
+        profile.delete()
+    return erasure
+
+
 def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutcome:
-    files: list[str] = []
-    erased = []
+    erased_at = timezone.now()
     with transaction.atomic():
-        profiles = list(Profile.objects.select_for_update().select_related("gallery", "gallery__owner")
-                        .filter(id__in=profile_ids))
-        for profile in profiles:
-            faces = list(profile.face_images.all())
-            Tombstone.objects.bulk_create([Tombstone(engine=f.engine, embedding=f.embedding, request=request)
-                                           for f in faces])
-            files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
-            # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
-            Candidate.objects.filter(profile=profile).update(erased_at=timezone.now(),
-                                                             erased_reason="erased at the person's request")
-            erased.append({"profile_id": profile.id, "profile": profile.display_name,
-                           "gallery": profile.gallery.name, "agency": profile.gallery.owner.name,
-                           "face_images": len(faces)})
-            profile.delete()
-        _finish(request, user, identity_note, {"erased_profiles": erased, "files_removed": len(files)})
+        erasure = _profiles_erase(profile_ids=profile_ids, request=request, erased_at=erased_at)
+        erased, files = erasure.erased, erasure.files
+        _finish(request, user.id, identity_note, {"erased_profiles": erased, "files_removed": len(files)},
+                completed_at=erased_at)
         audit_record(action=AuditEntry.Action.SUBJECT_ERASED, actor=user, target=request,
                      detail=f"{len(erased)} profiles erased for {request.reference}",
                      data={"profile_ids": [e["profile_id"] for e in erased], "files_removed": len(files)})
+        # Last, before the commit: an erasure is never committed without its line (a restore would bring the
+        # person back). A line whose commit then fails only makes a restore erase what the officer approved.
+        erasure_register_append({
+            "format": 1, "reference": request.reference, "request_id": request.id,
+            "erased_at": erased_at.isoformat(), "completed_by_id": user.id, "identity_note": identity_note.strip(),
+            "profiles": erasure.register_profiles, "tombstones": erasure.tombstones})
         # Files go only once the rows are gone for good.
         transaction.on_commit(lambda: media_delete(*files))
     return ErasureOutcome(erased_profiles=erased, files_removed=len(files))
+
+
+# --- The erasure register: what a restore of an older backup must erase again ---------------------
+
+ERASURE_REGISTER_NAME = "erasure-register.jsonl"
+
+
+class ErasureRegisterDamaged(ValueError):
+    """A line of the erasure register that cannot be read (other than a torn last line)."""
+
+
+def erasure_register_path() -> Path:
+    return Path(settings.BACKUP_DIR) / ERASURE_REGISTER_NAME
+
+
+def erasure_register_append(line: dict) -> None:
+    """Append one erasure to the register, durably: on disk (fsync) before this returns."""
+    path = erasure_register_path()
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    created = not path.exists()
+    # Readable by the portal's user only: it holds the erased faces' descriptors, as the tombstones do.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "a", encoding="utf-8") as register:
+        # One writer at a time, so that two erasures' lines never interleave.
+        fcntl.flock(register, fcntl.LOCK_EX)
+        register.write(json.dumps(line, separators=(",", ":")) + "\n")
+        register.flush()
+        os.fsync(register.fileno())
+    if created:  # the new file's directory entry must reach the disk too
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def erasure_register_read() -> list[dict]:
+    """Every erasure of the register, oldest first. A torn last line (a crash while writing, before its erasure
+    was committed) is left out; any other unreadable line raises ErasureRegisterDamaged."""
+    path = erasure_register_path()
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8")
+    lines = text.split("\n")
+    entries = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or not entry.get("reference"):
+                raise ValueError("not an erasure")
+            datetime.fromisoformat(entry["erased_at"])
+            if not all(recorded.get("code") for recorded in entry["profiles"]):
+                raise ValueError("a profile without its code")
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            if number == len(lines) and not text.endswith("\n"):
+                continue
+            raise ErasureRegisterDamaged(f"{path}, line {number}: {exc}") from None
+        entries.append(entry)
+    return entries
+
+
+def erasure_reapply(*, entry: dict, backup_created_at: datetime) -> dict | None:
+    """After a restore, erase again what a register entry erased, through the same steps as the privacy officer's
+    erasure, and record it in the audit log. None when there was nothing to do (an erasure older than the backup
+    whose profiles are gone from it)."""
+    erased_at = datetime.fromisoformat(entry["erased_at"])
+    # By code only: another profile holding the same photo was not the privacy officer's decision.
+    codes = [recorded["code"] for recorded in entry["profiles"]]
+    with transaction.atomic():
+        profile_ids = list(Profile.objects.filter(code__in=codes).order_by("id").values_list("id", flat=True))
+        if not profile_ids and erased_at <= backup_created_at:
+            return None
+        request = SubjectRequest.objects.filter(reference=entry["reference"]).first()
+        erasure = _profiles_erase(profile_ids=profile_ids, request=request, erased_at=erased_at)
+        # Profiles enrolled after the backup are not in it: their tombstones come from the register.
+        missing = [t for t in entry.get("tombstones", [])
+                   if not Tombstone.objects.filter(engine=t["engine"], embedding=t["embedding"]).exists()]
+        Tombstone.objects.bulk_create([Tombstone(engine=t["engine"], embedding=t["embedding"], request=request)
+                                       for t in missing])
+        if request is not None and request.status != SubjectRequest.Status.COMPLETED:
+            officer_id = entry.get("completed_by_id")
+            officer_id = officer_id if User.objects.filter(id=officer_id).exists() else None
+            _finish(request, officer_id, entry.get("identity_note", ""),
+                    {"erased_profiles": erasure.erased, "files_removed": len(erasure.files)}, completed_at=erased_at)
+        outcome = {"reference": entry["reference"], "erased_at": entry["erased_at"],
+                   "profile_ids": [e["profile_id"] for e in erasure.erased], "files_removed": len(erasure.files),
+                   "tombstones_restored": len(missing)}
+        audit_record(action=AuditEntry.Action.SUBJECT_ERASED, username="restore", target=request,
+                     detail=f"Erasure {entry['reference']} re-applied after a restore: "
+                            f"{len(erasure.erased)} profiles erased again",
+                     data={**outcome, "reapplied": True, "backup_created_at": backup_created_at.isoformat()})
+        files = erasure.files
+        transaction.on_commit(lambda: media_delete(*files))
+    return outcome

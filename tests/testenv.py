@@ -12,6 +12,8 @@ os.environ.setdefault("PORTAL_BROKER_DB", "1")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="portal-test-media-"))
 # An empty STATIC_ROOT of their own: WhiteNoise serves no stale var/static, and a test fills it with collectstatic.
 os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="portal-test-static-"))
+# The erasure register lives beside the backups: tests keep theirs apart from the deployment's.
+os.environ.setdefault("BACKUP_DIR", tempfile.mkdtemp(prefix="portal-test-backups-"))
 os.environ.setdefault("DEMO_LOGINS_FILE", os.path.join(tempfile.mkdtemp(prefix="portal-test-demo-"), "demo-logins.json"))
 os.environ.setdefault("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,testserver")
 # Persistent connections would outlive the live server's request threads and block dropping the test database.

@@ -11,12 +11,10 @@ from django.conf import settings
 from PIL import Image
 
 from accounts.models import Role
-from accounts.services import agency_create, user_create
-from portal.services import case_create
+from tests.factories import GALLERY_PROVENANCE, PASSWORD, agency_make, case_make, user_make
 
-PASSWORD = "a-long-test-password-1"
-# What a new gallery must state besides its legal basis.
-GALLERY_PROVENANCE = {"source_type": "booking", "responsible_person": "Records officer", "retention_days": 3650}
+__all__ = ["GALLERY_PROVENANCE", "PASSWORD", "AgencyFixtureMixin", "faces_dir", "identities", "photo_bytes",
+           "image_bytes", "media_files", "sign_in", "shared_photo_path"]
 
 
 def faces_dir() -> Path:
@@ -68,14 +66,14 @@ class AgencyFixtureMixin:
 
     @classmethod
     def create_agencies(cls) -> None:
-        cls.north = agency_create(slug="north", name="North Police", seats=5)
-        cls.south = agency_create(slug="south", name="South Police", seats=5)
-        cls.alice = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=cls.north)
-        cls.bob = user_create(username="bob", password=PASSWORD, role=Role.SUPERVISOR, agency=cls.north)
-        cls.erin = user_create(username="erin", password=PASSWORD, role=Role.AGENCY_ADMIN, agency=cls.north)
-        cls.charlie = user_create(username="charlie", password=PASSWORD, role=Role.OFFICER, agency=cls.south)
-        cls.dave = user_create(username="dave", password=PASSWORD, role=Role.AGENCY_ADMIN, agency=cls.south)
-        cls.case = case_create(created_by=cls.alice, number="N-001", title="Robbery at the station")
+        cls.north = agency_make("north")
+        cls.south = agency_make("south")
+        cls.alice = user_make("alice", agency=cls.north)
+        cls.bob = user_make("bob", agency=cls.north, role=Role.SUPERVISOR)
+        cls.erin = user_make("erin", agency=cls.north, role=Role.AGENCY_ADMIN)
+        cls.charlie = user_make("charlie", agency=cls.south)
+        cls.dave = user_make("dave", agency=cls.south, role=Role.AGENCY_ADMIN)
+        cls.case = case_make(created_by=cls.alice)
 
 
 def shared_photo_path(name: str) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-from functools import wraps
 
 import qrcode
 import qrcode.image.svg
@@ -15,7 +14,6 @@ from django.shortcuts import redirect, render
 from django.contrib.auth import views as auth_views
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST, require_http_methods, require_safe
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
@@ -25,24 +23,13 @@ from accounts import selectors, services
 from accounts.forms import (AcceptInvitationForm, InvitationForm, PasswordChangeForm, RoleForm, SecondFactorForm,
                             SignInForm)
 from accounts.middleware import session_continue
-from accounts.models import Role, User
-from portal.access import verified_required
-from portal.http import private
+from accounts.models import User
+from portal.access import (SIGN_IN_NEXT_KEY, agency_admin_required, password_verified_required, private, safe_next,
+                           verified_required)
 from portal.models import AuditEntry
 from portal.client_address import client_address
 
-NEXT_KEY = "sign_in_next"
-
-
-def _safe_next(request, candidate: str | None) -> str:
-    """A local path of this portal, or "/": never another host, a scheme, or a bare word (which the redirect
-    shortcut would take for a view name)."""
-    candidate = (candidate or "").strip()
-    if (candidate.startswith("/") and not candidate.startswith(("//", "/\\"))
-            and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                require_https=request.is_secure())):
-        return candidate
-    return "/"
+NEXT_KEY = SIGN_IN_NEXT_KEY
 
 
 def _signed_in(request, device) -> None:
@@ -93,7 +80,7 @@ def sign_in(request):
             error = (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
                      "is kept; sign-in resumes when the licence is renewed.")
         else:
-            next_url = _safe_next(request, request.POST.get("next") or request.GET.get("next"))
+            next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
             login(request, user)  # a new session id
             request.session[NEXT_KEY] = next_url
             has_device = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
@@ -113,20 +100,6 @@ def _sign_ins_rate_limited(request) -> bool:
     services.security_event_record(action=AuditEntry.Action.RATE_LIMITED, ip_address=client_address(request),
                                    detail=f"sign-in: {request.POST.get('username', '')[:100]}")
     return True
-
-
-def password_verified_required(view):
-    """Signed in with the password, second factor still to come."""
-
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect("accounts:login")
-        if request.user.is_verified():
-            return HttpResponseRedirect(_safe_next(request, request.session.get(NEXT_KEY)))
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -150,7 +123,7 @@ def second_factor(request):
             services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
                                            ip_address=client_address(request),
                                            detail="backup code" if isinstance(device, StaticDevice) else "TOTP")
-            return HttpResponseRedirect(_safe_next(request, request.session.pop(NEXT_KEY, "/")))
+            return HttpResponseRedirect(safe_next(request, request.session.pop(NEXT_KEY, "/")))
     return render(request, "accounts/second_factor.html", {"form": form, "error": error},
                   status=400 if error else 200)
 
@@ -193,7 +166,7 @@ def enrol(request):
             services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
                                            ip_address=client_address(request), detail="TOTP (enrolment)")
             return render(request, "accounts/backup_codes.html",
-                          {"codes": codes, "next": _safe_next(request, request.session.pop(NEXT_KEY, "/"))})
+                          {"codes": codes, "next": safe_next(request, request.session.pop(NEXT_KEY, "/"))})
     return render(request, "accounts/enrol.html", {"form": form, "error": error,
                                                    "secret": services.totp_secret_base32(device)},
                   status=400 if error else 200)
@@ -264,19 +237,6 @@ def password_change(request):
 
 
 # --- Seats (agency admin) ---------------------------------------------------------------------
-
-def agency_admin_required(view):
-    from portal.access import agency_member_required
-
-    @agency_member_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.user.role != Role.AGENCY_ADMIN:
-            return render(request, "403.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
 
 @require_safe
 @agency_admin_required

@@ -6,6 +6,7 @@ from celery import Celery
 from celery.signals import worker_init, worker_process_init
 
 from portal import embedded
+from portal.ops.heartbeat import WorkerHeartbeat
 
 embedded.ensure_services()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -13,6 +14,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Every worker writes a heartbeat into the broker while it runs; /readyz and /metrics count them.
+app.steps["worker"].add(WorkerHeartbeat)
 
 
 @worker_init.connect

@@ -52,7 +52,8 @@ def case_report_render(*, report_id: int) -> None:
     try:
         pdf = _render_pdf(report)
     except Exception:  # noqa: BLE001 - the trace goes to the log, the person who asked gets a clean message
-        logger.exception("Case report %s failed", report_id, extra={"report_id": report_id})
+        logger.exception("Case report %s failed", report_id,
+                         extra={"report_id": report_id, "agency_id": report.case.agency_id})
         CaseReport.objects.filter(pk=report_id).update(status=CaseReport.Status.FAILED, error=FAILED_MESSAGE,
                                                        finished_at=timezone.now())
         return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -230,6 +231,8 @@ if PRODUCTION:
     # TLS ends at the proxy in front (nginx, a load balancer), which sets X-Forwarded-Proto.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SECURE_SSL_REDIRECT = True
+    # Probes and the scrape come from inside (a load balancer, Prometheus), often straight to gunicorn.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
@@ -255,11 +258,34 @@ PUBLIC_REQUESTS_PER_MINUTE_TOTAL = env_int("PUBLIC_REQUESTS_PER_MINUTE_TOTAL", 6
 # X-Forwarded-For believed; with none, REMOTE_ADDR is the client (portal/client_address.py).
 TRUSTED_PROXIES = [p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip()]
 
+# /metrics answers these addresses or CIDRs (empty: none), or a request with "Authorization: Bearer METRICS_TOKEN".
+METRICS_ALLOWED = [a.strip() for a in os.environ.get("METRICS_ALLOWED", "127.0.0.1,::1").split(",") if a.strip()]
+for _allowed in METRICS_ALLOWED:
+    try:
+        ipaddress.ip_network(_allowed, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED: {_allowed!r} is not an address or a CIDR network") from None
+METRICS_TOKEN = env_secret("METRICS_TOKEN") or ""
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN must have at least 24 characters")
+
+# JSON lines by default (portal/log_format.py), for web, worker and beat alike: Celery leaves the root
+# logger to Django (CELERY_WORKER_HIJACK_ROOT_LOGGER below).
+PORTAL_LOG_FORMAT = os.environ.get("PORTAL_LOG_FORMAT", "json")
+if PORTAL_LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"PORTAL_LOG_FORMAT must be json or text, not {PORTAL_LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {
+        "json": {"()": "portal.log_format.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": PORTAL_LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": os.environ.get("PORTAL_LOG_LEVEL", "WARNING")},
+    # With DEBUG on, Django logs every SQL statement with its parameters (justifications among them) at
+    # DEBUG: never, whatever PORTAL_LOG_LEVEL says.
+    "loggers": {"django.db.backends": {"level": "INFO"}},
 }
 
 # Where the demo seed keeps the generated demo passwords (mode 600).
@@ -312,6 +338,11 @@ CHROMIUM_PATH = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 SEARCH_HEARTBEAT_SECONDS = env_int("SEARCH_HEARTBEAT_SECONDS", 5)
 SEARCH_STALE_SECONDS = env_int("SEARCH_STALE_SECONDS", 30)
 SEARCH_SWEEP_SECONDS = env_int("SEARCH_SWEEP_SECONDS", 15)
+# A queued job whose message reached the broker this long ago is published again (a broker killed outright
+# loses up to a second of messages it acknowledged); above the longest queue waits measured (docs/reliability.md).
+SEARCH_REPUBLISH_SECONDS = env_int("SEARCH_REPUBLISH_SECONDS", 300)
+if SEARCH_REPUBLISH_SECONDS < 1:
+    raise ImproperlyConfigured("SEARCH_REPUBLISH_SECONDS must be at least 1")
 SEARCH_MAX_ATTEMPTS = env_int("SEARCH_MAX_ATTEMPTS", 3)
 SEARCH_TIME_LIMIT_SECONDS = env_int("SEARCH_TIME_LIMIT_SECONDS", 120)
 # Every search states its purpose: an offense category and a justification of at least this length.

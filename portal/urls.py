@@ -4,7 +4,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path, reverse
 from django_otp.admin import OTPAdminSite
 
-from portal import views
+from portal import ops_views, views
 
 
 portal_patterns = [
@@ -18,6 +18,13 @@ portal_patterns = [
     path("reports/<uuid:code>.pdf", views.case_report_download, name="case-report-download"),
     path("audit/", views.audit_log, name="audit-log"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
+]
+
+# Probes and the scrape: no sign-in; exempt from the HTTPS redirect in production (SECURE_REDIRECT_EXEMPT).
+ops_patterns = [
+    path("healthz", ops_views.healthz, name="healthz"),
+    path("readyz", ops_views.readyz, name="readyz"),
+    path("metrics", ops_views.metrics, name="metrics"),
 ]
 
 
@@ -34,6 +41,7 @@ admin.site.__class__ = PortalAdminSite
 
 urlpatterns = [
     path("", include((portal_patterns, "portal"))),
+    path("", include((ops_patterns, "ops"))),
     path("accounts/", include("accounts.urls")),
     path("privacy/", include("search.privacy_urls")),
     path("", include("search.urls")),

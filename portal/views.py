@@ -1,7 +1,6 @@
 """Dashboard and case pages: parse, call a selector or service, render."""
 
 import csv
-from functools import wraps
 
 from django.contrib import messages
 from django.core.paginator import Paginator
@@ -11,10 +10,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_http_methods, require_safe
 
 from portal import reports, selectors, services
-from portal.access import agency_member_required
-from accounts.models import Role
+from portal.access import agency_member_required, private, supervisor_required
 from portal.audit import audit_csv_rows, audit_record
-from portal.http import private
 from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
 from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
@@ -92,17 +89,6 @@ def case_reopen(request, code):
 
 
 # --- Audit log ------------------------------------------------------------------------------------
-
-def supervisor_required(view):
-    @agency_member_required
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if request.user.role not in (Role.SUPERVISOR, Role.AGENCY_ADMIN):
-            return render(request, "403.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
 
 def _audit_filtered(request):
     filters = AuditFilterForm(request.GET or None)

@@ -8,7 +8,7 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_POST, require_safe
 
-from accounts.views import agency_admin_required
+from portal.access import agency_admin_required
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.forms import MultiplePhotoField

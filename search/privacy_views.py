@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from functools import wraps
 
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST, require_http_methods, require_safe
 
-from accounts.models import Role
 from accounts.services import rate_limited, security_event_record
-from portal.http import private
+from portal.access import privacy_officer_required, private
 from portal.models import AuditEntry
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import FaceImage, SubjectRequest
@@ -70,20 +67,6 @@ def subject_request_new(request):
                 return render(request, "search/subject_request_filed.html", {"subject_request": filed})
         return render(request, "search/subject_request_new.html", {"form": form}, status=400)
     return render(request, "search/subject_request_new.html", {"form": form})
-
-
-def privacy_officer_required(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_verified():
-            return redirect("accounts:second-factor")
-        if request.user.role != Role.PRIVACY_OFFICER:
-            return render(request, "403.html", status=403)
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 @require_safe

@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Min, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
@@ -184,3 +185,41 @@ def confirmed_leads(*, case) -> QuerySet[LeadReview]:
             .select_related("candidate", "candidate__job", "candidate__probe_face", "candidate__profile",
                             "candidate__face_image", "proposed_by", "reviewed_by")
             .order_by("-reviewed_at"))
+
+
+# --- Operations figures: counts over every agency for health checks and metrics, never a case or a person ---
+
+def gallery_engines_in_use() -> set[str]:
+    """The engines some gallery is searched with."""
+    return set(Gallery.objects.values_list("engine", flat=True).distinct())
+
+
+def search_job_status_counts() -> dict[str, int]:
+    """Search jobs in each status, every status present (0 when none)."""
+    counts = dict(SearchJob.objects.order_by().values_list("status").annotate(jobs=Count("pk")))
+    return {status: counts.get(status, 0) for status in SearchJob.Status.values}
+
+
+def search_job_oldest_queued_at():
+    """When the longest-waiting queued job was created; None when nothing is queued."""
+    return (SearchJob.objects.filter(status=SearchJob.Status.QUEUED).order_by()
+            .aggregate(oldest=Min("created_at"))["oldest"])
+
+
+def search_stage_histogram(*, stages: tuple[str, ...], bounds_ms: tuple[float, ...], finished_from=None,
+                           finished_before=None) -> dict[str, dict]:
+    """Per stage of SearchJob.stage_ms, over the jobs finished in [finished_from, finished_before) (either end
+    open when None): the number of jobs at or under each bound (cumulative), the number of jobs and the sum,
+    in milliseconds. One pass that reads each job's timings once, rather than once per bound."""
+    buckets = ", ".join("count(*) FILTER (WHERE stage.ms <= %s)" for _ in bounds_ms)
+    sql = (f"SELECT stage.key, count(*), coalesce(sum(stage.ms), 0), {buckets} "
+           f"FROM {SearchJob._meta.db_table} AS job, "
+           "LATERAL (SELECT key, value::float AS ms FROM jsonb_each_text(job.stage_ms)) AS stage "
+           "WHERE job.finished_at IS NOT NULL AND job.finished_at >= coalesce(%s, '-infinity'::timestamptz) "
+           "AND job.finished_at < coalesce(%s, 'infinity'::timestamptz) AND stage.key = ANY(%s) "
+           "GROUP BY stage.key")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*bounds_ms, finished_from, finished_before, list(stages)])
+        rows = {key: (count, total, list(counts)) for key, count, total, *counts in cursor.fetchall()}
+    none = (0, 0.0, [0] * len(bounds_ms))
+    return {stage: dict(zip(("count", "sum", "buckets"), rows.get(stage, none), strict=True)) for stage in stages}

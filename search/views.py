@@ -13,10 +13,9 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
 from portal import selectors as case_selectors
-from portal.access import agency_member_required
+from portal.access import agency_member_required, private
 from accounts.models import Role
 from portal.audit import audit_record
-from portal.http import private
 from portal.models import AuditEntry
 from search import reviews, selectors
 from search.forms import ProbeUploadForm

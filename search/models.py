@@ -184,6 +184,10 @@ class SearchJob(models.Model):
     justification = models.TextField(blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # When the job's message last reached the broker (a queued job; empty: not yet). A broker killed
+    # outright can lose a message it acknowledged, so the sweeper publishes a queued job again once this
+    # is SEARCH_REPUBLISH_SECONDS old.
+    published_at = models.DateTimeField(null=True, blank=True)
     stage_ms = models.JSONField(default=dict, blank=True, help_text="Milliseconds per stage")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -18,7 +18,7 @@ from search.faces import engine_threshold, get_engine
 from search.facework import PhotoFaces, box_overlap, timed
 from search.imaging import PhotoRejected, decode_photo
 from search.models import Candidate, FaceImage, ProbeFace, SearchJob
-from search.services import media_store, search_job_claim
+from search.services import media_store, search_job_claim, search_job_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -62,28 +62,31 @@ def search_job_run(*, job_id: int) -> None:
     if attempt is None:
         return
     job = SearchJob.objects.select_related("probe", "offense_category").get(pk=job_id)
+    context = {"job_id": job_id, "agency_id": job.agency_id, "attempt": attempt}
+    logger.info("Search job %s started, attempt %s", job_id, attempt, extra=context)
     timings: dict[str, float] = {}
     try:
         with Heartbeat(job_id, attempt):
             results = _analyse_and_search(job, attempt, timings)
     except (PhotoRejected, NoFaceFound) as exc:
         _finish_failed(job_id, attempt, str(exc), timings)
+        logger.info("Search job %s failed: %s", job_id, exc, extra=context)
         return
     except Exception as exc:
-        logger.exception("Search job %s failed on attempt %s", job_id, attempt)
+        logger.exception("Search job %s failed on attempt %s", job_id, attempt, extra=context)
         if attempt >= settings.SEARCH_MAX_ATTEMPTS:
             _finish_failed(job_id, attempt, f"The search could not be completed: {type(exc).__name__}: {exc}",
                            timings)
             return
-        # Hand it back and try again shortly; the attempt count bounds the retries. No heartbeat: should
-        # the broker be unreachable now, the sweeper publishes the job later.
+        # Hand it back and try again shortly; the attempt count bounds the retries. Not published until
+        # the broker has the message: should it be unreachable now, the sweeper publishes the job later.
         SearchJob.objects.filter(pk=job_id, attempts=attempt).update(
-            status=SearchJob.Status.QUEUED, stage=SearchJob.Stage.QUEUED, error=str(exc)[:500], heartbeat_at=None)
-        from search.tasks import search_job_run_task
-
-        search_job_run_task.apply_async((job_id,), countdown=5)
+            status=SearchJob.Status.QUEUED, stage=SearchJob.Stage.QUEUED, error=str(exc)[:500], heartbeat_at=None,
+            published_at=None)
+        search_job_enqueue(job_id, countdown=5)
         return
     _finish_done(job, attempt, results, timings)
+    logger.info("Search job %s ran to its end: %s faces, stages %s ms", job_id, len(results), timings, extra=context)
 
 
 def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:

@@ -249,41 +249,60 @@ def search_job_priority(job_id: int) -> int:
             .exclude(pk=job_id)[:SEARCH_LOWEST_PRIORITY].count())
 
 
-def search_job_enqueue(job_id: int) -> bool:
-    """Put a queued job's message on the broker; False when the broker is unreachable (the sweeper retries)."""
+def search_job_enqueue(job_id: int, *, countdown: float | None = None) -> bool:
+    """Put a queued job's message on the broker and record when; False when the broker is unreachable
+    (the sweeper retries)."""
     from search.tasks import search_job_run_task
 
     try:
         # One queue for every agency, taken in priority order: an agency with nothing waiting goes ahead
         # of another's burst instead of behind it (workers take the lowest number first, FIFO within one).
-        search_job_run_task.apply_async((job_id,), priority=search_job_priority(job_id))
+        search_job_run_task.apply_async((job_id,), priority=search_job_priority(job_id), countdown=countdown)
     except BrokerUnreachable as exc:
         # The job is committed: raising here would lose it (and the upload would delete its photo).
-        logger.warning("Search job %s waits for the broker, which cannot be reached: %s", job_id, exc)
+        logger.warning("Search job %s waits for the broker, which cannot be reached: %s", job_id, exc,
+                       extra={"job_id": job_id})
+        # No publication on record (also when a sweep had claimed one): the next sweep publishes it.
+        SearchJob.objects.filter(pk=job_id, status=SearchJob.Status.QUEUED).update(published_at=None)
         return False
-    # A queued job's heartbeat is when its message reached the broker; empty, the sweeper publishes it.
-    SearchJob.objects.filter(pk=job_id, status=SearchJob.Status.QUEUED, heartbeat_at__isnull=True).update(
-        heartbeat_at=timezone.now())
+    # The broker has it, and may still lose it if killed outright: the sweeper publishes a queued job again
+    # once this is SEARCH_REPUBLISH_SECONDS old.
+    SearchJob.objects.filter(pk=job_id, status=SearchJob.Status.QUEUED).update(published_at=timezone.now())
     return True
 
 
 def _search_jobs_publish(job_ids: list[int]) -> None:
-    for job_id in job_ids:
+    for position, job_id in enumerate(job_ids):
         if not search_job_enqueue(job_id):
-            return  # the broker is down: the next sweep tries the rest
+            # The broker is down: the rest give up the publication this sweep claimed, so the next one
+            # tries them instead of waiting a whole republish period.
+            SearchJob.objects.filter(pk__in=job_ids[position + 1:], status=SearchJob.Status.QUEUED).update(
+                published_at=None)
+            return
 
 
 def search_jobs_sweep(*, now=None) -> list[int]:
-    """Re-queue running jobs whose worker stopped beating (fail those out of attempts) and publish queued
-    jobs whose message never reached the broker; the ids put on the broker."""
+    """Re-queue running jobs whose worker stopped beating (fail those out of attempts), publish queued jobs
+    whose message never reached the broker, and again those published SEARCH_REPUBLISH_SECONDS ago; the ids
+    put on the broker."""
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.SEARCH_STALE_SECONDS)
+    republish_before = now - timedelta(seconds=settings.SEARCH_REPUBLISH_SECONDS)
     requeued = []
     with transaction.atomic():
-        # Older than the staleness bound, so that the publish right after a job's commit is not doubled
-        # (a message sent twice is harmless: the claim lets one run).
-        unpublished = list(SearchJob.objects.filter(status=SearchJob.Status.QUEUED, heartbeat_at__isnull=True,
-                                                    created_at__lt=stale_before).values_list("pk", flat=True))
+        # Never published: once older than the staleness bound, so that the publish right after a job's
+        # commit is not doubled. Published long ago: a broker killed outright may have lost the message; if
+        # it did not, the second copy is harmless (the claim lets one run). Each row is claimed — locked,
+        # skipping rows another sweeper holds, and stamped now — so that sweepers on several hosts publish
+        # a job once per period between them.
+        due = dict(SearchJob.objects.select_for_update(skip_locked=True)
+                   .filter(Q(published_at__isnull=True, created_at__lt=stale_before)
+                           | Q(published_at__lt=republish_before), status=SearchJob.Status.QUEUED)
+                   .order_by("created_at").values_list("pk", "published_at"))
+        if due:
+            SearchJob.objects.filter(pk__in=list(due)).update(published_at=now)
+        unpublished = [pk for pk, published_at in due.items() if published_at is None]
+        republished = [pk for pk, published_at in due.items() if published_at is not None]
         stale = (SearchJob.objects.select_for_update(skip_locked=True, of=("self",))
                  .select_related("started_by", "probe__case")
                  .filter(status=SearchJob.Status.RUNNING, heartbeat_at__lt=stale_before))
@@ -295,16 +314,24 @@ def search_jobs_sweep(*, now=None) -> list[int]:
                 audit_record(action=AuditEntry.Action.SEARCH_FAILED, actor=job.started_by, target=job,
                              case=job.probe.case, detail=reason)
             else:
+                # Claimed for this sweep's publish, as the queued jobs above.
                 SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.QUEUED,
-                                                           stage=SearchJob.Stage.QUEUED, heartbeat_at=None)
+                                                           stage=SearchJob.Stage.QUEUED, heartbeat_at=None,
+                                                           published_at=now)
                 requeued.append(job.pk)
-        if requeued or unpublished:
-            transaction.on_commit(lambda: _search_jobs_publish(requeued + unpublished))
+        published = requeued + unpublished + republished
+        if published:
+            transaction.on_commit(lambda: _search_jobs_publish(published))
     if requeued:
-        logger.warning("Re-queued search jobs whose worker was lost: %s", requeued)
+        logger.warning("Re-queued search jobs whose worker was lost: %s", requeued, extra={"job_ids": requeued})
     if unpublished:
-        logger.warning("Publishing search jobs that never reached the broker: %s", unpublished)
-    return requeued + unpublished
+        logger.warning("Publishing search jobs that never reached the broker: %s", unpublished,
+                       extra={"job_ids": unpublished})
+    if republished:
+        logger.warning("Publishing again search jobs still queued %s s after their message reached the broker "
+                       "(it may have been lost): %s", settings.SEARCH_REPUBLISH_SECONDS, republished,
+                       extra={"job_ids": republished})
+    return published
 
 
 def search_job_claim(*, job_id: int, now=None) -> int | None:

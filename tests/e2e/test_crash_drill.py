@@ -7,32 +7,22 @@ timeouts are short through the environment of the worker and beat processes only
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-import redis
-from django.conf import settings
-from django.db import connection
 
 from accounts.models import Role
 from accounts.services import agency_create, user_create
-from portal import embedded
-from portal.celery import app
 from portal.models import AuditEntry
 from portal.services import case_create
 from search.models import Candidate, ProbeFace, Profile, SearchJob
 from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
-from tests.e2e.conftest import stop_process_group
+from tests.e2e.drill import BeatProcess, DrillBroker, producer_on
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -62,79 +52,6 @@ PROBES = {"img5.jpg": "P01", "img11.jpg": "P01", "img46.jpg": "P02", "img45.jpg"
           "img12.jpg": "P04", "img21.jpg": "P11"}
 
 
-class DrillBroker:
-    """A Valkey server of the drill's own: the embedded server's binary and flags, in a temporary folder."""
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        self.socket = directory / "valkey.sock"
-        self.pidfile = directory / "valkey.pid"
-        self.url = f"redis+socket://{self.socket}?virtual_host=0"
-        self.pid: int | None = None
-
-    def start(self) -> None:
-        # The flags of portal/embedded.py _start_valkey: append-only file, fsync every second, no RDB.
-        subprocess.run([
-            embedded._valkey_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.directory), "--daemonize", "yes", "--pidfile", str(self.pidfile),
-            "--logfile", str(self.directory / "valkey.log"), "--appendonly", "yes", "--appendfsync", "everysec",
-            "--save", "",
-        ], check=True)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                if self.client().ping() and self.pidfile.exists():
-                    break
-            except (redis.ConnectionError, FileNotFoundError):
-                pass
-            assert time.monotonic() < deadline, (self.directory / "valkey.log").read_text()
-            time.sleep(0.05)
-        self.pid = int(self.pidfile.read_text())
-
-    def stop(self) -> None:
-        """What `make stop` does to the embedded server: SIGTERM, which writes the append-only file out."""
-        if self.pid is None:
-            return
-        os.kill(self.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while embedded._pid_alive(self.pid):
-            assert time.monotonic() < deadline, "the drill's Valkey did not stop"
-            time.sleep(0.05)
-        self.pid = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
-
-    def messages(self, client: redis.Redis | None = None) -> dict:
-        """Search messages held: waiting in the queue (every priority list) and delivered but not acknowledged.
-
-        Beat's sweeper messages share the queue and are left out.
-        """
-        client = client or self.client()
-        queue = settings.CELERY_TASK_DEFAULT_QUEUE.encode()
-        waiting = [json.loads(raw) for key in client.keys(queue + b"*") if client.type(key) == b"list"
-                   for raw in client.lrange(key, 0, -1)]
-        unacked = [json.loads(raw)[0] for raw in client.hvals("unacked")]  # [message, exchange, routing key]
-        return {state: sum(message["headers"]["task"] == "search.tasks.search_job_run" for message in messages)
-                for state, messages in (("waiting", waiting), ("unacked", unacked))}
-
-
-@contextmanager
-def producer_on(broker_url: str):
-    """The test process's Celery app publishes (and inspects workers) on another broker for a while.
-
-    The app caches its connection and producer pools on first use, so they are set aside and restored.
-    """
-    saved = app.conf.broker_url, app._pool, app.amqp._producer_pool
-    app.conf.broker_url, app._pool, app.amqp._producer_pool = broker_url, None, None
-    try:
-        yield
-    finally:
-        if app._pool is not None:
-            app._pool.force_close_all()
-        app.conf.broker_url, app._pool, app.amqp._producer_pool = saved
-
-
 @pytest.fixture
 def drill_broker(clean_test_broker):
     directory = Path(tempfile.mkdtemp(prefix="crash-drill-"))  # short: a unix socket path has ~100 bytes
@@ -148,29 +65,9 @@ def drill_broker(clean_test_broker):
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class BeatProcess:
-    """Celery beat as production runs it: it sends the stale-job sweeper every SEARCH_SWEEP_SECONDS."""
-
-    def __init__(self, broker: DrillBroker):
-        self.log = broker.directory / "beat.log"
-        env = os.environ | {
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-            "CELERY_BROKER_URL": broker.url,
-        } | {k: str(v) for k, v in DRILL_TIMEOUTS.items()}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
-             "-s", str(broker.directory / "celerybeat-schedule")],
-            cwd=settings.BASE_DIR, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)
-
-    def stop(self) -> None:
-        stop_process_group(self.process)
-
-
 @pytest.fixture
 def beat(drill_broker):
-    process = BeatProcess(drill_broker)
+    process = BeatProcess(drill_broker, DRILL_TIMEOUTS)
     yield process
     process.stop()
 

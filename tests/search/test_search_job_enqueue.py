@@ -43,12 +43,13 @@ class SearchJobEnqueueTests(AgencyFixtureMixin, TestCase):
             job = self.submit()
         publish.assert_called_once()
         self.assertEqual(job.status, SearchJob.Status.QUEUED)
-        self.assertIsNotNone(job.heartbeat_at)
+        self.assertIsNotNone(job.published_at)
+        self.assertIsNone(job.heartbeat_at)  # no worker beats for a queued job
 
     def test_a_search_submitted_while_the_broker_is_down_is_kept_with_its_photo(self):
         with broker_down():
             job = self.submit()
-        self.assertEqual((job.status, job.heartbeat_at), (SearchJob.Status.QUEUED, None))
+        self.assertEqual((job.status, job.published_at), (SearchJob.Status.QUEUED, None))
         self.assertIn(job.probe.image.name, media_files())
 
     def test_the_sweeper_publishes_a_job_that_never_reached_the_broker_once(self):
@@ -61,7 +62,7 @@ class SearchJobEnqueueTests(AgencyFixtureMixin, TestCase):
         publish.assert_called_once()
         job.refresh_from_db()
         self.assertEqual(job.status, SearchJob.Status.QUEUED)
-        self.assertIsNotNone(job.heartbeat_at)
+        self.assertIsNotNone(job.published_at)
 
     def test_a_job_requeued_while_the_broker_is_down_is_published_by_a_later_sweep(self):
         with broker_up():
@@ -71,7 +72,7 @@ class SearchJobEnqueueTests(AgencyFixtureMixin, TestCase):
         with broker_down():
             self.assertEqual(self.sweep(after_seconds=31), [job.id])
         job.refresh_from_db()
-        self.assertEqual((job.status, job.heartbeat_at), (SearchJob.Status.QUEUED, None))
+        self.assertEqual((job.status, job.heartbeat_at, job.published_at), (SearchJob.Status.QUEUED, None, None))
         with broker_up() as publish:
             self.assertEqual(self.sweep(after_seconds=32), [job.id])
         publish.assert_called_once()

@@ -33,6 +33,11 @@ run: install  ## Install, start services, migrate, seed the demo, start web serv
 dev: install  ## Like run, but Django's development server in the foreground, reloading on code changes
 	@scripts/run.sh dev
 
+lint: install  ## ruff (lint and format check) and import-linter's layer contracts
+	@.venv/bin/ruff check .
+	@.venv/bin/ruff format --check .
+	@.venv/bin/lint-imports --no-cache
+
 test: services  ## Run the whole test suite (real PostgreSQL, broker, worker and browser)
 	@$(PY) -m pytest
 
@@ -56,4 +61,4 @@ fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZ
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install lock dev services stop status migrate run test bench bench-engines bench-scale load fuzz
+.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-scale load fuzz

@@ -35,17 +35,33 @@ def ignore_list() -> dict[str, str]:
             continue
         vulnerability, _, reason = line.partition("#")
         if not reason.strip():
-            sys.exit(f"{IGNORE_FILE.name}:{number}: {vulnerability.strip()} has no reason: "
-                     "write 'ID  # why it does not apply'")
+            sys.exit(
+                f"{IGNORE_FILE.name}:{number}: {vulnerability.strip()} has no reason: "
+                "write 'ID  # why it does not apply'"
+            )
         entries[vulnerability.strip()] = reason.strip()
     return entries
 
 
 def audit(service: str) -> tuple[list[dict] | None, str]:
     """pip-audit's dependencies (audited or skipped) with this service, or None and what went wrong."""
-    command = [sys.executable, "-m", "pip_audit", "-r", str(REQUIREMENTS), "--no-deps", "--disable-pip",
-               "--vulnerability-service", service, "--format", "json", "--progress-spinner", "off",
-               "--timeout", "30"]
+    command = [
+        sys.executable,
+        "-m",
+        "pip_audit",
+        "-r",
+        str(REQUIREMENTS),
+        "--no-deps",
+        "--disable-pip",
+        "--vulnerability-service",
+        service,
+        "--format",
+        "json",
+        "--progress-spinner",
+        "off",
+        "--timeout",
+        "30",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
     try:
         dependencies = json.loads(result.stdout)["dependencies"]
@@ -79,22 +95,29 @@ def main() -> int:
                     print(f"  ignored {vulnerability['id']} in {dependency['name']} {dependency['version']}: {reason}")
                 else:
                     fixes = ", ".join(vulnerability.get("fix_versions", [])) or "none yet"
-                    findings.append(f"  {dependency['name']} {dependency['version']}: {vulnerability['id']} "
-                                    f"({', '.join(vulnerability.get('aliases', []))}) fixed in {fixes}")
+                    findings.append(
+                        f"  {dependency['name']} {dependency['version']}: {vulnerability['id']} "
+                        f"({', '.join(vulnerability.get('aliases', []))}) fixed in {fixes}"
+                    )
         for stale in sorted(ignored.keys() - matched):
             print(f"  note: ignore entry {stale} matched no finding; remove it once no pinned version has it")
         audited = len(dependencies) - len(skipped)
-        print(f"  {service}: {audited} pinned packages audited, {len(findings)} findings not ignored, "
-              f"{len(skipped)} not audited")
+        print(
+            f"  {service}: {audited} pinned packages audited, {len(findings)} findings not ignored, "
+            f"{len(skipped)} not audited"
+        )
         if findings or skipped:
-            print("DEPENDENCY AUDIT FAILED", *findings, *(f"  not audited: {d['skip_reason']}" for d in skipped),
-                  "Upgrade the pin, or add a reviewed entry with its reason to .ci/pip-audit-ignore.txt",
-                  sep="\n")
+            print(
+                "DEPENDENCY AUDIT FAILED",
+                *findings,
+                *(f"  not audited: {d['skip_reason']}" for d in skipped),
+                "Upgrade the pin, or add a reviewed entry with its reason to .ci/pip-audit-ignore.txt",
+                sep="\n",
+            )
             return 1
         print("Dependency audit passed.")
         return 0
-    print("DEPENDENCY AUDIT NOT DONE: no vulnerability service answered from this machine.", *failures,
-          sep="\n")
+    print("DEPENDENCY AUDIT NOT DONE: no vulnerability service answered from this machine.", *failures, sep="\n")
     if required:
         print("PIP_AUDIT_REQUIRED is set: failing.")
         return 1

@@ -43,8 +43,13 @@ class AgencyAdmin(admin.ModelAdmin):
         if not change:
             return super().save_model(request, obj, form, change)
         # Through the service, so the change is recorded with who made it.
-        agency_set_seats(agency=obj, seats=obj.seats, licence_until=obj.licence_until,
-                         clear_licence=obj.licence_until is None, actor=request.user)
+        agency_set_seats(
+            agency=obj,
+            seats=obj.seats,
+            licence_until=obj.licence_until,
+            clear_licence=obj.licence_until is None,
+            actor=request.user,
+        )
         Agency.objects.filter(pk=obj.pk).update(name=obj.name, slug=obj.slug)
 
 
@@ -69,8 +74,17 @@ class PortalUserAdmin(admin.ModelAdmin):
     list_display = ("username", "agency", "role", "is_active", "last_login")
     list_filter = ("agency", "role", "is_active")
     search_fields = ("username", "email", "first_name", "last_name")
-    fields = ("username", "first_name", "last_name", "email", "agency", "role", "is_active", "last_login",
-              "date_joined")
+    fields = (
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "agency",
+        "role",
+        "is_active",
+        "last_login",
+        "date_joined",
+    )
     readonly_fields = ("username", "agency", "role", "is_active", "last_login", "date_joined")
 
     def has_add_permission(self, request):

@@ -12,5 +12,8 @@ class AccountsConfig(AppConfig):
 
         # Django's own hook for "a session was just created", on every sign-in path (portal and admin),
         # so no session escapes the idle, lifetime and sign-out-everywhere rules.
-        user_logged_in.connect(lambda sender, request, user, **kw: session_start(request, user),
-                               dispatch_uid="accounts.session_start", weak=False)
+        user_logged_in.connect(
+            lambda sender, request, user, **kw: session_start(request, user),
+            dispatch_uid="accounts.session_start",
+            weak=False,
+        )

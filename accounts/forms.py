@@ -4,16 +4,19 @@ from accounts.models import AGENCY_ROLES
 
 
 class SignInForm(forms.Form):
-    username = forms.CharField(max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username",
-                                                                           "autofocus": True}))
+    username = forms.CharField(
+        max_length=150, widget=forms.TextInput(attrs={"autocomplete": "username", "autofocus": True})
+    )
     password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}))
 
 
 class SecondFactorForm(forms.Form):
-    code = forms.CharField(max_length=16, label="Code", help_text="The 6-digit code of your authenticator app, "
-                           "or one of your 8-digit backup codes",
-                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric",
-                                                         "autofocus": True}))
+    code = forms.CharField(
+        max_length=16,
+        label="Code",
+        help_text="The 6-digit code of your authenticator app, or one of your 8-digit backup codes",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric", "autofocus": True}),
+    )
 
 
 class RoleForm(forms.Form):
@@ -26,12 +29,19 @@ class InvitationForm(forms.Form):
 
 
 class AcceptInvitationForm(forms.Form):
-    username = forms.RegexField(regex=r"^[\w.@+-]{3,150}$", max_length=150, label="Choose a username",
-                                error_messages={"invalid": "3 to 150 letters, digits and . @ + - _ only."})
-    password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                               help_text="At least 12 characters, not a common password")
-    password_again = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                     label="The same password again")
+    username = forms.RegexField(
+        regex=r"^[\w.@+-]{3,150}$",
+        max_length=150,
+        label="Choose a username",
+        error_messages={"invalid": "3 to 150 letters, digits and . @ + - _ only."},
+    )
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        help_text="At least 12 characters, not a common password",
+    )
+    password_again = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), label="The same password again"
+    )
 
     def clean(self):
         data = super().clean()
@@ -43,15 +53,23 @@ class AcceptInvitationForm(forms.Form):
 class PasswordChangeForm(forms.Form):
     """One's own password, with both factors: the current password and a code of the second factor."""
 
-    current_password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}),
-                                       label="Your current password")
-    code = forms.CharField(max_length=16, label="A code of your second factor",
-                           help_text="The 6-digit code of your authenticator app, or one of your backup codes",
-                           widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
-    new_password = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                   label="New password", help_text="At least 12 characters, not a common password")
-    new_password_again = forms.CharField(widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-                                         label="The new password again")
+    current_password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), label="Your current password"
+    )
+    code = forms.CharField(
+        max_length=16,
+        label="A code of your second factor",
+        help_text="The 6-digit code of your authenticator app, or one of your backup codes",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+    new_password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+        label="New password",
+        help_text="At least 12 characters, not a common password",
+    )
+    new_password_again = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}), label="The new password again"
+    )
 
     def clean(self):
         data = super().clean()

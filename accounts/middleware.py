@@ -43,8 +43,10 @@ def _expiry_reason(request) -> str | None:
     if not user.is_active:
         return "Your account was deactivated by your agency admin."
     if licence_ended(user.agency):
-        return (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data is "
-                "kept; sign-in resumes when the licence is renewed.")
+        return (
+            f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data is "
+            "kept; sign-in resumes when the licence is renewed."
+        )
     if session.get(GENERATION) != user.session_generation:
         return "Your session was ended (signed out everywhere or account changed). Please sign in again."
     if now - session.get(SIGNED_IN_AT, 0) > settings.SESSION_MAX_HOURS * 3600:
@@ -68,8 +70,9 @@ class SessionSecurityMiddleware:
         if reason:
             user = request.user
             logout(request)
-            security_event_record(action="session_expired", actor=user, detail=reason,
-                                  ip_address=client_address(request))
+            security_event_record(
+                action="session_expired", actor=user, detail=reason, ip_address=client_address(request)
+            )
             if getattr(view_func, "passive_request", False):
                 return JsonResponse({"signed_out": True, "reason": reason}, status=401)
             messages.info(request, reason)

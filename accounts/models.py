@@ -12,8 +12,9 @@ class Agency(models.Model):
     slug = models.SlugField(unique=True)
     name = models.CharField(max_length=200)
     seats = models.PositiveIntegerField(default=0, help_text="Seats bought")
-    licence_until = models.DateField(null=True, blank=True,
-                                     help_text="Last day its users may sign in; empty = no end date")
+    licence_until = models.DateField(
+        null=True, blank=True, help_text="Last day its users may sign in; empty = no end date"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -59,8 +60,10 @@ class User(AbstractUser):
         constraints = [
             # Agency roles belong to an agency; platform roles to none.
             models.CheckConstraint(
-                condition=(Q(agency__isnull=False, role__in=[r.value for r in AGENCY_ROLES])
-                           | Q(agency__isnull=True, role__in=[r.value for r in PLATFORM_ROLES])),
+                condition=(
+                    Q(agency__isnull=False, role__in=[r.value for r in AGENCY_ROLES])
+                    | Q(agency__isnull=True, role__in=[r.value for r in PLATFORM_ROLES])
+                ),
                 name="user_role_matches_agency",
             ),
         ]

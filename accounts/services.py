@@ -23,10 +23,16 @@ from portal.models import AuditEntry
 # Platform staff run the deployment in Django's admin: agencies, users' contact details and gallery
 # sharing, and search jobs as metadata. They see no probe, face, candidate or justification.
 PLATFORM_STAFF_PERMISSIONS = [
-    "add_agency", "change_agency", "view_agency",
-    "change_user", "view_user",
-    "view_gallery", "change_gallery",
-    "add_offensecategory", "change_offensecategory", "view_offensecategory",
+    "add_agency",
+    "change_agency",
+    "view_agency",
+    "change_user",
+    "view_user",
+    "view_gallery",
+    "change_gallery",
+    "add_offensecategory",
+    "change_offensecategory",
+    "view_offensecategory",
     "view_searchjob",
 ]
 BACKUP_CODE_COUNT = 10
@@ -36,17 +42,31 @@ class AccountError(ValueError):
     """A request about agencies or users that cannot be carried out, with the reason."""
 
 
-def security_event_record(*, action: str, actor: User | None = None, subject_user: User | None = None,
-                          username: str = "", agency: Agency | None = None, ip_address: str | None = None,
-                          detail: str = "") -> AuditEntry:
+def security_event_record(
+    *,
+    action: str,
+    actor: User | None = None,
+    subject_user: User | None = None,
+    username: str = "",
+    agency: Agency | None = None,
+    ip_address: str | None = None,
+    detail: str = "",
+) -> AuditEntry:
     """An account or sign-in event, in the audit log; `username` is whose lock or limit it counts toward."""
     subject = subject_user or actor
-    return audit_record(action=action, actor=actor, target=subject_user, ip_address=ip_address, detail=detail,
-                        username=username or (subject.username if subject else ""),
-                        agency=agency or (subject.agency if subject else None))
+    return audit_record(
+        action=action,
+        actor=actor,
+        target=subject_user,
+        ip_address=ip_address,
+        detail=detail,
+        username=username or (subject.username if subject else ""),
+        agency=agency or (subject.agency if subject else None),
+    )
 
 
 # --- Agencies and seats -----------------------------------------------------------------------
+
 
 @transaction.atomic
 def agency_create(*, slug: str, name: str, seats: int, licence_until: date | None = None) -> Agency:
@@ -59,8 +79,7 @@ def agency_create(*, slug: str, name: str, seats: int, licence_until: date | Non
 
 def seats_used(agency: Agency, *, excluding_invitation: Invitation | None = None) -> int:
     """Each active agency user takes a seat, the agency admin included, and so does each pending invitation."""
-    pending = Invitation.objects.filter(agency=agency, accepted_at=None, revoked_at=None,
-                                        expires_at__gt=timezone.now())
+    pending = Invitation.objects.filter(agency=agency, accepted_at=None, revoked_at=None, expires_at__gt=timezone.now())
     if excluding_invitation is not None:
         pending = pending.exclude(pk=excluding_invitation.pk)
     return agency.users.filter(is_active=True).count() + pending.count()
@@ -71,27 +90,41 @@ def _lock_agency_with_free_seat(agency: Agency, *, invitation: Invitation | None
     agency = Agency.objects.select_for_update().get(pk=agency.pk)
     used = seats_used(agency, excluding_invitation=invitation)  # an accepted invitation uses its own seat
     if used >= agency.seats:
-        raise AccountError(f"{agency.name} has no free seat ({used} of {agency.seats} in use). "
-                           "Ask the platform to add seats, or deactivate a user first.")
+        raise AccountError(
+            f"{agency.name} has no free seat ({used} of {agency.seats} in use). "
+            "Ask the platform to add seats, or deactivate a user first."
+        )
     return agency
 
 
 @transaction.atomic
-def agency_set_seats(*, agency: Agency, seats: int, licence_until: date | None = None,
-                     actor: User | None = None, clear_licence: bool = False) -> Agency:
+def agency_set_seats(
+    *,
+    agency: Agency,
+    seats: int,
+    licence_until: date | None = None,
+    actor: User | None = None,
+    clear_licence: bool = False,
+) -> Agency:
     """Set the seats bought (and the licence end date); a quota below the seats in use is refused."""
     agency = Agency.objects.select_for_update().get(pk=agency.pk)
     if seats < seats_used(agency):
-        raise AccountError(f"{agency.name} has {seats_used(agency)} active users; deactivate some before "
-                           f"lowering the seats to {seats}.")
+        raise AccountError(
+            f"{agency.name} has {seats_used(agency)} active users; deactivate some before "
+            f"lowering the seats to {seats}."
+        )
     before = (agency.seats, agency.licence_until)
     agency.seats = seats
     if licence_until is not None or clear_licence:
         agency.licence_until = licence_until
     agency.save(update_fields=["seats", "licence_until"])
-    security_event_record(action=AuditEntry.Action.SEATS_CHANGED, actor=actor, agency=agency,
-                          username=actor.username if actor else "",
-                          detail=f"seats {before[0]} → {seats}; licence until {before[1]} → {agency.licence_until}")
+    security_event_record(
+        action=AuditEntry.Action.SEATS_CHANGED,
+        actor=actor,
+        agency=agency,
+        username=actor.username if actor else "",
+        detail=f"seats {before[0]} → {seats}; licence until {before[1]} → {agency.licence_until}",
+    )
     return agency
 
 
@@ -103,6 +136,7 @@ def licence_ended(agency: Agency | None, today: date | None = None) -> bool:
 
 # --- Users ------------------------------------------------------------------------------------
 
+
 @dataclass
 class NewUser:
     user: User
@@ -111,17 +145,27 @@ class NewUser:
 
 
 @transaction.atomic
-def user_create(*, username: str, password: str, role: str, agency: Agency | None = None,
-                email: str = "", actor: User | None = None) -> User:
+def user_create(
+    *, username: str, password: str, role: str, agency: Agency | None = None, email: str = "", actor: User | None = None
+) -> User:
     """Create a user; agency roles need an agency with a free seat, platform roles need none."""
-    return user_create_with_second_factor(username=username, password=password, role=role, agency=agency,
-                                          email=email, actor=actor, preenrol=False).user
+    return user_create_with_second_factor(
+        username=username, password=password, role=role, agency=agency, email=email, actor=actor, preenrol=False
+    ).user
 
 
 @transaction.atomic
-def user_create_with_second_factor(*, username: str, password: str, role: str, agency: Agency | None = None,
-                                   email: str = "", actor: User | None = None,
-                                   preenrol: bool | None = None, invitation: Invitation | None = None) -> NewUser:
+def user_create_with_second_factor(
+    *,
+    username: str,
+    password: str,
+    role: str,
+    agency: Agency | None = None,
+    email: str = "",
+    actor: User | None = None,
+    preenrol: bool | None = None,
+    invitation: Invitation | None = None,
+) -> NewUser:
     """Create a user; with pre-enrolment (a setting, off in production) also a TOTP device and backup codes."""
     if User.objects.filter(username=username).exists():
         raise AccountError(f"A user named {username!r} already exists.")
@@ -142,10 +186,12 @@ def user_create_with_second_factor(*, username: str, password: str, role: str, a
     user.set_password(password)
     user.save()
     if role == Role.PLATFORM_STAFF:
-        user.user_permissions.set(Permission.objects.filter(
-            content_type__app_label__in=["accounts", "search"], codename__in=PLATFORM_STAFF_PERMISSIONS))
-    security_event_record(action=AuditEntry.Action.USER_CREATED, actor=actor, subject_user=user,
-                          detail=f"role {role}")
+        user.user_permissions.set(
+            Permission.objects.filter(
+                content_type__app_label__in=["accounts", "search"], codename__in=PLATFORM_STAFF_PERMISSIONS
+            )
+        )
+    security_event_record(action=AuditEntry.Action.USER_CREATED, actor=actor, subject_user=user, detail=f"role {role}")
     if preenrol is None:
         preenrol = settings.OTP_PREENROL
     if not preenrol:
@@ -171,8 +217,9 @@ def user_deactivate(*, actor: User, user: User, ip_address: str | None = None) -
     if user.role == Role.AGENCY_ADMIN and user.is_active and _active_admins(user.agency_id) <= 1:
         raise AccountError("The last agency admin cannot be deactivated: make another user agency admin first.")
     User.objects.filter(pk=user.pk).update(is_active=False, session_generation=F("session_generation") + 1)
-    security_event_record(action=AuditEntry.Action.USER_DEACTIVATED, actor=actor, subject_user=user,
-                          ip_address=ip_address)
+    security_event_record(
+        action=AuditEntry.Action.USER_DEACTIVATED, actor=actor, subject_user=user, ip_address=ip_address
+    )
     user.refresh_from_db()
     return user
 
@@ -184,8 +231,9 @@ def user_reactivate(*, actor: User, user: User, ip_address: str | None = None) -
         return user
     _lock_agency_with_free_seat(user.agency)
     User.objects.filter(pk=user.pk).update(is_active=True)
-    security_event_record(action=AuditEntry.Action.USER_REACTIVATED, actor=actor, subject_user=user,
-                          ip_address=ip_address)
+    security_event_record(
+        action=AuditEntry.Action.USER_REACTIVATED, actor=actor, subject_user=user, ip_address=ip_address
+    )
     user.refresh_from_db()
     return user
 
@@ -196,13 +244,22 @@ def user_change_role(*, actor: User, user: User, role: str, ip_address: str | No
     if role not in AGENCY_ROLES:
         raise AccountError(f"{role!r} is not an agency role.")
     Agency.objects.select_for_update().get(pk=user.agency_id)
-    if (user.role == Role.AGENCY_ADMIN and role != Role.AGENCY_ADMIN and user.is_active
-            and _active_admins(user.agency_id) <= 1):
+    if (
+        user.role == Role.AGENCY_ADMIN
+        and role != Role.AGENCY_ADMIN
+        and user.is_active
+        and _active_admins(user.agency_id) <= 1
+    ):
         raise AccountError("The last agency admin cannot be demoted: make another user agency admin first.")
     before = user.role
     User.objects.filter(pk=user.pk).update(role=role)
-    security_event_record(action=AuditEntry.Action.ROLE_CHANGED, actor=actor, subject_user=user,
-                          ip_address=ip_address, detail=f"{before} → {role}")
+    security_event_record(
+        action=AuditEntry.Action.ROLE_CHANGED,
+        actor=actor,
+        subject_user=user,
+        ip_address=ip_address,
+        detail=f"{before} → {role}",
+    )
     user.refresh_from_db()
     return user
 
@@ -229,6 +286,7 @@ def user_sign_out_everywhere(*, user: User, ip_address: str | None = None) -> No
 
 
 # --- Second factor ----------------------------------------------------------------------------
+
 
 def totp_device_create(*, user: User, confirmed: bool) -> TOTPDevice:
     TOTPDevice.objects.filter(user=user, confirmed=False).delete()
@@ -263,6 +321,7 @@ def second_factor_enrolment_confirm(*, device: TOTPDevice, token: str) -> list[s
 
 # --- Lockout ----------------------------------------------------------------------------------
 
+
 def sign_in_locked_until(*, username: str, ip_address: str | None, now: datetime | None = None) -> datetime | None:
     """When a lockout of this username or address ends, or None if it is not locked.
 
@@ -276,18 +335,30 @@ def sign_in_locked_until(*, username: str, ip_address: str | None, now: datetime
     ends = []
     # A user's lock is lifted by an unlock or a successful sign-in; an address's by time, or by an
     # unlock of a user whose failures came from it.
-    keys = (("username__iexact", username, [AuditEntry.Action.UNLOCKED, AuditEntry.Action.SIGN_IN]),
-            ("ip_address", ip_address, [AuditEntry.Action.UNLOCKED]))
+    keys = (
+        ("username__iexact", username, [AuditEntry.Action.UNLOCKED, AuditEntry.Action.SIGN_IN]),
+        ("ip_address", ip_address, [AuditEntry.Action.UNLOCKED]),
+    )
     for key, value, resetting_actions in keys:
         if not value:
             continue
         since = now - lock - window
-        reset = (AuditEntry.objects.filter(**{key: value}, at__gte=since, action__in=resetting_actions)
-                 .order_by("-at").values_list("at", flat=True).first())
-        failures = list(AuditEntry.objects.filter(
-            **{key: value}, at__gte=max(since, reset) if reset else since, at__lte=now,
-            action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED])
-            .order_by("at").values_list("at", flat=True))
+        reset = (
+            AuditEntry.objects.filter(**{key: value}, at__gte=since, action__in=resetting_actions)
+            .order_by("-at")
+            .values_list("at", flat=True)
+            .first()
+        )
+        failures = list(
+            AuditEntry.objects.filter(
+                **{key: value},
+                at__gte=max(since, reset) if reset else since,
+                at__lte=now,
+                action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED],
+            )
+            .order_by("at")
+            .values_list("at", flat=True)
+        )
         for i in range(len(failures) - limit + 1):
             if failures[i + limit - 1] - failures[i] <= window and failures[i + limit - 1] + lock > now:
                 ends.append(failures[i + limit - 1] + lock)
@@ -299,18 +370,29 @@ def sign_in_unlock(*, actor: User, user: User, ip_address: str | None = None) ->
     """Lift the lock of a user, and of the addresses the user's recent failures came from."""
     _require_same_agency_admin(actor, user)
     since = timezone.now() - timedelta(minutes=settings.SIGN_IN_LOCK_MINUTES + settings.SIGN_IN_FAILURE_WINDOW_MINUTES)
-    addresses = set(AuditEntry.objects.filter(
-        username__iexact=user.username, at__gte=since, ip_address__isnull=False,
-        action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED])
-        .values_list("ip_address", flat=True))
+    addresses = set(
+        AuditEntry.objects.filter(
+            username__iexact=user.username,
+            at__gte=since,
+            ip_address__isnull=False,
+            action__in=[AuditEntry.Action.SIGN_IN_FAILED, AuditEntry.Action.SECOND_FACTOR_FAILED],
+        ).values_list("ip_address", flat=True)
+    )
     by = f"unlocked by {actor.username}" + (f" from {ip_address}" if ip_address else "")
     for address in sorted(addresses) or [None]:
         # The event's address is the one freed; who unlocked, and from where, is in the detail.
-        security_event_record(action=AuditEntry.Action.UNLOCKED, actor=actor, subject_user=user,
-                              username=user.username, ip_address=address, detail=by)
+        security_event_record(
+            action=AuditEntry.Action.UNLOCKED,
+            actor=actor,
+            subject_user=user,
+            username=user.username,
+            ip_address=address,
+            detail=by,
+        )
 
 
 # --- Invitations ------------------------------------------------------------------------------
+
 
 def _token_hash(token: str) -> str:
     import hashlib
@@ -331,10 +413,17 @@ def invitation_create(*, actor: User, email: str, role: str, ip_address: str | N
     now = timezone.now()
     token = secrets.token_urlsafe(32)
     invitation = Invitation.objects.create(
-        agency=agency, email=email, role=role, token_hash=_token_hash(token), invited_by=actor, created_at=now,
-        expires_at=now + timedelta(hours=settings.INVITATION_VALID_HOURS))
-    security_event_record(action=AuditEntry.Action.INVITATION_SENT, actor=actor, ip_address=ip_address,
-                          detail=f"{email} as {role}")
+        agency=agency,
+        email=email,
+        role=role,
+        token_hash=_token_hash(token),
+        invited_by=actor,
+        created_at=now,
+        expires_at=now + timedelta(hours=settings.INVITATION_VALID_HOURS),
+    )
+    security_event_record(
+        action=AuditEntry.Action.INVITATION_SENT, actor=actor, ip_address=ip_address, detail=f"{email} as {role}"
+    )
     return invitation, token
 
 
@@ -348,11 +437,14 @@ def invitation_for_token(token: str) -> Invitation:
     if invitation.revoked_at is not None:
         raise AccountError("This invitation was withdrawn by your agency admin.")
     if licence_ended(invitation.agency):
-        raise AccountError(f"The licence of {invitation.agency.name} has ended: the invitation cannot be used "
-                           "until it is renewed.")
+        raise AccountError(
+            f"The licence of {invitation.agency.name} has ended: the invitation cannot be used until it is renewed."
+        )
     if invitation.expires_at <= timezone.now():
-        raise AccountError(f"This invitation expired on {timezone.localtime(invitation.expires_at):%d %B %Y at %H:%M}. "
-                           "Ask your agency admin for a new one.")
+        raise AccountError(
+            f"This invitation expired on {timezone.localtime(invitation.expires_at):%d %B %Y at %H:%M}. "
+            "Ask your agency admin for a new one."
+        )
     return invitation
 
 
@@ -363,12 +455,20 @@ def invitation_accept(*, token: str, username: str, password: str, ip_address: s
     invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if invitation.accepted_at is not None:  # accepted in a concurrent request
         raise AccountError("This invitation was already used. Sign in with the account it created.")
-    created = user_create_with_second_factor(username=username, password=password, role=invitation.role,
-                                             agency=invitation.agency, email=invitation.email,
-                                             actor=invitation.invited_by, preenrol=False, invitation=invitation)
+    created = user_create_with_second_factor(
+        username=username,
+        password=password,
+        role=invitation.role,
+        agency=invitation.agency,
+        email=invitation.email,
+        actor=invitation.invited_by,
+        preenrol=False,
+        invitation=invitation,
+    )
     Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_user=created.user)
-    security_event_record(action=AuditEntry.Action.INVITATION_ACCEPTED, actor=created.user,
-                          ip_address=ip_address, detail=invitation.email)
+    security_event_record(
+        action=AuditEntry.Action.INVITATION_ACCEPTED, actor=created.user, ip_address=ip_address, detail=invitation.email
+    )
     return created.user
 
 
@@ -377,14 +477,22 @@ def invitation_revoke(*, actor: User, invitation: Invitation, ip_address: str | 
     if actor.role != Role.AGENCY_ADMIN or actor.agency_id != invitation.agency_id:
         raise AccountError("Only an agency admin of the same agency can withdraw this invitation.")
     Invitation.objects.filter(pk=invitation.pk, accepted_at=None).update(revoked_at=timezone.now())
-    security_event_record(action=AuditEntry.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address,
-                          detail=invitation.email)
+    security_event_record(
+        action=AuditEntry.Action.INVITATION_REVOKED, actor=actor, ip_address=ip_address, detail=invitation.email
+    )
 
 
 # --- Rate limits --------------------------------------------------------------------------------
 
-def rate_limited(*, ip_address: str | None, actions: list[str], per_minute: int, now: datetime | None = None,
-                 every_address: bool = False) -> bool:
+
+def rate_limited(
+    *,
+    ip_address: str | None,
+    actions: list[str],
+    per_minute: int,
+    now: datetime | None = None,
+    every_address: bool = False,
+) -> bool:
     """True when this address (or, with every_address, all addresses together) already made `per_minute`
     recorded attempts of these kinds in the last minute.
 

@@ -14,12 +14,17 @@ urlpatterns = [
     path("logout/everywhere/", views.sign_out_everywhere, name="logout-everywhere"),
     path("password/", views.password_change, name="password-change"),
     path("password-reset/", views.PasswordResetView.as_view(), name="password-reset"),
-    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(
-        template_name="accounts/password_reset_done.html"), name="password-reset-done"),
-    path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(),
-         name="password-reset-confirm"),
-    path("password-reset/complete/", auth_views.PasswordResetCompleteView.as_view(
-        template_name="accounts/password_reset_complete.html"), name="password-reset-complete"),
+    path(
+        "password-reset/sent/",
+        auth_views.PasswordResetDoneView.as_view(template_name="accounts/password_reset_done.html"),
+        name="password-reset-done",
+    ),
+    path("password-reset/<uidb64>/<token>/", views.PasswordResetConfirmView.as_view(), name="password-reset-confirm"),
+    path(
+        "password-reset/complete/",
+        auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html"),
+        name="password-reset-complete",
+    ),
     path("seats/", views.seats, name="seats"),
     path("seats/invitations/", views.invitation_send, name="invitation-send"),
     path("seats/invitations/<uuid:code>/revoke/", views.invitation_revoke, name="invitation-revoke"),

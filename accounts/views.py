@@ -8,26 +8,37 @@ import qrcode
 import qrcode.image.svg
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
+from django.contrib.auth import views as auth_views
 from django.core.mail import send_mail
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
-from django.contrib.auth import views as auth_views
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.views.decorators.http import require_POST, require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import selectors, services
-from accounts.forms import (AcceptInvitationForm, InvitationForm, PasswordChangeForm, RoleForm, SecondFactorForm,
-                            SignInForm)
+from accounts.forms import (
+    AcceptInvitationForm,
+    InvitationForm,
+    PasswordChangeForm,
+    RoleForm,
+    SecondFactorForm,
+    SignInForm,
+)
 from accounts.middleware import session_continue
 from accounts.models import User
-from portal.access import (SIGN_IN_NEXT_KEY, agency_admin_required, password_verified_required, private, safe_next,
-                           verified_required)
-from portal.models import AuditEntry
+from portal.access import (
+    SIGN_IN_NEXT_KEY,
+    agency_admin_required,
+    password_verified_required,
+    private,
+    safe_next,
+    verified_required,
+)
 from portal.client_address import client_address
+from portal.models import AuditEntry
 
 NEXT_KEY = SIGN_IN_NEXT_KEY
 
@@ -39,18 +50,30 @@ def _signed_in(request, device) -> None:
 
 
 def _locked_message(until) -> str:
-    return (f"Too many failed sign-ins. Sign-in is locked until {timezone.localtime(until):%H:%M}, "
-            "or until your agency admin unlocks your account.")
+    return (
+        f"Too many failed sign-ins. Sign-in is locked until {timezone.localtime(until):%H:%M}, "
+        "or until your agency admin unlocks your account."
+    )
 
 
 def _record_failure(request, action: str, username: str, user: User | None = None) -> str | None:
     """Record a failed attempt; the lockout message if this attempt locked the account or address."""
-    services.security_event_record(action=action, actor=user, username=username, ip_address=client_address(request),
-                                   agency=user.agency if user else None)
+    services.security_event_record(
+        action=action,
+        actor=user,
+        username=username,
+        ip_address=client_address(request),
+        agency=user.agency if user else None,
+    )
     until = services.sign_in_locked_until(username=username, ip_address=client_address(request))
     if until:
-        services.security_event_record(action=AuditEntry.Action.LOCKED_OUT, actor=user, username=username,
-                                       ip_address=client_address(request), agency=user.agency if user else None)
+        services.security_event_record(
+            action=AuditEntry.Action.LOCKED_OUT,
+            actor=user,
+            username=username,
+            ip_address=client_address(request),
+            agency=user.agency if user else None,
+        )
         return _locked_message(until)
     return None
 
@@ -62,9 +85,16 @@ def sign_in(request):
     form = SignInForm(request.POST or None)
     error = None
     if request.method == "POST" and _sign_ins_rate_limited(request):
-        return render(request, "accounts/login.html", {"form": form, "next": request.GET.get("next", ""),
-                                                       "error": "Too many sign-in attempts from your address. "
-                                                                "Wait a minute and try again."}, status=429)
+        return render(
+            request,
+            "accounts/login.html",
+            {
+                "form": form,
+                "next": request.GET.get("next", ""),
+                "error": "Too many sign-in attempts from your address. Wait a minute and try again.",
+            },
+            status=429,
+        )
     if request.method == "POST" and form.is_valid():
         username = form.cleaned_data["username"]
         until = services.sign_in_locked_until(username=username, ip_address=client_address(request))
@@ -72,33 +102,53 @@ def sign_in(request):
         if until:
             error = _locked_message(until)
         elif user is None:
-            error = (_record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, username)
-                     or "The username or password is not right. Both are case-sensitive.")
+            error = (
+                _record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, username)
+                or "The username or password is not right. Both are case-sensitive."
+            )
         elif services.licence_ended(user.agency):
-            services.security_event_record(action=AuditEntry.Action.SIGN_IN_FAILED, actor=user,
-                                           ip_address=client_address(request), detail="licence ended")
-            error = (f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
-                     "is kept; sign-in resumes when the licence is renewed.")
+            services.security_event_record(
+                action=AuditEntry.Action.SIGN_IN_FAILED,
+                actor=user,
+                ip_address=client_address(request),
+                detail="licence ended",
+            )
+            error = (
+                f"The licence of {user.agency.name} ended on {user.agency.licence_until:%d %B %Y}. Its data "
+                "is kept; sign-in resumes when the licence is renewed."
+            )
         else:
             next_url = safe_next(request, request.POST.get("next") or request.GET.get("next"))
             login(request, user)  # a new session id
             request.session[NEXT_KEY] = next_url
-            has_device = TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+            has_device = selectors.user_has_confirmed_totp(user=user)
             return redirect("accounts:second-factor" if has_device else "accounts:enrol")
-    return render(request, "accounts/login.html", {"form": form, "error": error,
-                                                   "next": request.GET.get("next", "")}, status=400 if error else 200)
+    return render(
+        request,
+        "accounts/login.html",
+        {"form": form, "error": error, "next": request.GET.get("next", "")},
+        status=400 if error else 200,
+    )
 
 
 def _sign_ins_rate_limited(request) -> bool:
     from django.conf import settings
 
-    attempts = [AuditEntry.Action.SIGN_IN, AuditEntry.Action.SIGN_IN_FAILED,
-                AuditEntry.Action.SECOND_FACTOR_FAILED, AuditEntry.Action.LOCKED_OUT]
-    if not services.rate_limited(ip_address=client_address(request), actions=attempts,
-                                 per_minute=settings.SIGN_INS_PER_MINUTE):
+    attempts = [
+        AuditEntry.Action.SIGN_IN,
+        AuditEntry.Action.SIGN_IN_FAILED,
+        AuditEntry.Action.SECOND_FACTOR_FAILED,
+        AuditEntry.Action.LOCKED_OUT,
+    ]
+    if not services.rate_limited(
+        ip_address=client_address(request), actions=attempts, per_minute=settings.SIGN_INS_PER_MINUTE
+    ):
         return False
-    services.security_event_record(action=AuditEntry.Action.RATE_LIMITED, ip_address=client_address(request),
-                                   detail=f"sign-in: {request.POST.get('username', '')[:100]}")
+    services.security_event_record(
+        action=AuditEntry.Action.RATE_LIMITED,
+        ip_address=client_address(request),
+        detail=f"sign-in: {request.POST.get('username', '')[:100]}",
+    )
     return True
 
 
@@ -106,76 +156,80 @@ def _sign_ins_rate_limited(request) -> bool:
 @password_verified_required
 def second_factor(request):
     user = request.user
-    if not TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+    if not selectors.user_has_confirmed_totp(user=user):
         return redirect("accounts:enrol")
     form = SecondFactorForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
         until = services.sign_in_locked_until(username=user.username, ip_address=client_address(request))
-        device = None if until else _matching_device(user, form.cleaned_data["code"])
+        device = None if until else selectors.user_device_matching_code(user=user, code=form.cleaned_data["code"])
         if until:
             error = _locked_message(until)
         elif device is None:
-            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
-                     or "That code is not right, or was already used. Codes change every 30 seconds.")
+            error = (
+                _record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
+                or "That code is not right, or was already used. Codes change every 30 seconds."
+            )
         else:
             _signed_in(request, device)
-            services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
-                                           ip_address=client_address(request),
-                                           detail="backup code" if isinstance(device, StaticDevice) else "TOTP")
+            services.security_event_record(
+                action=AuditEntry.Action.SIGN_IN,
+                actor=user,
+                ip_address=client_address(request),
+                detail="backup code" if isinstance(device, StaticDevice) else "TOTP",
+            )
             return HttpResponseRedirect(safe_next(request, request.session.pop(NEXT_KEY, "/")))
-    return render(request, "accounts/second_factor.html", {"form": form, "error": error},
-                  status=400 if error else 200)
-
-
-def _matching_device(user: User, code: str):
-    code = code.strip().replace(" ", "")
-    # verify_token refuses a TOTP code at or before the last one accepted: no replay.
-    for device in TOTPDevice.objects.filter(user=user, confirmed=True):
-        if device.verify_token(code):
-            return device
-    for device in StaticDevice.objects.filter(user=user, confirmed=True):
-        if device.verify_token(code):  # a backup code is deleted as it is used
-            return device
-    return None
+    return render(request, "accounts/second_factor.html", {"form": form, "error": error}, status=400 if error else 200)
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
 @password_verified_required
 def enrol(request):
     user = request.user
-    if TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+    if selectors.user_has_confirmed_totp(user=user):
         return redirect("accounts:second-factor")
-    device = (TOTPDevice.objects.filter(user=user, confirmed=False).first()
-              or services.totp_device_create(user=user, confirmed=False))
+    device = selectors.user_unconfirmed_totp(user=user) or services.totp_device_create(user=user, confirmed=False)
     form = SecondFactorForm(request.POST or None)
     error = None
     if request.method == "POST" and form.is_valid():
         # The lockout holds here too: this is the second step of an invitation's sign-in.
         until = services.sign_in_locked_until(username=user.username, ip_address=client_address(request))
-        codes = None if until else services.second_factor_enrolment_confirm(device=device,
-                                                                            token=form.cleaned_data["code"])
+        codes = (
+            None if until else services.second_factor_enrolment_confirm(device=device, token=form.cleaned_data["code"])
+        )
         if until:
             error = _locked_message(until)
         elif codes is None:
-            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
-                     or "That code is not right. Check the time on your phone and try the next code.")
+            error = (
+                _record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
+                or "That code is not right. Check the time on your phone and try the next code."
+            )
         else:
             device.refresh_from_db()
             _signed_in(request, device)
-            services.security_event_record(action=AuditEntry.Action.SIGN_IN, actor=user,
-                                           ip_address=client_address(request), detail="TOTP (enrolment)")
-            return render(request, "accounts/backup_codes.html",
-                          {"codes": codes, "next": safe_next(request, request.session.pop(NEXT_KEY, "/"))})
-    return render(request, "accounts/enrol.html", {"form": form, "error": error,
-                                                   "secret": services.totp_secret_base32(device)},
-                  status=400 if error else 200)
+            services.security_event_record(
+                action=AuditEntry.Action.SIGN_IN,
+                actor=user,
+                ip_address=client_address(request),
+                detail="TOTP (enrolment)",
+            )
+            return render(
+                request,
+                "accounts/backup_codes.html",
+                {"codes": codes, "next": safe_next(request, request.session.pop(NEXT_KEY, "/"))},
+            )
+    return render(
+        request,
+        "accounts/enrol.html",
+        {"form": form, "error": error, "secret": services.totp_secret_base32(device)},
+        status=400 if error else 200,
+    )
 
 
 @require_safe
 @password_verified_required
 def enrol_qr(request):
-    device = TOTPDevice.objects.filter(user=request.user, confirmed=False).first()
+    device = selectors.user_unconfirmed_totp(user=request.user)
     if device is None:
         return redirect("accounts:enrol")
     image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=12)
@@ -187,8 +241,9 @@ def enrol_qr(request):
 @require_POST
 def sign_out(request):
     if request.user.is_authenticated:
-        services.security_event_record(action=AuditEntry.Action.SIGN_OUT, actor=request.user,
-                                       ip_address=client_address(request))
+        services.security_event_record(
+            action=AuditEntry.Action.SIGN_OUT, actor=request.user, ip_address=client_address(request)
+        )
     logout(request)
     messages.info(request, "You are signed out.")
     return redirect("accounts:login")
@@ -215,15 +270,20 @@ def password_change(request):
         if until:
             error = _locked_message(until)
         elif not user.check_password(form.cleaned_data["current_password"]):
-            error = (_record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, user.username, user)
-                     or "Your current password is not right.")
-        elif _matching_device(user, form.cleaned_data["code"]) is None:
-            error = (_record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
-                     or "That code is not right, or was already used.")
+            error = (
+                _record_failure(request, AuditEntry.Action.SIGN_IN_FAILED, user.username, user)
+                or "Your current password is not right."
+            )
+        elif selectors.user_device_matching_code(user=user, code=form.cleaned_data["code"]) is None:
+            error = (
+                _record_failure(request, AuditEntry.Action.SECOND_FACTOR_FAILED, user.username, user)
+                or "That code is not right, or was already used."
+            )
         else:
             try:
-                user = services.user_password_change(user=user, new_password=form.cleaned_data["new_password"],
-                                                     ip_address=client_address(request))
+                user = services.user_password_change(
+                    user=user, new_password=form.cleaned_data["new_password"], ip_address=client_address(request)
+                )
             except services.AccountError as exc:
                 form.add_error("new_password", str(exc))
             else:
@@ -232,11 +292,16 @@ def password_change(request):
                 session_continue(request, user)
                 messages.success(request, "Your password is changed. Every other session of your account ended.")
                 return redirect("portal:dashboard" if user.agency_id else "accounts:password-change")
-    return render(request, "accounts/password_change.html", {"form": form, "error": error},
-                  status=400 if error or form.errors else 200)
+    return render(
+        request,
+        "accounts/password_change.html",
+        {"form": form, "error": error},
+        status=400 if error or form.errors else 200,
+    )
 
 
 # --- Seats (agency admin) ---------------------------------------------------------------------
+
 
 @require_safe
 @agency_admin_required
@@ -249,12 +314,19 @@ def _seats_page(request, invite_form: InvitationForm | None = None):
     users = list(selectors.agency_users(agency_id=agency.id))
     for member in users:
         member.locked_until = services.sign_in_locked_until(username=member.username, ip_address=None)
-    return render(request, "accounts/seats.html", {
-        "agency": agency, "users": users, "seats_used": services.seats_used(agency),
-        "roles": RoleForm().fields["role"].choices,
-        "invitations": selectors.pending_invitations(agency_id=agency.id),
-        "invite_form": invite_form or InvitationForm(),
-    }, status=400 if invite_form else 200)
+    return render(
+        request,
+        "accounts/seats.html",
+        {
+            "agency": agency,
+            "users": users,
+            "seats_used": services.seats_used(agency),
+            "roles": RoleForm().fields["role"].choices,
+            "invitations": selectors.pending_invitations(agency_id=agency.id),
+            "invite_form": invite_form or InvitationForm(),
+        },
+        status=400 if invite_form else 200,
+    )
 
 
 @agency_admin_required
@@ -263,21 +335,27 @@ def invitation_send(request):
     form = InvitationForm(request.POST)
     if form.is_valid():
         try:
-            invitation, token = services.invitation_create(actor=request.user, ip_address=client_address(request),
-                                                           **form.cleaned_data)
+            invitation, token = services.invitation_create(
+                actor=request.user, ip_address=client_address(request), **form.cleaned_data
+            )
         except services.AccountError as exc:
             form.add_error("email", str(exc))
         else:
             link = request.build_absolute_uri(reverse("accounts:invitation-accept", args=[token]))
             send_mail(
                 subject=f"Your invitation to the face search portal of {invitation.agency.name}",
-                message=(f"{request.user.username} invites you to join {invitation.agency.name} as "
-                         f"{invitation.get_role_display().lower()}.\n\nOpen this link within "
-                         f"{int((invitation.expires_at - invitation.created_at).total_seconds() // 3600)} hours "
-                         f"to choose a password and set up your second factor:\n{link}\n\nThe link works once."),
-                from_email=None, recipient_list=[invitation.email])
-            messages.success(request, f"Invitation sent to {invitation.email}; it holds a seat until it is used "
-                                      "or expires.")
+                message=(
+                    f"{request.user.username} invites you to join {invitation.agency.name} as "
+                    f"{invitation.get_role_display().lower()}.\n\nOpen this link within "
+                    f"{int((invitation.expires_at - invitation.created_at).total_seconds() // 3600)} hours "
+                    f"to choose a password and set up your second factor:\n{link}\n\nThe link works once."
+                ),
+                from_email=None,
+                recipient_list=[invitation.email],
+            )
+            messages.success(
+                request, f"Invitation sent to {invitation.email}; it holds a seat until it is used or expires."
+            )
             return redirect("accounts:seats")
     return _seats_page(request, form)
 
@@ -300,16 +378,24 @@ def invitation_accept(request, token):
     form = AcceptInvitationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user = services.invitation_accept(token=token, username=form.cleaned_data["username"],
-                                              password=form.cleaned_data["password"], ip_address=client_address(request))
+            user = services.invitation_accept(
+                token=token,
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password"],
+                ip_address=client_address(request),
+            )
         except services.AccountError as exc:
             form.add_error("password" if "password" in str(exc).lower() else "username", str(exc))
         else:
             login(request, user, backend="django.contrib.auth.backends.ModelBackend")
             request.session[NEXT_KEY] = "/"
             return redirect("accounts:enrol")
-    return render(request, "accounts/invitation_accept.html", {"form": form, "invitation": invitation},
-                  status=400 if form.errors else 200)
+    return render(
+        request,
+        "accounts/invitation_accept.html",
+        {"form": form, "invitation": invitation},
+        status=400 if form.errors else 200,
+    )
 
 
 def _seat_action(request, code, action):
@@ -336,8 +422,9 @@ def _seat_view(service, done: str):
     return view
 
 
-user_deactivate = _seat_view(services.user_deactivate,
-                             "{username} is deactivated; their seat is free and their history kept.")
+user_deactivate = _seat_view(
+    services.user_deactivate, "{username} is deactivated; their seat is free and their history kept."
+)
 user_reactivate = _seat_view(services.user_reactivate, "{username} is active again.")
 user_unlock = _seat_view(services.sign_in_unlock, "{username} can sign in again.")
 
@@ -350,14 +437,16 @@ def user_role(request, code):
     def act(member):
         if not form.is_valid():
             raise services.AccountError("Choose a role.")
-        updated = services.user_change_role(actor=request.user, user=member, role=form.cleaned_data["role"],
-                                            ip_address=client_address(request))
+        updated = services.user_change_role(
+            actor=request.user, user=member, role=form.cleaned_data["role"], ip_address=client_address(request)
+        )
         messages.success(request, f"{updated.username} is now {updated.get_role_display().lower()}.")
 
     return _seat_action(request, code, act)
 
 
 # --- Password reset (the second factor is still asked at the next sign-in) ----------------------
+
 
 class PasswordResetView(auth_views.PasswordResetView):
     http_method_names = ["get", "head", "post"]  # FormView would take PUT as a POST
@@ -369,15 +458,21 @@ class PasswordResetView(auth_views.PasswordResetView):
     def post(self, request, *args, **kwargs):
         from django.conf import settings
 
-        if services.rate_limited(ip_address=client_address(request), per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
-                                 actions=[AuditEntry.Action.PASSWORD_RESET_REQUESTED]):
+        if services.rate_limited(
+            ip_address=client_address(request),
+            per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
+            actions=[AuditEntry.Action.PASSWORD_RESET_REQUESTED],
+        ):
             form = self.get_form()
             form.is_valid()
             form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
             return self.render_to_response(self.get_context_data(form=form), status=429)
         # Recorded whether or not the address has an account; the page never says which.
-        services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET_REQUESTED,
-                                       ip_address=client_address(request), detail=request.POST.get("email", "")[:200])
+        services.security_event_record(
+            action=AuditEntry.Action.PASSWORD_RESET_REQUESTED,
+            ip_address=client_address(request),
+            detail=request.POST.get("email", "")[:200],
+        )
         return super().post(request, *args, **kwargs)
 
 
@@ -389,6 +484,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         if self.request.method.lower() not in self.http_method_names:
             return self.http_method_not_allowed(self.request, *args, **kwargs)
         return super().dispatch(*args, **kwargs)
+
     template_name = "accounts/password_reset_confirm.html"
     success_url = reverse_lazy("accounts:password-reset-complete")
     post_reset_login = False  # the new password alone never signs in: the second factor follows
@@ -396,6 +492,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     def form_valid(self, form):
         response = super().form_valid(form)
         services.user_sign_out_everywhere(user=form.user, ip_address=client_address(self.request))
-        services.security_event_record(action=AuditEntry.Action.PASSWORD_RESET, actor=form.user,
-                                       ip_address=client_address(self.request))
+        services.security_event_record(
+            action=AuditEntry.Action.PASSWORD_RESET, actor=form.user, ip_address=client_address(self.request)
+        )
         return response

@@ -51,7 +51,7 @@ def totp(secret_base32: str, at: float, step: int = 30, digits: int = 6) -> str:
     counter = struct.pack(">Q", int(at // step))
     digest = hmac.new(base64.b32decode(secret_base32), counter, hashlib.sha1).digest()
     offset = digest[-1] & 0x0F
-    code = (struct.unpack(">I", digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 10**digits
+    code = (struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
     return f"{code:0{digits}d}"
 
 
@@ -72,12 +72,21 @@ class Officer(HttpUser):
 
     def sign_in(self) -> None:
         self.client.get("/accounts/login/", name="sign-in page")
-        self.client.post("/accounts/login/", name="sign-in password", data={
-            "csrfmiddlewaretoken": self.csrf(), "username": self.account["username"],
-            "password": self.account["password"]})
-        with self.client.post("/accounts/login/second-factor/", name="sign-in code", catch_response=True,
-                              data={"csrfmiddlewaretoken": self.csrf(),
-                                    "code": totp(self.account["totp_secret"], time.time())}) as response:
+        self.client.post(
+            "/accounts/login/",
+            name="sign-in password",
+            data={
+                "csrfmiddlewaretoken": self.csrf(),
+                "username": self.account["username"],
+                "password": self.account["password"],
+            },
+        )
+        with self.client.post(
+            "/accounts/login/second-factor/",
+            name="sign-in code",
+            catch_response=True,
+            data={"csrfmiddlewaretoken": self.csrf(), "code": totp(self.account["totp_secret"], time.time())},
+        ) as response:
             if "/accounts/login" in response.url:
                 response.failure(f"sign-in refused for {self.account['username']}")
 
@@ -85,10 +94,19 @@ class Officer(HttpUser):
         """POST the photos; the view stores them and enqueues their searches before it answers."""
         files = [("photos", (file_name, data, "image/jpeg")) for file_name, data in photos]
         name = f"{name} [{self.agency}]"
-        with self.client.post(self.case_url, name=name, allow_redirects=False, catch_response=True, files=files,
-                              headers={"X-Load-Request": name},
-                              data={"csrfmiddlewaretoken": self.csrf(), "purpose": "Robbery",
-                                    "justification": "Load test: probe of a robbery suspect from CCTV"}) as response:
+        with self.client.post(
+            self.case_url,
+            name=name,
+            allow_redirects=False,
+            catch_response=True,
+            files=files,
+            headers={"X-Load-Request": name},
+            data={
+                "csrfmiddlewaretoken": self.csrf(),
+                "purpose": "Robbery",
+                "justification": "Load test: probe of a robbery suspect from CCTV",
+            },
+        ) as response:
             location = response.headers.get("Location", "")
             if response.status_code != 302 or not re.match(expect, location):
                 response.failure(f"status {response.status_code}, to {location!r}")
@@ -106,8 +124,9 @@ class Officer(HttpUser):
         deadline = time.monotonic() + POLL_LIMIT_SECONDS
         while time.monotonic() < deadline:
             time.sleep(POLL_SECONDS)
-            with self.client.get(f"{location}status.json", name=f"status [{self.agency}]",
-                                 catch_response=True) as response:
+            with self.client.get(
+                f"{location}status.json", name=f"status [{self.agency}]", catch_response=True
+            ) as response:
                 if response.status_code != 200:
                     response.failure(f"status {response.status_code}")
                     return
@@ -119,6 +138,13 @@ class Officer(HttpUser):
 
 for _slug in CONFIG["agencies"]:
     _class_name = f"Officer_{re.sub(r'[^0-9a-zA-Z]', '_', _slug)}"
-    globals()[_class_name] = type(_class_name, (Officer,), {
-        "agency": _slug, "accounts": itertools.count(), "abstract": False,
-        "fixed_count": len(CONFIG["agencies"][_slug]["officers"])})
+    globals()[_class_name] = type(
+        _class_name,
+        (Officer,),
+        {
+            "agency": _slug,
+            "accounts": itertools.count(),
+            "abstract": False,
+            "fixed_count": len(CONFIG["agencies"][_slug]["officers"]),
+        },
+    )

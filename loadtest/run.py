@@ -32,7 +32,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -55,17 +55,19 @@ LIMITS = {"error_rate": 0.01, "upload_p95_ms": 800.0, "other_upload_p95_increase
 
 MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="portal-load-media-"))
 WORK_DIR = Path(tempfile.mkdtemp(prefix="portal-load-"))
-os.environ.update({
-    "DATABASE_NAME": LOAD_DATABASE,
-    "MEDIA_ROOT": str(MEDIA_ROOT),
-    "CELERY_QUEUE": os.environ.get("LOAD_CELERY_QUEUE", "search-load"),
-    "PORTAL_BROKER_DB": os.environ.get("LOAD_BROKER_DB", "6"),
-    # Twenty officers sign in from one loopback address; the per-user upload limit would refuse the
-    # bursting officers' batches. Both are raised for this run only.
-    "SIGN_INS_PER_MINUTE": os.environ.get("SIGN_INS_PER_MINUTE", "1000"),
-    "UPLOADS_PER_MINUTE": os.environ.get("UPLOADS_PER_MINUTE", "200"),
-    "DJANGO_SETTINGS_MODULE": "portal.settings",
-})
+os.environ.update(
+    {
+        "DATABASE_NAME": LOAD_DATABASE,
+        "MEDIA_ROOT": str(MEDIA_ROOT),
+        "CELERY_QUEUE": os.environ.get("LOAD_CELERY_QUEUE", "search-load"),
+        "PORTAL_BROKER_DB": os.environ.get("LOAD_BROKER_DB", "6"),
+        # Twenty officers sign in from one loopback address; the per-user upload limit would refuse the
+        # bursting officers' batches. Both are raised for this run only.
+        "SIGN_INS_PER_MINUTE": os.environ.get("SIGN_INS_PER_MINUTE", "1000"),
+        "UPLOADS_PER_MINUTE": os.environ.get("UPLOADS_PER_MINUTE", "200"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+    }
+)
 os.environ.pop("DJANGO_DEBUG", None)  # production-like: no debug pages, no query log in memory
 
 from portal import embedded  # noqa: E402
@@ -85,7 +87,6 @@ import django  # noqa: E402
 
 django.setup()
 
-import numpy as np  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
@@ -94,17 +95,15 @@ from accounts.models import Role  # noqa: E402
 from accounts.services import agency_create, user_create_with_second_factor  # noqa: E402
 from portal.celery import app  # noqa: E402
 from portal.services import case_create  # noqa: E402
+from scripts.figures import percentile  # noqa: E402
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create  # noqa: E402
 from search.models import SearchJob  # noqa: E402
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create  # noqa: E402
+from search.workers import worker_consuming_search_queue  # noqa: E402
 
 PASSWORD = "load-test-password-1"
 ACCESS_LOG = WORK_DIR / "access.log"
 # Time of the response (to the second), duration in µs, status, and the name Locust gave the request.
 ACCESS_FORMAT = "%(t)s %(D)s %(s)s %({x-load-request}i)s"
-
-
-def p(values: list[float], pct: float) -> float | None:
-    return float(np.percentile(np.asarray(values), pct)) if values else None
 
 
 def fmt(value: float | None) -> str:
@@ -117,6 +116,7 @@ def fmt1(value: float | None) -> str:
 
 # --- Data ------------------------------------------------------------------------------------
 
+
 def shared_photos() -> tuple[list[Path], list[tuple[str, Path]]]:
     """Small probe photos, and a gallery photo of each of a few people (none of them a probe)."""
     pairs = settings.FACES_DIR / "pairs"
@@ -124,8 +124,10 @@ def shared_photos() -> tuple[list[Path], list[tuple[str, Path]]]:
         identity_of = {row["file"]: row["identity"] for row in csv.DictReader(rows)}
     if not identity_of:
         sys.exit(f"No labelled photos in {pairs} (set FACES_DIR)")
-    probes = sorted((pairs / name for name in identity_of if (pairs / name).stat().st_size <= PROBE_MAX_BYTES),
-                    key=lambda path: path.name)
+    probes = sorted(
+        (pairs / name for name in identity_of if (pairs / name).stat().st_size <= PROBE_MAX_BYTES),
+        key=lambda path: path.name,
+    )
     gallery, seen = [], set()
     for name in sorted(identity_of):
         person = identity_of[name]
@@ -142,21 +144,41 @@ def create_data(probes: list[Path], gallery_photos: list[tuple[str, Path]]) -> d
         agency = agency_create(slug=slug, name=name, seats=OFFICERS_PER_AGENCY)
         officers = []
         for number in range(1, OFFICERS_PER_AGENCY + 1):
-            new = user_create_with_second_factor(username=f"{slug}-officer-{number:02d}", password=PASSWORD,
-                                                 role=Role.OFFICER, agency=agency, preenrol=True)
+            new = user_create_with_second_factor(
+                username=f"{slug}-officer-{number:02d}",
+                password=PASSWORD,
+                role=Role.OFFICER,
+                agency=agency,
+                preenrol=True,
+            )
             case = case_create(created_by=new.user, number=f"{slug.upper()}-LOAD-{number:02d}", title="Load test")
-            officers.append({"username": new.user.username, "password": PASSWORD,
-                             "totp_secret": new.totp_secret, "case": str(case.code)})
+            officers.append(
+                {
+                    "username": new.user.username,
+                    "password": PASSWORD,
+                    "totp_secret": new.totp_secret,
+                    "case": str(case.code),
+                }
+            )
         config["agencies"][slug] = {"officers": officers}
         gallery, created = gallery_get_or_create(
-            owner=agency, name="Load booking photos", legal_basis="Load test data (shared labelled photos)",
-            source_type="booking", responsible_person="Load test", retention_days=30)
-        gallery_enrol_batch(gallery=gallery, gallery_created=created, items=[
-            EnrolmentItem(path=str(path), display_name=f"Person {person}") for person, path in gallery_photos])
+            owner=agency,
+            name="Load booking photos",
+            legal_basis="Load test data (shared labelled photos)",
+            source_type="booking",
+            responsible_person="Load test",
+            retention_days=30,
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=created,
+            items=[EnrolmentItem(path=str(path), display_name=f"Person {person}") for person, path in gallery_photos],
+        )
     return config
 
 
 # --- Processes -------------------------------------------------------------------------------
+
 
 class Processes:
     """The web server and the worker; each in its own process group, stopped at the end."""
@@ -166,13 +188,14 @@ class Processes:
 
     def start(self, name: str, command: list[str], **env) -> subprocess.Popen:
         log = (WORK_DIR / f"{name}.log").open("wb")
-        process = subprocess.Popen(command, cwd=BASE_DIR, env=os.environ | env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=BASE_DIR, env=os.environ | env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         self.started.append((name, process))
         return process
 
     def stop_all(self) -> None:
-        for name, process in reversed(self.started):
+        for _name, process in reversed(self.started):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
                 try:
@@ -207,17 +230,13 @@ def web_ready(url: str) -> bool:
         return False
 
 
-def worker_ready(worker_name: str) -> bool:
-    replies = app.control.inspect(destination=[worker_name], timeout=1.0).active_queues() or {}
-    return any(q.get("name") == settings.CELERY_TASK_DEFAULT_QUEUE for qs in replies.values() for q in qs)
-
-
 def flush_broker() -> None:
     with app.connection_for_write() as conn:
         conn.default_channel.client.flushdb()
 
 
 # --- The run --------------------------------------------------------------------------------
+
 
 class LoadSampler(threading.Thread):
     """The machine's 1-minute load average every 5 s: other work on the same CPUs shows in the figures."""
@@ -241,17 +260,47 @@ def run_locust(url: str, config_path: Path) -> tuple[dict, dict]:
     sampler = LoadSampler()
     sampler.start()
     subprocess.run(
-        ["nice", "-n", str(NICE), str(BASE_DIR / ".venv/bin/locust"), "-f", str(BASE_DIR / "loadtest/locustfile.py"),
-         "--headless", "-u", str(OFFICERS_PER_AGENCY * len(AGENCIES)), "-r", str(OFFICERS_PER_AGENCY * len(AGENCIES)),
-         "-t", f"{total_seconds}s", "--host", url, "--only-summary", "--loglevel", "WARNING"],
-        cwd=BASE_DIR, env=os.environ | {"LOADTEST_CONFIG": str(config_path), "LOADTEST_SAMPLES": str(samples),
-                                        "LOADTEST_BURST": BURST_AGENCY, "LOADTEST_BURST_FROM": str(burst_from)},
-        stdout=(WORK_DIR / "locust.log").open("wb"), stderr=subprocess.STDOUT, timeout=total_seconds + 120)
+        [
+            "nice",
+            "-n",
+            str(NICE),
+            str(BASE_DIR / ".venv/bin/locust"),
+            "-f",
+            str(BASE_DIR / "loadtest/locustfile.py"),
+            "--headless",
+            "-u",
+            str(OFFICERS_PER_AGENCY * len(AGENCIES)),
+            "-r",
+            str(OFFICERS_PER_AGENCY * len(AGENCIES)),
+            "-t",
+            f"{total_seconds}s",
+            "--host",
+            url,
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        cwd=BASE_DIR,
+        env=os.environ
+        | {
+            "LOADTEST_CONFIG": str(config_path),
+            "LOADTEST_SAMPLES": str(samples),
+            "LOADTEST_BURST": BURST_AGENCY,
+            "LOADTEST_BURST_FROM": str(burst_from),
+        },
+        stdout=(WORK_DIR / "locust.log").open("wb"),
+        stderr=subprocess.STDOUT,
+        timeout=total_seconds + 120,
+    )
     ended = time.time()
     sampler.stopped.set()
-    since = datetime.fromtimestamp(launched, dt_timezone.utc)
-    drain = {"seconds": wait_for_drain(since), "unfinished": SearchJob.objects.filter(created_at__gte=since).exclude(
-        status__in=[SearchJob.Status.DONE, SearchJob.Status.FAILED]).count()}
+    since = datetime.fromtimestamp(launched, UTC)
+    drain = {
+        "seconds": wait_for_drain(since),
+        "unfinished": SearchJob.objects.filter(created_at__gte=since)
+        .exclude(status__in=[SearchJob.Status.DONE, SearchJob.Status.FAILED])
+        .count(),
+    }
     client = [json.loads(line) for line in samples.read_text().splitlines()]
     server = server_samples()
 
@@ -259,18 +308,24 @@ def run_locust(url: str, config_path: Path) -> tuple[dict, dict]:
         return [s for s in all_samples if start <= s["at"] - s["ms"] / 1000 < end]
 
     windows = {"baseline": (launched + WARMUP_SECONDS, burst_from), "burst": (burst_from, ended)}
-    return {name: {"started": datetime.fromtimestamp(start, dt_timezone.utc),
-                   "ended": datetime.fromtimestamp(end, dt_timezone.utc),
-                   "samples": sent_within(client, start, end), "server_samples": sent_within(server, start, end),
-                   "load_average": [load for at, load in sampler.samples if start <= at < end]}
-            for name, (start, end) in windows.items()}, drain
+    return {
+        name: {
+            "started": datetime.fromtimestamp(start, UTC),
+            "ended": datetime.fromtimestamp(end, UTC),
+            "samples": sent_within(client, start, end),
+            "server_samples": sent_within(server, start, end),
+            "load_average": [load for at, load in sampler.samples if start <= at < end],
+        }
+        for name, (start, end) in windows.items()
+    }, drain
 
 
 def wait_for_drain(since: datetime) -> float | None:
     """Seconds from the end of the run until every job is done or failed, or None past the limit."""
     began = time.monotonic()
-    unfinished = SearchJob.objects.filter(created_at__gte=since,
-                                          status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING])
+    unfinished = SearchJob.objects.filter(
+        created_at__gte=since, status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING]
+    )
     while unfinished.exists():
         if time.monotonic() - began > DRAIN_LIMIT_SECONDS:
             return None
@@ -286,19 +341,25 @@ def server_samples() -> list[dict]:
         if match and match["name"] != "-":
             seconds = int(match["us"]) / 1e6
             answered = datetime.strptime(match["t"], "%d/%b/%Y:%H:%M:%S %z").timestamp()
-            samples.append({"at": answered, "ms": seconds * 1000, "name": match["name"],
-                            "ok": match["status"] == "302"})
+            samples.append(
+                {"at": answered, "ms": seconds * 1000, "name": match["name"], "ok": match["status"] == "302"}
+            )
     return samples
 
 
 def phase_figures(run: dict) -> dict:
-    figures = {"requests": len(run["samples"]), "failures": sum(not s["ok"] for s in run["samples"]),
-               "load_average": p(run["load_average"], 50), "agencies": {}}
+    figures = {
+        "requests": len(run["samples"]),
+        "failures": sum(not s["ok"] for s in run["samples"]),
+        "load_average": percentile(run["load_average"], 50),
+        "agencies": {},
+    }
     for slug in AGENCIES:
-        jobs = SearchJob.objects.filter(agency__slug=slug, created_at__gte=run["started"],
-                                        created_at__lt=run["ended"])
-        waits = [(started - created).total_seconds() * 1000
-                 for created, started in jobs.exclude(started_at=None).values_list("created_at", "started_at")]
+        jobs = SearchJob.objects.filter(agency__slug=slug, created_at__gte=run["started"], created_at__lt=run["ended"])
+        waits = [
+            (started - created).total_seconds() * 1000
+            for created, started in jobs.exclude(started_at=None).values_list("created_at", "started_at")
+        ]
 
         def durations(samples: list[dict], name: str) -> list[float]:
             return [s["ms"] for s in samples if s["name"] == name and s["ok"]]
@@ -307,13 +368,20 @@ def phase_figures(run: dict) -> dict:
         server = durations(run["server_samples"], f"upload [{slug}]")
         batches = durations(run["samples"], f"upload batch [{slug}]")
         figures["agencies"][slug] = {
-            "uploads": len(uploads), "upload_p50": p(uploads, 50), "upload_p95": p(uploads, 95),
-            "server_p50": p(server, 50), "server_p95": p(server, 95),
-            "batches": len(batches), "batch_p95": p(batches, 95),
+            "uploads": len(uploads),
+            "upload_p50": percentile(uploads, 50),
+            "upload_p95": percentile(uploads, 95),
+            "server_p50": percentile(server, 50),
+            "server_p95": percentile(server, 95),
+            "batches": len(batches),
+            "batch_p95": percentile(batches, 95),
             "polls": sum(s["name"] == f"status [{slug}]" for s in run["samples"]),
-            "jobs": jobs.count(), "done": jobs.filter(status=SearchJob.Status.DONE).count(),
+            "jobs": jobs.count(),
+            "done": jobs.filter(status=SearchJob.Status.DONE).count(),
             "failed": jobs.filter(status=SearchJob.Status.FAILED).count(),
-            "wait_p50": p(waits, 50), "wait_p95": p(waits, 95), "wait_max": max(waits, default=None),
+            "wait_p50": percentile(waits, 50),
+            "wait_p95": percentile(waits, 95),
+            "wait_max": max(waits, default=None),
         }
     return figures
 
@@ -322,48 +390,82 @@ def report(phases: dict[str, dict], drain: dict, load_before: float) -> bool:
     """Print the Markdown report; True when every limit holds."""
     base, burst = phases["baseline"], phases["burst"]
     print(f"## Load test, {datetime.now():%Y-%m-%d %H:%M}\n")
-    print(f"{os.cpu_count()} CPUs (load average {load_before:.1f} before the run, shared with other work); "
-          f"gunicorn {WEB_WORKERS} sync workers; 1 Celery worker, prefork {WORKER_CONCURRENCY}; worker and Locust "
-          f"at nice {NICE}. "
-          f"{len(AGENCIES)} agencies × {OFFICERS_PER_AGENCY} officers in one Locust run: {WARMUP_SECONDS} s warm-up "
-          f"(sign-in, not counted), {RUN_SECONDS} s baseline, {RUN_SECONDS} s burst. Each officer uploads one "
-          f"photo, polls status.json every second until the search ends, opens the results, waits 8–16 s. "
-          f"Burst: each {BURST_AGENCY} officer also drops {os.environ.get('LOADTEST_BURST_PHOTOS', '10')} photos "
-          f"in one request every {os.environ.get('LOADTEST_BURST_EVERY', '30')} s.\n")
-    print("| phase | agency | uploads | upload→enqueue p50 / p95 ms, server | client p50 / p95 ms "
-          "| batches (client p95 ms) | polls | jobs (done / failed) | queue wait p50 / p95 / max ms |")
+    print(
+        f"{os.cpu_count()} CPUs (load average {load_before:.1f} before the run, shared with other work); "
+        f"gunicorn {WEB_WORKERS} sync workers; 1 Celery worker, prefork {WORKER_CONCURRENCY}; worker and Locust "
+        f"at nice {NICE}. "
+        f"{len(AGENCIES)} agencies × {OFFICERS_PER_AGENCY} officers in one Locust run: {WARMUP_SECONDS} s warm-up "
+        f"(sign-in, not counted), {RUN_SECONDS} s baseline, {RUN_SECONDS} s burst. Each officer uploads one "
+        f"photo, polls status.json every second until the search ends, opens the results, waits 8–16 s. "
+        f"Burst: each {BURST_AGENCY} officer also drops {os.environ.get('LOADTEST_BURST_PHOTOS', '10')} photos "
+        f"in one request every {os.environ.get('LOADTEST_BURST_EVERY', '30')} s.\n"
+    )
+    print(
+        "| phase | agency | uploads | upload→enqueue p50 / p95 ms, server | client p50 / p95 ms "
+        "| batches (client p95 ms) | polls | jobs (done / failed) | queue wait p50 / p95 / max ms |"
+    )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name, figures in phases.items():
         for slug, f in figures["agencies"].items():
             batches = f"{f['batches']} ({fmt(f['batch_p95'])})" if f["batches"] else "–"
-            print(f"| {name} (load {fmt1(figures['load_average'])}) | {slug} | {f['uploads']} "
-                  f"| {fmt(f['server_p50'])} / {fmt(f['server_p95'])} "
-                  f"| {fmt(f['upload_p50'])} / {fmt(f['upload_p95'])} "
-                  f"| {batches} | {f['polls']} | {f['jobs']} ({f['done']} / {f['failed']}) "
-                  f"| {fmt(f['wait_p50'])} / {fmt(f['wait_p95'])} / {fmt(f['wait_max'])} |")
+            print(
+                f"| {name} (load {fmt1(figures['load_average'])}) | {slug} | {f['uploads']} "
+                f"| {fmt(f['server_p50'])} / {fmt(f['server_p95'])} "
+                f"| {fmt(f['upload_p50'])} / {fmt(f['upload_p95'])} "
+                f"| {batches} | {f['polls']} | {f['jobs']} ({f['done']} / {f['failed']}) "
+                f"| {fmt(f['wait_p50'])} / {fmt(f['wait_p95'])} / {fmt(f['wait_max'])} |"
+            )
     checks = []
     for name, figures in phases.items():
         rate = figures["failures"] / max(figures["requests"], 1)
-        checks.append((f"{name}: failed requests", f"≤ {LIMITS['error_rate']:.0%}",
-                       f"{figures['failures']} of {figures['requests']} ({rate:.2%})", rate <= LIMITS["error_rate"]))
+        checks.append(
+            (
+                f"{name}: failed requests",
+                f"≤ {LIMITS['error_rate']:.0%}",
+                f"{figures['failures']} of {figures['requests']} ({rate:.2%})",
+                rate <= LIMITS["error_rate"],
+            )
+        )
         worst = max(f["server_p95"] or 0 for f in figures["agencies"].values())
-        checks.append((f"{name}: upload→enqueue p95 (server), each agency", f"≤ {LIMITS['upload_p95_ms']:.0f} ms",
-                       f"{worst:,.0f} ms at most", worst <= LIMITS["upload_p95_ms"]))
-    checks.append(("queue drained after the run", f"≤ {DRAIN_LIMIT_SECONDS} s, every job done or failed",
-                   "not drained" if drain["seconds"] is None else
-                   f"{drain['seconds']:.0f} s, {drain['unfinished']} unfinished",
-                   drain["seconds"] is not None and drain["unfinished"] == 0))
+        checks.append(
+            (
+                f"{name}: upload→enqueue p95 (server), each agency",
+                f"≤ {LIMITS['upload_p95_ms']:.0f} ms",
+                f"{worst:,.0f} ms at most",
+                worst <= LIMITS["upload_p95_ms"],
+            )
+        )
+    checks.append(
+        (
+            "queue drained after the run",
+            f"≤ {DRAIN_LIMIT_SECONDS} s, every job done or failed",
+            "not drained"
+            if drain["seconds"] is None
+            else f"{drain['seconds']:.0f} s, {drain['unfinished']} unfinished",
+            drain["seconds"] is not None and drain["unfinished"] == 0,
+        )
+    )
     other_base, other_burst = base["agencies"][OTHER_AGENCY], burst["agencies"][OTHER_AGENCY]
     increase = other_burst["server_p95"] / other_base["server_p95"] - 1
-    checks.append((f"{OTHER_AGENCY} upload→enqueue p95 (server) with the {BURST_AGENCY} burst",
-                   f"≤ +{LIMITS['other_upload_p95_increase']:.0%}",
-                   f"{fmt(other_base['server_p95'])} → {fmt(other_burst['server_p95'])} ms ({increase:+.0%}; "
-                   f"client {fmt(other_base['upload_p95'])} → {fmt(other_burst['upload_p95'])} ms)",
-                   increase <= LIMITS["other_upload_p95_increase"]))
-    checks.append((f"{OTHER_AGENCY} queue wait p95 with the {BURST_AGENCY} burst", "reported",
-                   f"{fmt(other_base['wait_p95'])} → {fmt(other_burst['wait_p95'])} ms "
-                   f"({BURST_AGENCY}: {fmt(base['agencies'][BURST_AGENCY]['wait_p95'])} → "
-                   f"{fmt(burst['agencies'][BURST_AGENCY]['wait_p95'])} ms)", True))
+    checks.append(
+        (
+            f"{OTHER_AGENCY} upload→enqueue p95 (server) with the {BURST_AGENCY} burst",
+            f"≤ +{LIMITS['other_upload_p95_increase']:.0%}",
+            f"{fmt(other_base['server_p95'])} → {fmt(other_burst['server_p95'])} ms ({increase:+.0%}; "
+            f"client {fmt(other_base['upload_p95'])} → {fmt(other_burst['upload_p95'])} ms)",
+            increase <= LIMITS["other_upload_p95_increase"],
+        )
+    )
+    checks.append(
+        (
+            f"{OTHER_AGENCY} queue wait p95 with the {BURST_AGENCY} burst",
+            "reported",
+            f"{fmt(other_base['wait_p95'])} → {fmt(other_burst['wait_p95'])} ms "
+            f"({BURST_AGENCY}: {fmt(base['agencies'][BURST_AGENCY]['wait_p95'])} → "
+            f"{fmt(burst['agencies'][BURST_AGENCY]['wait_p95'])} ms)",
+            True,
+        )
+    )
     print("\n| check | limit | measured | |")
     print("| --- | --- | --- | --- |")
     for check, limit, measured, ok in checks:
@@ -374,9 +476,11 @@ def report(phases: dict[str, dict], drain: dict, load_before: float) -> bool:
 def main() -> int:
     load_before = os.getloadavg()[0]
     probes, gallery_photos = shared_photos()
-    print(f"Setting up {LOAD_DATABASE}: {len(AGENCIES)} agencies × {OFFICERS_PER_AGENCY} officers, "
-          f"{len(gallery_photos)} gallery photos each, {len(probes)} probe photos (≤ {PROBE_MAX_BYTES // 1000} kB)",
-          file=sys.stderr)
+    print(
+        f"Setting up {LOAD_DATABASE}: {len(AGENCIES)} agencies × {OFFICERS_PER_AGENCY} officers, "
+        f"{len(gallery_photos)} gallery photos each, {len(probes)} probe photos (≤ {PROBE_MAX_BYTES // 1000} kB)",
+        file=sys.stderr,
+    )
     _admin_execute(f'DROP DATABASE IF EXISTS "{LOAD_DATABASE}" WITH (FORCE)')
     _admin_execute(f'CREATE DATABASE "{LOAD_DATABASE}"')
     processes = Processes()
@@ -389,18 +493,54 @@ def main() -> int:
         flush_broker()
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        web = processes.start("web", [str(BASE_DIR / ".venv/bin/gunicorn"), "portal.wsgi", "--workers",
-                                      str(WEB_WORKERS), "--bind", f"127.0.0.1:{port}",
-                                      "--access-logfile", str(ACCESS_LOG), "--access-logformat", ACCESS_FORMAT])
+        web = processes.start(
+            "web",
+            [
+                str(BASE_DIR / ".venv/bin/gunicorn"),
+                "portal.wsgi",
+                "--workers",
+                str(WEB_WORKERS),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--access-logfile",
+                str(ACCESS_LOG),
+                "--access-logformat",
+                ACCESS_FORMAT,
+            ],
+        )
         worker_name = f"load-{os.getpid()}@{platform.node()}"
-        worker = processes.start("worker", ["nice", "-n", str(NICE), sys.executable, "-m", "celery", "-A",
-                                            "portal", "worker", "--concurrency", str(WORKER_CONCURRENCY),
-                                            "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", worker_name,
-                                            "--without-gossip", "--without-mingle", "--loglevel", "WARNING"])
+        worker = processes.start(
+            "worker",
+            [
+                "nice",
+                "-n",
+                str(NICE),
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--concurrency",
+                str(WORKER_CONCURRENCY),
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "-n",
+                worker_name,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "WARNING",
+            ],
+        )
         wait_for("web server", lambda: web_ready(url), web, "web.log")
-        wait_for("worker", lambda: worker_ready(worker_name), worker, "worker.log")
-        print(f"Locust: warm-up ({WARMUP_SECONDS} s), then baseline and burst ({RUN_SECONDS} s each) on {url}",
-              file=sys.stderr)
+        wait_for(
+            "worker", lambda: worker_consuming_search_queue(worker_name=worker_name, timeout=1.0), worker, "worker.log"
+        )
+        print(
+            f"Locust: warm-up ({WARMUP_SECONDS} s), then baseline and burst ({RUN_SECONDS} s each) on {url}",
+            file=sys.stderr,
+        )
         runs, drain = run_locust(url, config_path)
         passed = report({name: phase_figures(run) for name, run in runs.items()}, drain, load_before)
     finally:

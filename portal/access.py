@@ -29,9 +29,13 @@ def safe_next(request, candidate: str | None) -> str:
     """A local path of this portal, or "/": never another host, a scheme, or a bare word (which the redirect
     shortcut would take for a view name)."""
     candidate = (candidate or "").strip()
-    if (candidate.startswith("/") and not candidate.startswith(("//", "/\\"))
-            and url_has_allowed_host_and_scheme(candidate, allowed_hosts={request.get_host()},
-                                                require_https=request.is_secure())):
+    if (
+        candidate.startswith("/")
+        and not candidate.startswith(("//", "/\\"))
+        and url_has_allowed_host_and_scheme(
+            candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        )
+    ):
         return candidate
     return "/"
 

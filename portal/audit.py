@@ -15,8 +15,18 @@ GENESIS_HASH = "0" * 64
 _CHAIN_LOCK_KEY = 7_312_004_118
 
 
-def audit_record(*, action: str, actor=None, username: str = "", agency=None, ip_address: str | None = None,
-                 case=None, target=None, detail: str = "", data: dict | None = None) -> AuditEntry:
+def audit_record(
+    *,
+    action: str,
+    actor=None,
+    username: str = "",
+    agency=None,
+    ip_address: str | None = None,
+    case=None,
+    target=None,
+    detail: str = "",
+    data: dict | None = None,
+) -> AuditEntry:
     """Append an entry, in the caller's transaction."""
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -25,13 +35,19 @@ def audit_record(*, action: str, actor=None, username: str = "", agency=None, ip
             entry_id = cursor.fetchone()[0]
         previous = AuditEntry.objects.order_by("-id").values_list("entry_hash", flat=True).first()
         entry = AuditEntry(
-            id=entry_id, at=timezone.now(), action=action, actor=actor,
+            id=entry_id,
+            at=timezone.now(),
+            action=action,
+            actor=actor,
             username=(username or (actor.username if actor else ""))[:150],
             agency=agency if agency is not None else getattr(actor, "agency", None),
-            ip_address=ip_address, case=case,
+            ip_address=ip_address,
+            case=case,
             target_type=target._meta.label_lower if target is not None else "",
             target_id=str(target.pk) if target is not None else "",
-            detail=detail[:300], data=data or {}, prev_hash=previous or GENESIS_HASH,
+            detail=detail[:300],
+            data=data or {},
+            prev_hash=previous or GENESIS_HASH,
         )
         entry.entry_hash = entry.compute_hash()
         entry.save(force_insert=True)
@@ -54,10 +70,20 @@ def audit_csv_rows(entries):
     typed by people and must never run as a formula in the auditor's spreadsheet."""
     yield CSV_HEADER
     for entry in entries:
-        yield [csv_cell(value) for value in (
-            entry.id, entry.at.isoformat(), entry.action, entry.username, entry.ip_address or "",
-            entry.case.number if entry.case else "", f"{entry.target_type}:{entry.target_id}".strip(":"),
-            entry.detail, entry.entry_hash)]
+        yield [
+            csv_cell(value)
+            for value in (
+                entry.id,
+                entry.at.isoformat(),
+                entry.action,
+                entry.username,
+                entry.ip_address or "",
+                entry.case.number if entry.case else "",
+                f"{entry.target_type}:{entry.target_id}".strip(":"),
+                entry.detail,
+                entry.entry_hash,
+            )
+        ]
 
 
 @dataclass
@@ -83,9 +109,12 @@ def audit_verify(*, batch_size: int = 5000) -> ChainCheck:
             return ChainCheck(entries=count, head_hash=previous_hash)
         for entry in batch:
             if entry.prev_hash != previous_hash:
-                return ChainCheck(count, previous_hash, entry.id,
-                                  "its link to the previous entry is broken (an entry before it was deleted, "
-                                  "changed or moved)")
+                return ChainCheck(
+                    count,
+                    previous_hash,
+                    entry.id,
+                    "its link to the previous entry is broken (an entry before it was deleted, changed or moved)",
+                )
             if entry.compute_hash() != entry.entry_hash:
                 return ChainCheck(count, previous_hash, entry.id, "its content does not match its hash (changed)")
             previous_hash = entry.entry_hash

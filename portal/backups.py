@@ -82,6 +82,7 @@ class RestoreSummary:
 
 # --- PostgreSQL client tools ------------------------------------------------------------------
 
+
 def pg_tool(name: str) -> str:
     """The path of a PostgreSQL client tool: in PG_BIN_DIR when set; else the embedded server's (pgserver) before
     PATH's, or PATH's first when DATABASE_URL names another server."""
@@ -127,6 +128,7 @@ def _run_tool(args: list[str], what: str) -> str:
 
 # --- What the deployment holds ----------------------------------------------------------------
 
+
 def _table_names(cursor) -> list[str]:
     return sorted(connection.introspection.table_names(cursor))
 
@@ -149,8 +151,11 @@ def _migration_state(cursor) -> dict[str, list[str]]:
 
 def product_tables() -> set[str]:
     """The tables of the product's own apps (accounts, portal, search)."""
-    return {model._meta.db_table for label in PRODUCT_APPS
-            for model in apps.get_app_config(label).get_models(include_auto_created=True)}
+    return {
+        model._meta.db_table
+        for label in PRODUCT_APPS
+        for model in apps.get_app_config(label).get_models(include_auto_created=True)
+    }
 
 
 def _media_names(folder: str = "") -> list[str]:
@@ -195,6 +200,7 @@ def _progress_bar(progress, total: int, description: str):
 
 # --- Backup -----------------------------------------------------------------------------------
 
+
 def backup_create(*, directory: str | os.PathLike | None = None, progress=None) -> BackupSummary:
     """Back the deployment up into DIRECTORY (new or empty; default a dated folder in BACKUP_DIR).
 
@@ -233,12 +239,16 @@ def _backup_into(partial: Path, target: Path, progress) -> BackupSummary:
             snapshot, created_at = cursor.fetchone()
             chain = audit_verify()
             if not chain.whole:
-                raise BackupRefused(f"The audit log is broken at entry {chain.broken_at} ({chain.problem}): "
-                                    "no backup of a log that does not hold.")
+                raise BackupRefused(
+                    f"The audit log is broken at entry {chain.broken_at} ({chain.problem}): "
+                    "no backup of a log that does not hold."
+                )
             tables = _table_counts(cursor)
             migrations = _migration_state(cursor)
-        _run_tool([pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", f"--file={partial / DUMP_NAME}"],
-                  "pg_dump")
+        _run_tool(
+            [pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", f"--file={partial / DUMP_NAME}"],
+            "pg_dump",
+        )
     files = {DUMP_NAME: _file_entry(partial / DUMP_NAME)}
     # Media after the database: a file the dump refers to can only be missing here if it was deleted since the
     # snapshot, i.e. by an erasure (erased again from the register at restore) or a retention purge (re-run).
@@ -263,11 +273,14 @@ def _backup_into(partial: Path, target: Path, progress) -> BackupSummary:
     if bar is not None:
         bar.close()
     manifest = {
-        "format": FORMAT, "created_at": created_at.isoformat(),
+        "format": FORMAT,
+        "created_at": created_at.isoformat(),
         "database": {"file": DUMP_NAME, "tool": "pg_dump --format=custom", "server_version": connection.pg_version},
-        "migrations": migrations, "tables": tables,
+        "migrations": migrations,
+        "tables": tables,
         "audit": {"entries": chain.entries, "head_hash": chain.head_hash},
-        "media_vanished": vanished, "files": files,
+        "media_vanished": vanished,
+        "files": files,
     }
     manifest_bytes = json.dumps(manifest, indent=1, sort_keys=True).encode()
     with open(partial / MANIFEST_NAME, "wb") as manifest_file:
@@ -275,13 +288,21 @@ def _backup_into(partial: Path, target: Path, progress) -> BackupSummary:
         manifest_file.flush()
         os.fsync(manifest_file.fileno())
     return BackupSummary(
-        directory=str(target), created_at=manifest["created_at"], files=len(files),
-        bytes=sum(entry["size"] for entry in files.values()), media_files=len(files) - 1, tables=tables,
-        audit_entries=chain.entries, audit_head_hash=chain.head_hash,
-        manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(), media_vanished=vanished)
+        directory=str(target),
+        created_at=manifest["created_at"],
+        files=len(files),
+        bytes=sum(entry["size"] for entry in files.values()),
+        media_files=len(files) - 1,
+        tables=tables,
+        audit_entries=chain.entries,
+        audit_head_hash=chain.head_hash,
+        manifest_sha256=hashlib.sha256(manifest_bytes).hexdigest(),
+        media_vanished=vanished,
+    )
 
 
 # --- Restore ----------------------------------------------------------------------------------
+
 
 def manifest_verify(directory: str | os.PathLike) -> dict:
     """The backup's manifest, once every file it lists is present with its size and SHA-256 and no other file is
@@ -334,15 +355,23 @@ def restore_from(*, directory: str | os.PathLike, progress=None) -> RestoreSumma
     with connection.cursor() as cursor:
         _require_same_migrations(_migration_state(cursor), manifest["migrations"])
         counts = _table_counts(cursor)
-    occupied = sorted(f"{table} ({count})" for table, count in counts.items()
-                      if count and table in product_tables() - MIGRATION_SEEDED_TABLES)
+    occupied = sorted(
+        f"{table} ({count})"
+        for table, count in counts.items()
+        if count and table in product_tables() - MIGRATION_SEEDED_TABLES
+    )
     if occupied:
-        raise BackupRefused("This deployment already holds data, nothing was restored: rows in "
-                            + ", ".join(occupied) + ". Restore only into an empty, migrated deployment.")
+        raise BackupRefused(
+            "This deployment already holds data, nothing was restored: rows in "
+            + ", ".join(occupied)
+            + ". Restore only into an empty, migrated deployment."
+        )
     stored = _media_names()
     if stored:
-        raise BackupRefused(f"The media storage already holds {len(stored)} files (first: {stored[0]}), "
-                            "nothing was restored. Restore only into an empty deployment.")
+        raise BackupRefused(
+            f"The media storage already holds {len(stored)} files (first: {stored[0]}), "
+            "nothing was restored. Restore only into an empty deployment."
+        )
     framework_rows = sorted(table for table, count in counts.items() if count and table != MIGRATIONS_TABLE)
 
     _database_load(source / DUMP_NAME, replace_tables=framework_rows)
@@ -350,17 +379,26 @@ def restore_from(*, directory: str | os.PathLike, progress=None) -> RestoreSumma
     tables, chain = _restored_check(manifest)
     # Only once the backup is whole again: the erasures made since, through the privacy officer's own steps.
     backup_created_at = datetime.fromisoformat(manifest["created_at"])
-    reapplied = [outcome for entry in register
-                 if (outcome := erasure_reapply(entry=entry, backup_created_at=backup_created_at))]
+    reapplied = [
+        outcome for entry in register if (outcome := erasure_reapply(entry=entry, backup_created_at=backup_created_at))
+    ]
     final = audit_verify()
     if not final.whole:
-        raise BackupError(f"The restore is NOT complete: the audit log broke at entry {final.broken_at} while "
-                          f"erasures were re-applied ({final.problem}).")
+        raise BackupError(
+            f"The restore is NOT complete: the audit log broke at entry {final.broken_at} while "
+            f"erasures were re-applied ({final.problem})."
+        )
     media = {name: entry for name, entry in manifest["files"].items() if name != DUMP_NAME}
     return RestoreSummary(
-        directory=str(source), backup_created_at=manifest["created_at"], files=len(manifest["files"]),
-        bytes=sum(entry["size"] for entry in manifest["files"].values()), media_files=len(media), tables=tables,
-        audit_head_hash=chain.head_hash, erasures_reapplied=reapplied)
+        directory=str(source),
+        backup_created_at=manifest["created_at"],
+        files=len(manifest["files"]),
+        bytes=sum(entry["size"] for entry in manifest["files"].values()),
+        media_files=len(media),
+        tables=tables,
+        audit_head_hash=chain.head_hash,
+        erasures_reapplied=reapplied,
+    )
 
 
 def _require_same_migrations(deployment: dict, backup: dict) -> None:
@@ -373,29 +411,45 @@ def _require_same_migrations(deployment: dict, backup: dict) -> None:
     raise BackupRefused(
         "This deployment's migrations differ from the backup's, nothing was restored (missing here: "
         f"{missing}; not in the backup: {extra}). Restore with the code version that made the backup, "
-        "then migrate.")
+        "then migrate."
+    )
 
 
 def _database_load(dump: Path, *, replace_tables: list[str]) -> None:
     """Load the dump's rows and sequence values in one transaction: all of them, or none."""
     toc = _run_tool([pg_tool("pg_restore"), "--list", str(dump)], "pg_restore --list")
-    keep = [line for line in toc.splitlines()
-            if (match := _TOC_DATA_LINE.match(line)) and not match.group(2).startswith(MIGRATIONS_TABLE)]
+    keep = [
+        line
+        for line in toc.splitlines()
+        if (match := _TOC_DATA_LINE.match(line)) and not match.group(2).startswith(MIGRATIONS_TABLE)
+    ]
     # What a migrate put there (content types, permissions, seeded rows) gives way to the backup's, whose ids
     # the restored rows refer to.
-    truncate = (f"TRUNCATE {', '.join(connection.ops.quote_name(t) for t in replace_tables)} CASCADE;\n"
-                if replace_tables else "")
+    truncate = (
+        f"TRUNCATE {', '.join(connection.ops.quote_name(t) for t in replace_tables)} CASCADE;\n"
+        if replace_tables
+        else ""
+    )
     environment = {**_pg_environment(), "PGOPTIONS": f"-c lock_timeout={LOCK_TIMEOUT} -c client_min_messages=warning"}
     with tempfile.TemporaryDirectory(prefix="portal-restore-") as work:
         listing = Path(work) / "toc.list"
         listing.write_text("\n".join(keep) + "\n")
-        with open(Path(work) / "pg_restore.err", "w+b") as restore_errors, \
-                open(Path(work) / "psql.err", "w+b") as psql_errors:
-            psql = subprocess.Popen([pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=psql_errors,
-                                    env=environment)
-            restore = subprocess.Popen([pg_tool("pg_restore"), "--data-only", f"--use-list={listing}", "--file=-",
-                                        str(dump)], stdout=subprocess.PIPE, stderr=restore_errors)
+        with (
+            open(Path(work) / "pg_restore.err", "w+b") as restore_errors,
+            open(Path(work) / "psql.err", "w+b") as psql_errors,
+        ):
+            psql = subprocess.Popen(
+                [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", "-"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                stderr=psql_errors,
+                env=environment,
+            )
+            restore = subprocess.Popen(
+                [pg_tool("pg_restore"), "--data-only", f"--use-list={listing}", "--file=-", str(dump)],
+                stdout=subprocess.PIPE,
+                stderr=restore_errors,
+            )
             try:
                 # Django's foreign keys are DEFERRABLE INITIALLY DEFERRED: checked at COMMIT, whatever the order.
                 psql.stdin.write(f"BEGIN;\n{truncate}".encode())
@@ -420,7 +474,8 @@ def _database_load(dump: Path, *, replace_tables: list[str]) -> None:
                 raise BackupError(
                     "Loading the database failed, nothing was loaded (one transaction): "
                     f"pg_restore exit {restore_code}: {restore_errors.read().decode(errors='replace')[-1500:]} "
-                    f"psql exit {psql_code}: {psql_errors.read().decode(errors='replace')[-1500:]}")
+                    f"psql exit {psql_code}: {psql_errors.read().decode(errors='replace')[-1500:]}"
+                )
     # The content types were replaced by the backup's, under other ids perhaps.
     from django.contrib.contenttypes.models import ContentType
 
@@ -445,8 +500,11 @@ def _media_load(source: Path, manifest: dict, progress) -> None:
 def _restored_check(manifest: dict):
     with connection.cursor() as cursor:
         tables = _table_counts(cursor)
-    problems = [f"{table}: {tables.get(table)} rows, the backup had {count}"
-                for table, count in manifest["tables"].items() if tables.get(table) != count]
+    problems = [
+        f"{table}: {tables.get(table)} rows, the backup had {count}"
+        for table, count in manifest["tables"].items()
+        if tables.get(table) != count
+    ]
     problems += [f"{table}: not in the backup" for table in sorted(set(tables) - set(manifest["tables"]))]
     for name, entry in sorted(manifest["files"].items()):
         if name == DUMP_NAME:
@@ -463,9 +521,13 @@ def _restored_check(manifest: dict):
     if not chain.whole:
         problems.append(f"the audit log is broken at entry {chain.broken_at} ({chain.problem})")
     elif chain.head_hash != manifest["audit"]["head_hash"]:
-        problems.append(f"the audit log's head hash is {chain.head_hash}, "
-                        f"the backup's {manifest['audit']['head_hash']}")
+        problems.append(
+            f"the audit log's head hash is {chain.head_hash}, the backup's {manifest['audit']['head_hash']}"
+        )
     if problems:
-        raise BackupError("The restore is NOT complete; the deployment holds what was loaded so far: "
-                          + "; ".join(problems[:20]) + ".")
+        raise BackupError(
+            "The restore is NOT complete; the deployment holds what was loaded so far: "
+            + "; ".join(problems[:20])
+            + "."
+        )
     return tables, chain

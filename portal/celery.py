@@ -1,22 +1,30 @@
-"""The Celery app. Workers and beat start the embedded servers when no URL names others."""
+"""The Celery app: configuration only. Importing it starts nothing; a worker or beat process starts the
+embedded servers (when no URL names others) from its own start-up signal, before it reaches the broker."""
 
 import os
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import beat_init, celeryd_init, worker_init, worker_process_init
 
 from portal import embedded
-from portal.ops.heartbeat import WorkerHeartbeat
 
-embedded.ensure_services()
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
 app = Celery("portal")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
-# Every worker writes a heartbeat into the broker while it runs; /readyz and /metrics count them.
-app.steps["worker"].add(WorkerHeartbeat)
+# Every worker writes a heartbeat into the broker while it runs; /readyz and /metrics count them. Named, not
+# imported: the worker loads the step, and a service that only publishes never imports the ops modules.
+app.steps["worker"].add("portal.ops.heartbeat:WorkerHeartbeat")
+
+
+@celeryd_init.connect
+@beat_init.connect
+def start_embedded_servers(**_):
+    """The worker's main process (celeryd_init) and beat (beat_init) start the embedded servers they need:
+    both signals come before the first connection to the broker or the database."""
+    embedded.ensure_services()
 
 
 @worker_init.connect

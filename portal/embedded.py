@@ -2,9 +2,10 @@
 
 Used only when DATABASE_URL / CELERY_BROKER_URL are unset. Both are real servers reached over
 real unix sockets under var/; they are started once, outlive the processes that use them, and are
-stopped only by `make stop` (python -m portal.embedded stop). No Django import here: manage.py and
-the Celery app call ensure_services() before settings are read; PORTAL_NO_AUTOSTART=1 turns that
-off (for `stop` and `status`, since importing the package starts them otherwise).
+stopped only by `make stop` (scripts/services.py stop). No Django import here, and importing this
+module starts nothing: only the process entry points call ensure_services() — manage.py and the WSGI
+module before settings are read, the Celery worker and beat from their start-up signals
+(portal/celery.py), the scripts, and the test run (tests/testenv.py).
 """
 
 from __future__ import annotations
@@ -126,8 +127,9 @@ def postgres_settings() -> dict[str, str]:
     return {
         "shared_buffers": os.environ.get("PORTAL_PG_SHARED_BUFFERS", f"{max(128, min(ram_mb // 4, 4096))}MB"),
         "effective_cache_size": f"{max(512, ram_mb // 2)}MB",
-        "maintenance_work_mem": os.environ.get("PORTAL_PG_MAINTENANCE_WORK_MEM",
-                                               f"{max(64, min(ram_mb // 8, 2048))}MB"),
+        "maintenance_work_mem": os.environ.get(
+            "PORTAL_PG_MAINTENANCE_WORK_MEM", f"{max(64, min(ram_mb // 8, 2048))}MB"
+        ),
         "max_parallel_maintenance_workers": str(max(0, cores - 1)),
         "jit": "off",
     }
@@ -138,8 +140,11 @@ def tune_postgres(server, pgdata: Path) -> None:
     wanted = postgres_settings()
     changed = []
     for name, value in wanted.items():
-        same = (f"pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{value}')" if value.endswith("MB")
-                else f"current_setting('{name}') = '{value}'")
+        same = (
+            f"pg_size_bytes(current_setting('{name}')) = pg_size_bytes('{value}')"
+            if value.endswith("MB")
+            else f"current_setting('{name}') = '{value}'"
+        )
         if " t\n" not in server.psql(f"SELECT {same};"):
             changed.append(name)
     if not changed:
@@ -175,16 +180,26 @@ def _start_valkey() -> None:
     subprocess.run(
         [
             _valkey_binary(),
-            "--port", "0",
-            "--unixsocket", str(VALKEY_SOCKET),
-            "--unixsocketperm", "700",
-            "--dir", str(VALKEY_DIR),
-            "--daemonize", "yes",
-            "--pidfile", str(VALKEY_PIDFILE),
-            "--logfile", str(VALKEY_DIR / "valkey.log"),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(VALKEY_SOCKET),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(VALKEY_DIR),
+            "--daemonize",
+            "yes",
+            "--pidfile",
+            str(VALKEY_PIDFILE),
+            "--logfile",
+            str(VALKEY_DIR / "valkey.log"),
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--save",
+            "",
         ],
         check=True,
     )
@@ -197,8 +212,6 @@ def _start_valkey() -> None:
 
 def ensure_services() -> None:
     """Start the embedded servers that are needed and not running yet (a cheap check otherwise)."""
-    if os.environ.get("PORTAL_NO_AUTOSTART"):
-        return
     need_pg = not os.environ.get("DATABASE_URL")
     need_broker = not (os.environ.get("CELERY_BROKER_URL") or os.environ.get("REDIS_URL"))
     if (not need_pg or postgres_running()) and (not need_broker or valkey_running()):
@@ -236,7 +249,6 @@ def main(argv: list[str]) -> None:
     """start | stop | status, for the Makefile (scripts/services.py)."""
     command = argv[0] if argv else "start"
     if command == "start":
-        os.environ.pop("PORTAL_NO_AUTOSTART", None)
         ensure_services()
     elif command == "stop":
         stop_services()

@@ -89,10 +89,15 @@ class AuditEntry(models.Model):
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+")
-    username = models.CharField(max_length=150, blank=True, db_index=True,
-                                help_text="The actor's username, or the name typed at a failed sign-in")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    username = models.CharField(
+        max_length=150,
+        blank=True,
+        db_index=True,
+        help_text="The actor's username, or the name typed at a failed sign-in",
+    )
     agency = models.ForeignKey("accounts.Agency", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     ip_address = models.GenericIPAddressField(null=True, blank=True, db_index=True)
     case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries")
@@ -110,10 +115,18 @@ class AuditEntry(models.Model):
 
     def canonical_content(self) -> dict:
         return {
-            "id": self.id, "at": self.at.isoformat(), "action": self.action, "actor_id": self.actor_id,
-            "username": self.username, "agency_id": self.agency_id, "ip_address": self.ip_address,
-            "case_id": self.case_id, "target_type": self.target_type, "target_id": self.target_id,
-            "detail": self.detail, "data": self.data,
+            "id": self.id,
+            "at": self.at.isoformat(),
+            "action": self.action,
+            "actor_id": self.actor_id,
+            "username": self.username,
+            "agency_id": self.agency_id,
+            "ip_address": self.ip_address,
+            "case_id": self.case_id,
+            "target_type": self.target_type,
+            "target_id": self.target_id,
+            "detail": self.detail,
+            "data": self.data,
         }
 
     def compute_hash(self) -> str:

@@ -21,7 +21,9 @@ def readyz(request):
 @require_safe
 def metrics(request):
     if not ops_metrics.metrics_access_allowed(request):
-        return HttpResponseForbidden("Metrics are served to the addresses of METRICS_ALLOWED or with the "
-                                     "bearer token of METRICS_TOKEN.", content_type="text/plain")
+        return HttpResponseForbidden(
+            "Metrics are served to the addresses of METRICS_ALLOWED or with the bearer token of METRICS_TOKEN.",
+            content_type="text/plain",
+        )
     body, content_type = ops_metrics.metrics_text()
     return HttpResponse(body, content_type=content_type)

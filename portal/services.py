@@ -1,4 +1,4 @@
-"""Writes for cases."""
+"""Writes for cases and case reports."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
+from portal import publish
 from portal.audit import audit_record
-from portal.models import AuditEntry, Case
+from portal.models import AuditEntry, Case, CaseReport
 
 
 class CaseError(ValueError):
@@ -22,10 +23,12 @@ def case_create(*, created_by: User, number: str, title: str) -> Case:
         raise CaseError("A case needs a number.")
     try:
         with transaction.atomic():
-            case = Case.objects.create(agency_id=created_by.agency_id, number=number,
-                                       title=title.strip() or number, created_by=created_by)
-            audit_record(action=AuditEntry.Action.CASE_OPENED, actor=created_by, case=case, target=case,
-                         detail=case.title)
+            case = Case.objects.create(
+                agency_id=created_by.agency_id, number=number, title=title.strip() or number, created_by=created_by
+            )
+            audit_record(
+                action=AuditEntry.Action.CASE_OPENED, actor=created_by, case=case, target=case, detail=case.title
+            )
             return case
     except IntegrityError:
         raise CaseError(f"Case {number} already exists in your agency.") from None
@@ -50,3 +53,14 @@ def case_reopen(*, case: Case, actor: User | None = None) -> Case:
     audit_record(action=AuditEntry.Action.CASE_REOPENED, actor=actor, agency=case.agency, case=case, target=case)
     case.refresh_from_db()
     return case
+
+
+@transaction.atomic
+def case_report_request(*, case: Case, user: User, ip_address: str | None = None) -> CaseReport:
+    """Ask for a case's PDF report; a worker renders it once this transaction is committed."""
+    report = CaseReport.objects.create(case=case, requested_by=user)
+    audit_record(action=AuditEntry.Action.REPORT_REQUESTED, actor=user, case=case, target=report, ip_address=ip_address)
+    report_id = report.id
+    # Queued only after commit, or the worker may look for a report it cannot see yet.
+    transaction.on_commit(lambda: publish.case_report_render(report_id))
+    return report

@@ -366,8 +366,10 @@ CELERY_TASK_SOFT_TIME_LIMIT = max(SEARCH_TIME_LIMIT_SECONDS - 10, 1)
 # Redis redelivers an unacknowledged task after this; it must stay above the hard time limit, or a
 # long task would run twice. Ten priority lists per queue (0 is taken first): a search's priority is
 # its agency's backlog, so one agency's burst queues behind the others' searches (search_job_enqueue).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
-                                   "priority_steps": list(range(10))}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600),
+    "priority_steps": list(range(10)),
+}
 if CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] <= CELERY_TASK_TIME_LIMIT:
     raise ImproperlyConfigured("CELERY_VISIBILITY_TIMEOUT must exceed SEARCH_TIME_LIMIT_SECONDS")
 CELERY_TASK_IGNORE_RESULT = True

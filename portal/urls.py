@@ -6,7 +6,6 @@ from django_otp.admin import OTPAdminSite
 
 from portal import ops_views, views
 
-
 portal_patterns = [
     path("", views.dashboard, name="dashboard"),
     path("cases/", views.case_list, name="case-list"),

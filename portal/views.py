@@ -7,25 +7,29 @@ from django.core.paginator import Paginator
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST, require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
-from portal import reports, selectors, services
+from portal import selectors, services
 from portal.access import agency_member_required, private, supervisor_required
 from portal.audit import audit_csv_rows, audit_record
+from portal.client_address import client_address
 from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
 from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
 from search.forms import ProbeUploadForm
-from portal.client_address import client_address
 
 
 @require_safe
 @agency_member_required
 def dashboard(request):
-    return render(request, "portal/dashboard.html", {
-        "open_cases": selectors.open_cases(user=request.user),
-        "recent_jobs": search_selectors.recent_jobs(user=request.user),
-    })
+    return render(
+        request,
+        "portal/dashboard.html",
+        {
+            "open_cases": selectors.open_cases(user=request.user),
+            "recent_jobs": search_selectors.recent_jobs(user=request.user),
+        },
+    )
 
 
 @require_safe
@@ -33,11 +37,15 @@ def dashboard(request):
 def case_list(request):
     filters = CaseFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
-    return render(request, "portal/case_list.html", {
-        "filters": filters,
-        "cases": selectors.case_list(user=request.user, **criteria),
-        "filtered": any(criteria.values()) if criteria else False,
-    })
+    return render(
+        request,
+        "portal/case_list.html",
+        {
+            "filters": filters,
+            "cases": selectors.case_list(user=request.user, **criteria),
+            "filtered": any(criteria.values()) if criteria else False,
+        },
+    )
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
@@ -58,18 +66,10 @@ def case_create(request):
 @require_safe
 @agency_member_required
 def case_detail(request, code):
-    return case_page(request, selectors.case_get(user=request.user, code=code))
-
-
-def case_page(request, case, upload_form: ProbeUploadForm | None = None, status: int = 200):
-    """The case page; the upload view renders it again with the form's errors."""
-    return render(request, "portal/case_detail.html", {
-        "case": case,
-        "jobs": search_selectors.jobs_for_case(case=case),
-        "leads": search_selectors.confirmed_leads(case=case),
-        "reports": case.reports.select_related("requested_by")[:5],
-        "upload_form": upload_form or ProbeUploadForm(),
-    }, status=status)
+    case = selectors.case_get(user=request.user, code=code)
+    return render(
+        request, "portal/case_detail.html", selectors.case_page_context(case=case, upload_form=ProbeUploadForm())
+    )
 
 
 @agency_member_required
@@ -90,12 +90,18 @@ def case_reopen(request, code):
 
 # --- Audit log ------------------------------------------------------------------------------------
 
+
 def _audit_filtered(request):
     filters = AuditFilterForm(request.GET or None)
     criteria = filters.cleaned_data if filters.is_valid() else {}
-    entries = selectors.audit_entries(user=request.user, username=criteria.get("username", ""),
-                                      case_number=criteria.get("case", ""), action=criteria.get("action", ""),
-                                      date_from=criteria.get("date_from"), date_to=criteria.get("date_to"))
+    entries = selectors.audit_entries(
+        user=request.user,
+        username=criteria.get("username", ""),
+        case_number=criteria.get("case", ""),
+        action=criteria.get("action", ""),
+        date_from=criteria.get("date_from"),
+        date_to=criteria.get("date_to"),
+    )
     return filters, entries
 
 
@@ -106,10 +112,16 @@ def audit_log(request):
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "portal/audit.html", {
-        "filters": filters, "page": page, "query": query.urlencode(),
-        "summaries": selectors.officer_summaries(user=request.user),
-    })
+    return render(
+        request,
+        "portal/audit.html",
+        {
+            "filters": filters,
+            "page": page,
+            "query": query.urlencode(),
+            "summaries": selectors.officer_summaries(user=request.user),
+        },
+    )
 
 
 @require_safe
@@ -117,25 +129,32 @@ def audit_log(request):
 def audit_export(request):
     filters, entries = _audit_filtered(request)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="audit-{request.user.agency.slug}-{timezone.now():%Y%m%d-%H%M}.csv"'
+    filename = f"audit-{request.user.agency.slug}-{timezone.now():%Y%m%d-%H%M}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     private(response)
     writer = csv.writer(response)
     count = -1  # the header row
     for row in audit_csv_rows(entries.iterator()):
         writer.writerow(row)
         count += 1
-    audit_record(action=AuditEntry.Action.AUDIT_EXPORTED, actor=request.user, ip_address=client_address(request),
-                 detail=f"{count} entries", data={"filters": request.GET.dict()})
+    audit_record(
+        action=AuditEntry.Action.AUDIT_EXPORTED,
+        actor=request.user,
+        ip_address=client_address(request),
+        detail=f"{count} entries",
+        data={"filters": request.GET.dict()},
+    )
     return response
 
 
 # --- Case report ----------------------------------------------------------------------------------
 
+
 @agency_member_required
 @require_POST
 def case_report_request(request, code):
     case = selectors.case_get(user=request.user, code=code)
-    reports.case_report_request(case=case, user=request.user, ip_address=client_address(request))
+    services.case_report_request(case=case, user=request.user, ip_address=client_address(request))
     messages.success(request, "The case report is being prepared; it appears below in a moment.")
     return redirect("portal:case-detail", code=case.code)
 
@@ -146,7 +165,18 @@ def case_report_download(request, code):
     report = selectors.case_report_get(user=request.user, code=code)
     if report.status != CaseReport.Status.DONE or not report.file:
         raise Http404("The report is not ready")
-    audit_record(action=AuditEntry.Action.REPORT_DOWNLOADED, actor=request.user, case=report.case, target=report,
-                 ip_address=client_address(request))
-    return private(FileResponse(report.file.open("rb"), content_type="application/pdf", as_attachment=True,
-                                filename=f"case-{report.case.number}-report.pdf"))
+    audit_record(
+        action=AuditEntry.Action.REPORT_DOWNLOADED,
+        actor=request.user,
+        case=report.case,
+        target=report,
+        ip_address=client_address(request),
+    )
+    return private(
+        FileResponse(
+            report.file.open("rb"),
+            content_type="application/pdf",
+            as_attachment=True,
+            filename=f"case-{report.case.number}-report.pdf",
+        )
+    )

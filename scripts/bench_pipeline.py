@@ -11,7 +11,7 @@ import platform
 import statistics
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 os.environ["DATABASE_NAME"] = os.environ.get("BENCH_DATABASE_NAME", "portal_bench")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
@@ -43,16 +43,13 @@ from django.core.management import call_command  # noqa: E402
 from django.db import connection  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from scripts.figures import percentile  # noqa: E402
 from search import index  # noqa: E402
-from search.faces import get_engine  # noqa: E402
-from search.facework import PhotoFaces, timed  # noqa: E402
+from search.faces import DLIB_RESNET, get_engine  # noqa: E402
 from search.imaging import decode_photo  # noqa: E402
+from search.photo_faces import PhotoFaces, timed  # noqa: E402
 
 PADDED_SIZE = int(os.environ.get("BENCH_GALLERY_SIZE", "100000"))
-
-
-def percentile(values: list[float], pct: float) -> float:
-    return float(np.percentile(np.asarray(values), pct))
 
 
 def main() -> None:
@@ -102,54 +99,78 @@ def pad_and_search(real: np.ndarray) -> tuple[list[float], float, tuple[str, str
         cursor.execute(
             "INSERT INTO search_profile (code, gallery_id, display_name, aliases, record_reference, notes, created_at)"
             " SELECT gen_random_uuid(), %s, 'synthetic ' || g, '[]', '', '', now() FROM generate_series(1, %s) g",
-            [gallery.id, len(vectors)])
+            [gallery.id, len(vectors)],
+        )
         cursor.execute("SELECT id FROM search_profile WHERE gallery_id = %s ORDER BY id", [gallery.id])
         profile_ids = [row[0] for row in cursor.fetchall()]
         raw = cursor.connection
         with raw.cursor().copy(
             "COPY search_faceimage (code, profile_id, gallery_id, image, crop, source_name, box, landmarks,"
-            " embedding, engine, quality, content_hash, created_at) FROM STDIN") as copy:
-            for number, (profile_id, vector) in enumerate(tqdm(list(zip(profile_ids, vectors)), desc="Loading",
-                                                                unit="face", file=sys.stderr)):
-                copy.write_row([str(__import__("uuid").uuid4()), profile_id, gallery.id, "", "", "synthetic",
-                                "[0,0,0,0]", "[]", "[" + ",".join(f"{v:.6g}" for v in vector) + "]",
-                                "dlib-resnet-v1", "{}", f"{number:064d}", datetime.now(timezone.utc)])
+            " embedding, engine, quality, content_hash, created_at) FROM STDIN"
+        ) as copy:
+            loading = tqdm(list(zip(profile_ids, vectors, strict=True)), desc="Loading", unit="face", file=sys.stderr)
+            for number, (profile_id, vector) in enumerate(loading):
+                copy.write_row(
+                    [
+                        str(__import__("uuid").uuid4()),
+                        profile_id,
+                        gallery.id,
+                        "",
+                        "",
+                        "synthetic",
+                        "[0,0,0,0]",
+                        "[]",
+                        "[" + ",".join(f"{v:.6g}" for v in vector) + "]",
+                        DLIB_RESNET,
+                        "{}",
+                        f"{number:064d}",
+                        datetime.now(UTC),
+                    ]
+                )
         started = time.perf_counter()
         cursor.execute("SET maintenance_work_mem = '1GB'")
-        cursor.execute(index.hnsw_create_sql("dlib-resnet-v1", **index.hnsw_parameters("dlib-resnet-v1")))
+        cursor.execute(index.hnsw_create_sql(DLIB_RESNET, **index.hnsw_parameters(DLIB_RESNET)))
         build_s = time.perf_counter() - started
         cursor.execute("ANALYZE search_faceimage")
-        cursor.execute("SELECT pg_size_pretty(pg_table_size('search_faceimage')),"
-                       " pg_size_pretty(pg_relation_size('face_embedding_dlib_hnsw'))")
+        cursor.execute(
+            "SELECT pg_size_pretty(pg_table_size('search_faceimage')),"
+            " pg_size_pretty(pg_relation_size('face_embedding_dlib_hnsw'))"
+        )
         sizes = cursor.fetchone()
     latencies = []
     probes = real[rng.permutation(len(real))][:60]
     for vector in probes:
-        index.nearest_profiles(vector, engine="dlib-resnet-v1", gallery_ids=[gallery.id], limit=10)  # warm
+        index.nearest_profiles(vector, engine=DLIB_RESNET, gallery_ids=[gallery.id], limit=10)  # warm
     for _ in range(5):
         for vector in probes:
             started = time.perf_counter()
-            index.nearest_profiles(vector, engine="dlib-resnet-v1", gallery_ids=[gallery.id], limit=10)
+            index.nearest_profiles(vector, engine=DLIB_RESNET, gallery_ids=[gallery.id], limit=10)
             latencies.append((time.perf_counter() - started) * 1000)
     return latencies, build_s, sizes
 
 
 def print_report(photo_count, stage_values, per_face, search_ms, build_s, sizes) -> None:
-    print(f"\n### make bench — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-    print(f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
-          f"{platform.python_version()}; engine {get_engine().name}, HOG upsample {settings.FACE_DETECT_UPSAMPLE},"
-          f" photos scaled to ≤ {settings.FACE_DETECT_MAX_SIDE} px.\n")
+    print(f"\n### make bench — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, Python "
+        f"{platform.python_version()}; engine {get_engine().name}, HOG upsample {settings.FACE_DETECT_UPSAMPLE},"
+        f" photos scaled to ≤ {settings.FACE_DETECT_MAX_SIDE} px.\n"
+    )
     print(f"Pipeline stages over {photo_count} shared photos (ms per photo):\n")
     print("| stage | p50 | p95 |\n|---|---:|---:|")
     for stage, values in stage_values.items():
         print(f"| {stage} | {percentile(values, 50):.1f} | {percentile(values, 95):.1f} |")
     print(f"| embed, per face | {percentile(per_face, 50):.1f} | {percentile(per_face, 95):.1f} |")
-    print(f"\nSearch over a gallery padded to {PADDED_SIZE:,} descriptors (real descriptors plus synthetic"
-          f" Gaussian distractors; HNSW m {index.HNSW_M}, ef_construction {index.HNSW_EF_CONSTRUCTION}, ef_search"
-          f" {max(settings.HNSW_EF_SEARCH, 50)}, iterative scan {settings.HNSW_ITERATIVE_SCAN}; top 10 profiles):\n")
+    print(
+        f"\nSearch over a gallery padded to {PADDED_SIZE:,} descriptors (real descriptors plus synthetic"
+        f" Gaussian distractors; HNSW m {index.HNSW_M}, ef_construction {index.HNSW_EF_CONSTRUCTION}, ef_search"
+        f" {max(settings.HNSW_EF_SEARCH, 50)}, iterative scan {settings.HNSW_ITERATIVE_SCAN}; top 10 profiles):\n"
+    )
     print(f"- HNSW build: {build_s:.1f} s; table {sizes[0]}, index {sizes[1]}")
-    print(f"- query latency over {len(search_ms)} queries: p50 {percentile(search_ms, 50):.2f} ms,"
-          f" p95 {percentile(search_ms, 95):.2f} ms, max {max(search_ms):.2f} ms")
+    print(
+        f"- query latency over {len(search_ms)} queries: p50 {percentile(search_ms, 50):.2f} ms,"
+        f" p95 {percentile(search_ms, 95):.2f} ms, max {max(search_ms):.2f} ms"
+    )
     print(f"- mean {statistics.mean(search_ms):.2f} ms")
 
 

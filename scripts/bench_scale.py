@@ -28,15 +28,22 @@ import platform
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
+from scripts.figures import percentile
+from search.faces import DLIB_RESNET, ENGINES, YUNET_SFACE
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-ENGINE_ALIASES = {"dlib": "dlib-resnet-v1", "sface": "yunet-sface-int8", "fast": "yunet-sface-int8"}
-FILTERS = {"unfiltered": None, "filtered 100 %": ("one", "nineteen", "eighty"), "filtered 20 %": ("one", "nineteen"),
-           "filtered 1 %": ("one",)}
+ENGINE_ALIASES = {"dlib": DLIB_RESNET, "sface": YUNET_SFACE, "fast": YUNET_SFACE}
+FILTERS = {
+    "unfiltered": None,
+    "filtered 100 %": ("one", "nineteen", "eighty"),
+    "filtered 20 %": ("one", "nineteen"),
+    "filtered 1 %": ("one",),
+}
 GALLERY_SHARES = {"one": 0.01, "nineteen": 0.19, "eighty": 0.80}
 
 
@@ -52,8 +59,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--peer-probes", type=int, default=50, help="probes through the brute-force peer")
     parser.add_argument("--keep", action="store_true", help="keep the bench server and its data afterwards")
     parser.add_argument("--reuse", action="store_true", help="reuse the gallery of a kept run (no load, no build)")
-    parser.add_argument("--pipeline", action="store_true",
-                        help="also time batch enrolment and the whole probe pipeline against this gallery")
+    parser.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="also time batch enrolment and the whole probe pipeline against this gallery",
+    )
     parser.add_argument("--skip-searches", action="store_true", help="skip the search sweep (with --pipeline)")
     return parser.parse_args()
 
@@ -63,7 +73,6 @@ if __name__ == "__main__":
     ARGS = parse_args()
     BENCH_PGDATA = Path(os.environ.get("BENCH_PGDATA", BASE_DIR / "var" / "bench-pgdata"))
     BENCH_DATABASE = "portal_scale"
-
 
     def start_bench_server() -> str:
         """A PostgreSQL server of the benchmark's own, tuned like the product's embedded one."""
@@ -78,7 +87,6 @@ if __name__ == "__main__":
             server.psql(f"CREATE DATABASE {BENCH_DATABASE};")
         return server.get_uri(BENCH_DATABASE)
 
-
     def stop_bench_server(*, delete: bool) -> None:
         from portal import embedded
 
@@ -87,7 +95,6 @@ if __name__ == "__main__":
             embedded._pgserver()._commands.pg_ctl(["-w", "stop", "-m", "fast"], pgdata=BENCH_PGDATA, user=user)
         if delete:
             shutil.rmtree(BENCH_PGDATA, ignore_errors=True)
-
 
     os.environ["DATABASE_URL"] = start_bench_server()
     # The pipeline part submits probes as one officer and must not reach a running portal's workers.
@@ -108,11 +115,11 @@ if __name__ == "__main__":
 
     from search import index  # noqa: E402
     from search.faces import get_engine  # noqa: E402
-    from search.facework import PhotoFaces  # noqa: E402
     from search.imaging import decode_photo  # noqa: E402
+    from search.photo_faces import PhotoFaces  # noqa: E402
 
     ENGINE = ENGINE_ALIASES.get(ARGS.engine, ARGS.engine)
-    METRIC = index.METRICS[ENGINE]
+    METRIC = ENGINES[ENGINE].metric
     HNSW = index.hnsw_parameters(ENGINE)
     M = ARGS.m or HNSW["m"]
     EF_CONSTRUCTION = ARGS.ef_construction or HNSW["ef_construction"]
@@ -167,7 +174,7 @@ def mate_distances(real: np.ndarray, identities: list[str]) -> list[float]:
     for i in range(len(real)):
         for j in range(i + 1, len(real)):
             if identities[i] == identities[j]:
-                found.append(float(distances(real[j:j + 1], real[i])[0]))
+                found.append(float(distances(real[j : j + 1], real[i])[0]))
     return found
 
 
@@ -214,12 +221,15 @@ def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int
     from search.models import Gallery
 
     agency = Agency.objects.create(slug="bench", name="Bench", seats=5)
-    gallery_ids = {name: Gallery.objects.create(owner=agency, name=f"Synthetic {name}", engine=ENGINE,
-                                                legal_basis="Synthetic benchmark data").id
-                   for name in GALLERY_SHARES}
+    gallery_ids = {
+        name: Gallery.objects.create(
+            owner=agency, name=f"Synthetic {name}", engine=ENGINE, legal_basis="Synthetic benchmark data"
+        ).id
+        for name in GALLERY_SHARES
+    }
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        for name in index.HNSW_INDEX_NAMES.values():
+        for name in (entry.hnsw_index for entry in ENGINES.values()):
             cursor.execute(f"DROP INDEX IF EXISTS {name}")
         cursor.execute("CREATE TEMP TABLE staged (ordinal int, gallery_id bigint, embedding vector)")
         raw = connection.connection
@@ -230,14 +240,17 @@ def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int
                 copy.write_row([ordinal, gallery_ids[layout[ordinal]], vectors[ordinal]])
         cursor.execute(
             "INSERT INTO search_profile (code, gallery_id, display_name, aliases, record_reference, notes, created_at)"
-            " SELECT gen_random_uuid(), gallery_id, 'face ' || ordinal, '[]', '', '', now() FROM staged")
+            " SELECT gen_random_uuid(), gallery_id, 'face ' || ordinal, '[]', '', '', now() FROM staged"
+        )
         cursor.execute(
             "INSERT INTO search_faceimage (code, profile_id, gallery_id, image, crop, source_name, box, landmarks,"
             " embedding, engine, quality, minor_at_enrolment, content_hash, created_at)"
             " SELECT gen_random_uuid(), p.id, s.gallery_id, '', '', s.ordinal::text, '[0,0,0,0]', '[]',"
             "  s.embedding, %s, '{}', false, lpad(s.ordinal::text, 64, '0'), now()"
-            " FROM staged s JOIN search_profile p ON p.gallery_id = s.gallery_id AND p.display_name = 'face ' || s.ordinal",
-            [ENGINE])
+            " FROM staged s JOIN search_profile p"
+            " ON p.gallery_id = s.gallery_id AND p.display_name = 'face ' || s.ordinal",
+            [ENGINE],
+        )
         cursor.execute("DROP TABLE staged")
     return gallery_ids, time.perf_counter() - started
 
@@ -253,8 +266,10 @@ def build_index() -> float:
 
 def face_ids_by_ordinal(count: int, gallery_ids: list[int]) -> np.ndarray:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT id, source_name::int FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
-                       [ENGINE, gallery_ids])
+        cursor.execute(
+            "SELECT id, source_name::int FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+            [ENGINE, gallery_ids],
+        )
         rows = np.asarray(cursor.fetchall(), dtype=np.int64)
     ids = np.zeros(count, dtype=np.int64)
     ids[rows[:, 1]] = rows[:, 0]
@@ -263,9 +278,11 @@ def face_ids_by_ordinal(count: int, gallery_ids: list[int]) -> np.ndarray:
 
 def sizes() -> dict[str, int]:
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_table_size('search_faceimage'), pg_relation_size(%s),"
-                       " pg_total_relation_size('search_faceimage'), pg_database_size(current_database())",
-                       [index.HNSW_INDEX_NAMES[ENGINE]])
+        cursor.execute(
+            "SELECT pg_table_size('search_faceimage'), pg_relation_size(%s),"
+            " pg_total_relation_size('search_faceimage'), pg_database_size(current_database())",
+            [ENGINES[ENGINE].hnsw_index],
+        )
         table, hnsw, total, database = cursor.fetchone()
     return {"table": table, "hnsw": hnsw, "table with indexes": total, "database": database}
 
@@ -329,27 +346,28 @@ def exact_top(vectors, allowed, probes, exclude, k) -> tuple[np.ndarray, np.ndar
     top_d = np.zeros((len(probes), k), dtype=np.float32)
     position = {int(o): p for p, o in enumerate(allowed)} if len(allowed) < len(vectors) else None
     for start in range(0, len(probes), 100):
-        batch = probes[start:start + 100]
+        batch = probes[start : start + 100]
         if METRIC == "cosine":
             batch = batch / np.linalg.norm(batch, axis=1, keepdims=True)
             d = 1.0 - batch @ subset.T
         else:
             d = np.sqrt(np.maximum(norms[None, :] - 2 * batch @ subset.T + (batch * batch).sum(axis=1)[:, None], 0))
-        for row, ordinal in enumerate(exclude[start:start + 100]):
+        for row, ordinal in enumerate(exclude[start : start + 100]):
             if ordinal >= 0:
                 d[row, ordinal if position is None else position[int(ordinal)]] = np.inf
         part = np.argpartition(d, k, axis=1)[:, :k]
         part_d = np.take_along_axis(d, part, axis=1)
         order = np.argsort(part_d, axis=1)
-        top_ids[start:start + 100] = allowed[np.take_along_axis(part, order, axis=1)]
-        top_d[start:start + 100] = np.take_along_axis(part_d, order, axis=1)
+        top_ids[start : start + 100] = allowed[np.take_along_axis(part, order, axis=1)]
+        top_d[start : start + 100] = np.take_along_axis(part_d, order, axis=1)
     return top_ids, top_d
 
 
 def product_search(probe, gallery_ids, exclude_face_id) -> list[index.Hit]:
     exclude = (int(exclude_face_id),) if exclude_face_id else ()
-    return index.nearest_profiles(probe, engine=ENGINE, gallery_ids=gallery_ids, limit=TOP_K,
-                                  exclude_face_image_ids=exclude)
+    return index.nearest_profiles(
+        probe, engine=ENGINE, gallery_ids=gallery_ids, limit=TOP_K, exclude_face_image_ids=exclude
+    )
 
 
 def run_searches(label, probes, exclude, face_ids, ordinal_of, gallery_ids) -> tuple[list[float], np.ndarray]:
@@ -404,8 +422,14 @@ def mates_in_gallery(vectors, identities, real_count, exact_ids, found) -> dict:
         exact_rank1 += int(exact_ids[i, 0] in mates)
         product_rank1 += int(found[i, 0] in mates)
         under.append(int((distances(vectors[real_count:], vectors[i]) < threshold).sum()))
-    return {"threshold": threshold, "probes": real_count, "exact_rank1": exact_rank1, "product_rank1": product_rank1,
-            "under_mean": float(np.mean(under)), "searches_with_distractor": int((np.asarray(under) > 0).sum())}
+    return {
+        "threshold": threshold,
+        "probes": real_count,
+        "exact_rank1": exact_rank1,
+        "product_rank1": product_rank1,
+        "under_mean": float(np.mean(under)),
+        "searches_with_distractor": int((np.asarray(under) > 0).sum()),
+    }
 
 
 def mates_among_unfitted_distractors(real, identities, n, rng) -> dict:
@@ -421,25 +445,34 @@ def mates_among_unfitted_distractors(real, identities, n, rng) -> dict:
     for person in progress(people, desc="Distractors fitted without the probe's person", unit="person"):
         own = [i for i, who in enumerate(identities) if who == person]
         others = real[[who != person for who in identities]]
-        closer_than_mate = {i: 0 for i in own}
-        below = {i: 0 for i in own}
+        closer_than_mate = dict.fromkeys(own, 0)
+        below = dict.fromkeys(own, 0)
         for chunk in range(0, n - len(real), 200_000):
             size = min(200_000, n - len(real) - chunk)
-            drawn = rng.multivariate_normal(others.mean(axis=0), shrunk_covariance(others), size=size).astype(np.float32)
+            drawn = rng.multivariate_normal(others.mean(axis=0), shrunk_covariance(others), size=size).astype(
+                np.float32
+            )
             for i in own:
-                mate = min(float(distances(real[j:j + 1], real[i])[0]) for j in own if j != i)
+                mate = min(float(distances(real[j : j + 1], real[i])[0]) for j in own if j != i)
                 d = distances(drawn, real[i])
                 closer_than_mate[i] += int((d < mate).sum())
                 below[i] += int((d < threshold).sum())
         for i in own:
-            mate = min(float(distances(real[j:j + 1], real[i])[0]) for j in own if j != i)
+            mate = min(float(distances(real[j : j + 1], real[i])[0]) for j in own if j != i)
             closer_than_mate[i] += int((distances(others, real[i]) < mate).sum())
             ranks.append(closer_than_mate[i] + 1)
             under.append(below[i])
     ranks, under = np.asarray(ranks), np.asarray(under)
-    return {"threshold": threshold, "probes": len(ranks), "rank1": int((ranks == 1).sum()),
-            "rank10": int((ranks <= 10).sum()), "worst_rank": int(ranks.max()), "under_mean": float(under.mean()),
-            "under_max": int(under.max()), "searches_with_distractor": int((under > 0).sum())}
+    return {
+        "threshold": threshold,
+        "probes": len(ranks),
+        "rank1": int((ranks == 1).sum()),
+        "rank10": int((ranks <= 10).sum()),
+        "worst_rank": int(ranks.max()),
+        "under_mean": float(under.mean()),
+        "under_max": int(under.max()),
+        "searches_with_distractor": int((under > 0).sum()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -464,22 +497,32 @@ def photos_at_most_1024(folder: Path, copies: int) -> list[Path]:
 
 def enrolment_rate(workers: int, paths: list[Path]) -> dict:
     from accounts.models import Agency
-    from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+    from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 
     gallery, _ = gallery_get_or_create(
-        owner=Agency.objects.get(slug="bench"), name=f"Enrolment with {workers} workers {time.time():.0f}",
-        legal_basis="Synthetic benchmark data", source_type="booking", responsible_person="Bench",
-        retention_days=30)
+        owner=Agency.objects.get(slug="bench"),
+        name=f"Enrolment with {workers} workers {time.time():.0f}",
+        legal_basis="Synthetic benchmark data",
+        source_type="booking",
+        responsible_person="Bench",
+        retention_days=30,
+    )
     gallery.engine = ENGINE
     gallery.save(update_fields=["engine"])
     items = [EnrolmentItem(path=str(path), display_name=path.stem) for path in paths]
     started = time.perf_counter()
     with tqdm(total=len(items), desc=f"Enrolling with {workers} worker(s)", unit="photo", file=sys.stderr) as bar:
-        summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items, workers=workers,
-                                      progress=lambda item: bar.update(1))
+        summary = gallery_enrol_batch(
+            gallery=gallery, gallery_created=True, items=items, workers=workers, progress=lambda item: bar.update(1)
+        )
     seconds = time.perf_counter() - started
-    return {"workers": workers, "photos": len(items), "faces": summary.faces_enrolled, "seconds": seconds,
-            "rate": summary.faces_enrolled / seconds}
+    return {
+        "workers": workers,
+        "photos": len(items),
+        "faces": summary.faces_enrolled,
+        "seconds": seconds,
+        "rate": summary.faces_enrolled / seconds,
+    }
 
 
 def pipeline_latency(paths: list[Path]) -> dict:
@@ -493,17 +536,23 @@ def pipeline_latency(paths: list[Path]) -> dict:
 
     agency = Agency.objects.get(slug="bench")
     officer = User.objects.filter(username="bench-officer").first() or User.objects.create_user(
-        username="bench-officer", password=None, role=Role.OFFICER, agency=agency)
+        username="bench-officer", password=None, role=Role.OFFICER, agency=agency
+    )
     case = case_create(created_by=officer, number=f"BENCH-{time.time():.0f}", title="Pipeline benchmark")
     OffenseCategory.objects.get_or_create(name="Robbery")
     totals, stages = [], {}
     engine = get_engine(ENGINE)
-    one_face = [path for path in paths
-                if len(PhotoFaces(decode_photo(path.read_bytes()).image, engine).find()) == 1]
+    one_face = [path for path in paths if len(PhotoFaces(decode_photo(path.read_bytes()).image, engine).find()) == 1]
     runs = one_face[:3] + one_face  # the first three warm the process and are not counted
     for number, path in enumerate(progress(runs, desc="Probe pipeline", unit="probe")):
-        job = probe_submit(case=case, uploaded_by=officer, data=path.read_bytes(), original_name=path.name,
-                           purpose="Robbery", justification="Benchmark of the whole probe pipeline")
+        job = probe_submit(
+            case=case,
+            uploaded_by=officer,
+            data=path.read_bytes(),
+            original_name=path.name,
+            purpose="Robbery",
+            justification="Benchmark of the whole probe pipeline",
+        )
         started = time.perf_counter()
         search_job_run(job_id=job.id)
         elapsed = (time.perf_counter() - started) * 1000
@@ -521,10 +570,6 @@ def pipeline_latency(paths: list[Path]) -> dict:
 
 def mb(size: int) -> str:
     return f"{size / 1024 / 1024:,.0f} MB"
-
-
-def pct(values, q) -> float:
-    return float(np.percentile(np.asarray(values), q))
 
 
 def main() -> None:
@@ -549,8 +594,10 @@ def main() -> None:
     vectors = np.vstack([real, synthetic_distractors(real, n - len(real), rng)])
     if not reused:
         gallery_ids, load_s = load_gallery(vectors, layout)
-        print(f"loaded {n:,} faces in {load_s:.0f} s; building HNSW m {M}, ef_construction {EF_CONSTRUCTION}",
-              file=sys.stderr)
+        print(
+            f"loaded {n:,} faces in {load_s:.0f} s; building HNSW m {M}, ef_construction {EF_CONSTRUCTION}",
+            file=sys.stderr,
+        )
         build_s = build_index()
         if ARGS.pipeline:
             report_pipeline()
@@ -575,53 +622,78 @@ def main() -> None:
             latencies, found = run_searches(f"{label}, ef_search {ef}", probes, exclude, face_ids, ordinal_of, ids)
             top1, recall = agreement(found, exact_ids, exact_d, vectors, probes)
             misses = np.flatnonzero(found[:, 0] != exact_ids[:, 0])
-            print(f"  top-1 differs for {(misses < len(real)).sum()} real and {(misses >= len(real)).sum()} jittered"
-                  f" probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}", file=sys.stderr)
+            print(
+                f"  top-1 differs for {(misses < len(real)).sum()} real and {(misses >= len(real)).sum()} jittered"
+                f" probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}",
+                file=sys.stderr,
+            )
             results.append((label, ef, latencies, top1, recall, found))
-            print(f"  {label:15} ef_search {ef:4}: p50 {pct(latencies, 50):6.2f} ms, p95 {pct(latencies, 95):6.2f},"
-                  f" p99 {pct(latencies, 99):6.2f}; top-1 {top1:.4%}, recall@10 {recall:.4f}", file=sys.stderr)
+            print(
+                f"  {label:15} ef_search {ef:4}: p50 {percentile(latencies, 50):6.2f} ms,"
+                f" p95 {percentile(latencies, 95):6.2f},"
+                f" p99 {percentile(latencies, 99):6.2f}; top-1 {top1:.4%}, recall@10 {recall:.4f}",
+                file=sys.stderr,
+            )
     memory = postgres_memory()
-    peer = peer_search_ms(vectors, probes[:ARGS.peer_probes])
+    peer = peer_search_ms(vectors, probes[: ARGS.peer_probes])
     product_unfiltered = next(r for r in results if r[0] == "unfiltered" and r[1] == EF_SEARCH_VALUES[-1])
     in_gallery = mates_in_gallery(vectors, identities, len(real), exact_full[0], product_unfiltered[5])
     fair = mates_among_unfitted_distractors(real, identities, n, rng)
 
-    print(f"\n### make bench-scale N={n} ENGINE={ARGS.engine} — {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-    print(f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()},"
-          f" PostgreSQL {connection.cursor().connection.info.server_version // 10000}, engine {ENGINE}"
-          f" ({METRIC}). HNSW m {M}, ef_construction {EF_CONSTRUCTION}, iterative scan {ITERATIVE_SCAN};"
-          f" product query: top {TOP_K} profiles, {index.OVERFETCH}× over-fetch.\n")
-    print(f"Gallery: {n:,} faces = {len(real)} real descriptors of the shared photos + {n - len(real):,} synthetic"
-          f" (Gaussian with the mean and Ledoit-Wolf covariance of the real ones); galleries of 1 % / 19 % / 80 %. Probes: {len(probes):,}"
-          f" ({len(real)} real photos leave-one-out + {len(probes) - len(real):,} gallery members jittered by"
-          f" {mate_median:.3f}, the median distance between two real photos of one person).\n")
-    memo = (f"- Load (COPY + rows): {load_s:.0f} s; HNSW build: {build_s:.0f} s\n"
-            f"- On disk: table {mb(on_disk['table'])}, HNSW index {mb(on_disk['hnsw'])},"
-            f" table with all its indexes {mb(on_disk['table with indexes'])}, database {mb(on_disk['database'])}\n"
-            f"- PostgreSQL memory after the searches: {mb(memory['pss_sum'])} (PSS summed over"
-            f" {memory['processes']} processes), largest RSS {mb(memory['rss_max'])};"
-            f" shared_buffers {connection_setting('shared_buffers')}\n")
+    print(f"\n### make bench-scale N={n} ENGINE={ARGS.engine} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
+    print(
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()},"
+        f" PostgreSQL {connection.cursor().connection.info.server_version // 10000}, engine {ENGINE}"
+        f" ({METRIC}). HNSW m {M}, ef_construction {EF_CONSTRUCTION}, iterative scan {ITERATIVE_SCAN};"
+        f" product query: top {TOP_K} profiles, {index.OVERFETCH}× over-fetch.\n"
+    )
+    print(
+        f"Gallery: {n:,} faces = {len(real)} real descriptors of the shared photos + {n - len(real):,} synthetic"
+        " (Gaussian with the mean and Ledoit-Wolf covariance of the real ones); galleries of 1 % / 19 % / 80 %."
+        f" Probes: {len(probes):,}"
+        f" ({len(real)} real photos leave-one-out + {len(probes) - len(real):,} gallery members jittered by"
+        f" {mate_median:.3f}, the median distance between two real photos of one person).\n"
+    )
+    memo = (
+        f"- Load (COPY + rows): {load_s:.0f} s; HNSW build: {build_s:.0f} s\n"
+        f"- On disk: table {mb(on_disk['table'])}, HNSW index {mb(on_disk['hnsw'])},"
+        f" table with all its indexes {mb(on_disk['table with indexes'])}, database {mb(on_disk['database'])}\n"
+        f"- PostgreSQL memory after the searches: {mb(memory['pss_sum'])} (PSS summed over"
+        f" {memory['processes']} processes), largest RSS {mb(memory['rss_max'])};"
+        f" shared_buffers {connection_setting('shared_buffers')}\n"
+    )
     print(memo)
     print("| search | ef_search | p50 ms | p95 ms | p99 ms | top-1 = exact | top-10 recall |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for label, ef, latencies, top1, recall, _ in results:
-        print(f"| {label} | {ef} | {pct(latencies, 50):.2f} | {pct(latencies, 95):.2f} | {pct(latencies, 99):.2f}"
-              f" | {top1:.2%} ({round(top1 * len(probes))}/{len(probes)}) | {recall:.4f} |")
-    ratio = pct(peer, 50) / pct(product_unfiltered[2], 50)
-    print(f"\nBrute-force peer (NumPy distance to all {n:,} float64 descriptors, as `face_recognition` does),"
-          f" {len(peer)} probes: p50 {pct(peer, 50):.1f} ms, p95 {pct(peer, 95):.1f} ms —"
-          f" {ratio:.0f}× the product's unfiltered p50 at ef_search {product_unfiltered[1]}.\n")
-    print(f"Accuracy against gallery size ({n:,} faces, synthetic distractors, threshold {fair['threshold']}),"
-          f" each real photo searched leave-one-out:\n")
-    print(f"- distractors fitted without the probe's person (NumPy, exact): true mate at rank 1 for"
-          f" {fair['rank1']}/{fair['probes']}, in the top 10 for {fair['rank10']}/{fair['probes']} (worst rank"
-          f" {fair['worst_rank']}); distractors under the threshold per search: mean {fair['under_mean']:.2f},"
-          f" max {fair['under_max']}, in {fair['searches_with_distractor']}/{fair['probes']} searches;")
-    print(f"- the benchmark's gallery (distractors fitted to every photo, the probe's person included: pessimistic):"
-          f" rank 1 for {in_gallery['exact_rank1']}/{in_gallery['probes']} by exact search,"
-          f" {in_gallery['product_rank1']}/{in_gallery['probes']} by the product; distractors under the threshold"
-          f" per search: mean {in_gallery['under_mean']:.1f}, in {in_gallery['searches_with_distractor']}/"
-          f"{in_gallery['probes']} searches.\n")
+        print(
+            f"| {label} | {ef} | {percentile(latencies, 50):.2f} | {percentile(latencies, 95):.2f}"
+            f" | {percentile(latencies, 99):.2f}"
+            f" | {top1:.2%} ({round(top1 * len(probes))}/{len(probes)}) | {recall:.4f} |"
+        )
+    ratio = percentile(peer, 50) / percentile(product_unfiltered[2], 50)
+    print(
+        f"\nBrute-force peer (NumPy distance to all {n:,} float64 descriptors, as `face_recognition` does),"
+        f" {len(peer)} probes: p50 {percentile(peer, 50):.1f} ms, p95 {percentile(peer, 95):.1f} ms —"
+        f" {ratio:.0f}× the product's unfiltered p50 at ef_search {product_unfiltered[1]}.\n"
+    )
+    print(
+        f"Accuracy against gallery size ({n:,} faces, synthetic distractors, threshold {fair['threshold']}),"
+        f" each real photo searched leave-one-out:\n"
+    )
+    print(
+        f"- distractors fitted without the probe's person (NumPy, exact): true mate at rank 1 for"
+        f" {fair['rank1']}/{fair['probes']}, in the top 10 for {fair['rank10']}/{fair['probes']} (worst rank"
+        f" {fair['worst_rank']}); distractors under the threshold per search: mean {fair['under_mean']:.2f},"
+        f" max {fair['under_max']}, in {fair['searches_with_distractor']}/{fair['probes']} searches;"
+    )
+    print(
+        f"- the benchmark's gallery (distractors fitted to every photo, the probe's person included: pessimistic):"
+        f" rank 1 for {in_gallery['exact_rank1']}/{in_gallery['probes']} by exact search,"
+        f" {in_gallery['product_rank1']}/{in_gallery['probes']} by the product; distractors under the threshold"
+        f" per search: mean {in_gallery['under_mean']:.1f}, in {in_gallery['searches_with_distractor']}/"
+        f"{in_gallery['probes']} searches.\n"
+    )
     print(f"Whole run: {time.perf_counter() - started_all:.0f} s.")
     finish()
 
@@ -650,21 +722,37 @@ def report_pipeline() -> None:
 
     # The enrolled photos leave the gallery again, so the searches below compare the same faces as exact search.
     FaceImage.objects.exclude(gallery__name__startswith="Synthetic").delete()
-    print(f"\n### make bench-scale N={ARGS.n} ENGINE={ARGS.engine} ARGS=--pipeline —"
-          f" {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC\n")
-    print(f"Whole probe pipeline (search_job_run in a warm process: decode → detect → embed → search over the"
-          f" {ARGS.n:,}-face gallery → render crops → store candidates), {latency['probes']} one-face shared photos"
-          f" ≤ 1024 px, engine {ENGINE}:\n")
-    print(f"- total: p50 {pct(latency['totals'], 50):.0f} ms, p95 {pct(latency['totals'], 95):.0f} ms,"
-          f" max {max(latency['totals']):.0f} ms")
-    print("- by stage (p50 / p95 ms): " + ", ".join(
-        f"{stage} {pct(values, 50):.0f} / {pct(values, 95):.0f}" for stage, values in latency["stages"].items()))
-    print("\nBatch enrolment (gallery_enrol_batch, as enroll_gallery runs it) of the shared photos ≤ 1024 px,"
-          " six differently re-encoded copies each (the worker processes' start included), into a new gallery of this database (its HNSW index"
-          " updated on every insert):\n")
+    print(
+        f"\n### make bench-scale N={ARGS.n} ENGINE={ARGS.engine} ARGS=--pipeline —"
+        f" {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n"
+    )
+    print(
+        f"Whole probe pipeline (search_job_run in a warm process: decode → detect → embed → search over the"
+        f" {ARGS.n:,}-face gallery → render crops → store candidates), {latency['probes']} one-face shared photos"
+        f" ≤ 1024 px, engine {ENGINE}:\n"
+    )
+    print(
+        f"- total: p50 {percentile(latency['totals'], 50):.0f} ms, p95 {percentile(latency['totals'], 95):.0f} ms,"
+        f" max {max(latency['totals']):.0f} ms"
+    )
+    print(
+        "- by stage (p50 / p95 ms): "
+        + ", ".join(
+            f"{stage} {percentile(values, 50):.0f} / {percentile(values, 95):.0f}"
+            for stage, values in latency["stages"].items()
+        )
+    )
+    print(
+        "\nBatch enrolment (gallery_enrol_batch, as enroll_gallery runs it) of the shared photos ≤ 1024 px,"
+        " six differently re-encoded copies each (the worker processes' start included),"
+        " into a new gallery of this database (its HNSW index"
+        " updated on every insert):\n"
+    )
     print("| worker processes | photos | faces enrolled | seconds | faces / s |\n|---:|---:|---:|---:|---:|")
     for rate in rates:
-        print(f"| {rate['workers']} | {rate['photos']} | {rate['faces']} | {rate['seconds']:.1f} | {rate['rate']:.1f} |")
+        print(
+            f"| {rate['workers']} | {rate['photos']} | {rate['faces']} | {rate['seconds']:.1f} | {rate['rate']:.1f} |"
+        )
 
 
 def connection_setting(name: str) -> str:

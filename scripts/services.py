@@ -4,7 +4,6 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ["PORTAL_NO_AUTOSTART"] = "1"  # importing the package must not start what we may stop
 
 from portal.embedded import main  # noqa: E402
 

@@ -53,16 +53,34 @@ class SearchJobAdmin(ReadOnlyAdmin):
     """Searches as metadata for the people who run the deployment: agency, times, state, counts. Never the
     justification, the photo, the officer's case or the candidates."""
 
-    list_display = ("code", "agency", "status", "stage", "attempts", "faces", "candidates", "created_at",
-                    "finished_at")
+    list_display = ("code", "agency", "status", "stage", "attempts", "faces", "candidates", "created_at", "finished_at")
     list_filter = ("agency", "status")
-    fields = ("code", "agency", "status", "stage", "engine", "attempts", "faces", "candidates", "stage_ms",
-              "error", "created_at", "started_at", "finished_at")
+    fields = (
+        "code",
+        "agency",
+        "status",
+        "stage",
+        "engine",
+        "attempts",
+        "faces",
+        "candidates",
+        "stage_ms",
+        "error",
+        "created_at",
+        "started_at",
+        "finished_at",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request):
-        return super().get_queryset(request).select_related("agency").annotate(
-            face_count=Count("probe__faces", distinct=True), candidate_count=Count("candidates", distinct=True))
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("agency")
+            .annotate(
+                face_count=Count("probe__faces", distinct=True), candidate_count=Count("candidates", distinct=True)
+            )
+        )
 
     @admin.display(description="Faces")
     def faces(self, job):

@@ -26,18 +26,30 @@ class MultiplePhotoField(forms.FileField):
 
 
 class ProbeUploadForm(forms.Form):
-    photos = MultiplePhotoField(label="Probe photos", help_text="JPEG, PNG or WebP, up to 20 MB each. "
-                                "Several photos become several searches.")
-    purpose = forms.ModelChoiceField(queryset=OffenseCategory.objects.filter(is_active=True), to_field_name="name",
-                                     label="Purpose (offense category)", empty_label="Choose…",
-                                     error_messages={"required": "State the purpose of the search."})
-    sensitive = forms.BooleanField(required=False, label="Small or distant faces",
-                                   help_text="A more sensitive detector: slower, finds smaller faces")
-    justification = forms.CharField(label="Justification", widget=forms.Textarea(attrs={"rows": 2}),
-                                    min_length=settings.SEARCH_JUSTIFICATION_MIN_CHARS,
-                                    help_text="Why this search is needed for the case (at least "
-                                              f"{settings.SEARCH_JUSTIFICATION_MIN_CHARS} characters); it is "
-                                              "recorded in the audit log",
-                                    error_messages={"required": "Justify the search.",
-                                                    "min_length": "Justify the search in at least %(limit_value)d "
-                                                                  "characters (you wrote %(show_value)d)."})
+    photos = MultiplePhotoField(
+        label="Probe photos", help_text="JPEG, PNG or WebP, up to 20 MB each. Several photos become several searches."
+    )
+    purpose = forms.ModelChoiceField(
+        queryset=OffenseCategory.objects.filter(is_active=True),
+        to_field_name="name",
+        label="Purpose (offense category)",
+        empty_label="Choose…",
+        error_messages={"required": "State the purpose of the search."},
+    )
+    sensitive = forms.BooleanField(
+        required=False,
+        label="Small or distant faces",
+        help_text="A more sensitive detector: slower, finds smaller faces",
+    )
+    justification = forms.CharField(
+        label="Justification",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        min_length=settings.SEARCH_JUSTIFICATION_MIN_CHARS,
+        help_text="Why this search is needed for the case (at least "
+        f"{settings.SEARCH_JUSTIFICATION_MIN_CHARS} characters); it is "
+        "recorded in the audit log",
+        error_messages={
+            "required": "Justify the search.",
+            "min_length": "Justify the search in at least %(limit_value)d characters (you wrote %(show_value)d).",
+        },
+    )

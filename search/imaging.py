@@ -28,9 +28,17 @@ ImageFile.LOAD_TRUNCATED_IMAGES = False
 MAX_SIDE = 65_500
 
 # Other formats are named from their first bytes only, so that no other parser ever reads an upload.
-_IMAGE_SIGNATURES = ((b"GIF8", "GIF"), (b"BM", "BMP"), (b"8BPS", "PSD"), (b"SIMPLE  =", "FITS"),
-                     (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"\x00\x00\x01\x00", "ICO"),
-                     (b"\xff\x4f\xff\x51", "JPEG 2000"), (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"))
+_IMAGE_SIGNATURES = (
+    (b"GIF8", "GIF"),
+    (b"BM", "BMP"),
+    (b"8BPS", "PSD"),
+    (b"SIMPLE  =", "FITS"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"\x00\x00\x01\x00", "ICO"),
+    (b"\xff\x4f\xff\x51", "JPEG 2000"),
+    (b"\x00\x00\x00\x0cjP  ", "JPEG 2000"),
+)
 _OWN_SIGNATURES = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n")
 
 
@@ -100,11 +108,13 @@ def _webp_declared_size(head: bytes) -> tuple[int, int] | None:
 def _pixel_limit_check(width: int, height: int) -> None:
     max_pixels = settings.UPLOAD_MAX_PIXELS
     if max(width, height) > MAX_SIDE:
-        raise PhotoRejected(f"The image is too wide or too tall ({width}×{height} pixels); "
-                            f"a side can be at most {MAX_SIDE:,} pixels.")
+        raise PhotoRejected(
+            f"The image is too wide or too tall ({width}×{height} pixels); a side can be at most {MAX_SIDE:,} pixels."
+        )
     if width * height > max_pixels:
-        raise PhotoRejected(f"The image has too many pixels ({width}×{height} = {width * height:,});"
-                            f" the limit is {max_pixels:,}.")
+        raise PhotoRejected(
+            f"The image has too many pixels ({width}×{height} = {width * height:,}); the limit is {max_pixels:,}."
+        )
 
 
 def decode_photo(data: bytes) -> DecodedPhoto:
@@ -157,8 +167,11 @@ def decode_photo(data: bytes) -> DecodedPhoto:
             raise PhotoRejected(damaged) from None
         finally:
             image.close()
-    return DecodedPhoto(image=rgb, content_hash=hashlib.sha256(data).hexdigest(),
-                        source_format="JPEG" if image.format in _JPEG_FAMILY else image.format)
+    return DecodedPhoto(
+        image=rgb,
+        content_hash=hashlib.sha256(data).hexdigest(),
+        source_format="JPEG" if image.format in _JPEG_FAMILY else image.format,
+    )
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

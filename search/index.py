@@ -10,16 +10,11 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from search.faces import ENGINES
+from search.models import HNSW_EF_CONSTRUCTION, HNSW_M
 
-# Distance operator per engine metric; the partial HNSW index of each engine uses the same one.
+# Distance operator per engine metric (the registry's); the partial HNSW index of each engine uses the same one.
 _OPERATORS = {"euclidean": "<->", "cosine": "<=>"}
-_OPCLASSES = {"euclidean": "vector_l2_ops", "cosine": "vector_cosine_ops"}
-METRICS = {"dlib-resnet-v1": "euclidean", "yunet-sface-int8": "cosine"}
-HNSW_INDEX_NAMES = {"dlib-resnet-v1": "face_embedding_dlib_hnsw", "yunet-sface-int8": "face_embedding_sface_hnsw"}
-# Graph settings of the HNSW indexes (search.models declares them, migrations build them), chosen with
-# `make bench-scale` at 100k and 1M faces: docs/benchmarks.md.
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 128
+OPCLASSES = {"euclidean": "vector_l2_ops", "cosine": "vector_cosine_ops"}
 # Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
 OVERFETCH = 5
 
@@ -30,9 +25,12 @@ def hnsw_parameters(engine: str) -> dict[str, int]:
 
 def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
     """The partial HNSW index of one engine, as the migrations create it (for bulk loads and benchmarks)."""
-    return (f"CREATE INDEX {HNSW_INDEX_NAMES[engine]} ON search_faceimage USING hnsw"
-            f" (embedding {_OPCLASSES[METRICS[engine]]}) WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
-            f" WHERE engine = '{engine}'")
+    entry = ENGINES[engine]
+    return (
+        f"CREATE INDEX {entry.hnsw_index} ON search_faceimage USING hnsw"
+        f" (embedding {OPCLASSES[entry.metric]}) WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+        f" WHERE engine = '{engine}'"
+    )
 
 
 @dataclass(frozen=True)
@@ -64,7 +62,7 @@ def nearest_profiles(
         raise ValueError(f"Unknown engine {engine!r}")
     if (gallery_ids is not None and not gallery_ids) or limit < 1:
         return []
-    operator = _OPERATORS[METRICS[engine]]
+    operator = _OPERATORS[ENGINES[engine].metric]
     minors = "" if include_minors else " AND NOT minor_at_enrolment"
     galleries = "" if gallery_ids is None else " AND gallery_id = ANY(%(galleries)s)"
     # The engine name is a literal from the registry above, so the planner can match the partial
@@ -76,8 +74,12 @@ def nearest_profiles(
         ORDER BY embedding {operator} %(probe)s::vector
         LIMIT %(limit)s
     """
-    params = {"probe": _vector_literal(embedding), "galleries": list(gallery_ids or []),
-              "exclude": list(exclude_face_image_ids), "limit": limit * OVERFETCH}
+    params = {
+        "probe": _vector_literal(embedding),
+        "galleries": list(gallery_ids or []),
+        "exclude": list(exclude_face_image_ids),
+        "limit": limit * OVERFETCH,
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         if gallery_ids is not None and _estimated_faces(cursor, engine, gallery_ids) <= settings.EXACT_SEARCH_MAX_FACES:
             # Few faces allowed: reading them all is exact and faster than walking the graph of every face
@@ -97,8 +99,10 @@ def nearest_profiles(
 
 def _estimated_faces(cursor, engine: str, gallery_ids: list[int]) -> int:
     """The planner's estimate of the faces of these galleries (from the table's statistics; ~0.3 ms)."""
-    cursor.execute("EXPLAIN (FORMAT JSON) SELECT 1 FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
-                   [engine, list(gallery_ids)])
+    cursor.execute(
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+        [engine, list(gallery_ids)],
+    )
     plan = cursor.fetchone()[0]
     plan = plan if isinstance(plan, list) else json.loads(plan)
     return int(plan[0]["Plan"]["Plan Rows"])
@@ -106,7 +110,7 @@ def _estimated_faces(cursor, engine: str, gallery_ids: list[int]) -> int:
 
 def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str) -> float:
     """Distance between two stored gallery descriptors of one engine, computed by the database."""
-    operator = _OPERATORS[METRICS[engine]]
+    operator = _OPERATORS[ENGINES[engine].metric]
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT a.embedding {operator} b.embedding FROM search_faceimage a, search_faceimage b"
@@ -123,9 +127,11 @@ def nearest_tombstone_distance(embedding: np.ndarray, *, engine: str) -> float |
     """Distance to the closest erased face of that engine, or None when there is none."""
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}")
-    operator = _OPERATORS[METRICS[engine]]
+    operator = _OPERATORS[ENGINES[engine].metric]
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT MIN(embedding {operator} %s::vector) FROM search_tombstone WHERE engine = %s",
-                       [_vector_literal(embedding), engine])
+        cursor.execute(
+            f"SELECT MIN(embedding {operator} %s::vector) FROM search_tombstone WHERE engine = %s",
+            [_vector_literal(embedding), engine],
+        )
         row = cursor.fetchone()
     return None if row is None or row[0] is None else float(row[0])

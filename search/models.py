@@ -5,9 +5,12 @@ from django.db import models
 from django.db.models import Q
 from pgvector.django import HnswIndex, VectorField
 
-from search.index import HNSW_EF_CONSTRUCTION, HNSW_M
-
 DESCRIPTOR_DIMENSIONS = 128
+# Graph settings of the partial HNSW indexes below (the migrations build them; search.index creates the
+# same for bulk loads), chosen with `make bench-scale`: docs/benchmarks.md. The indexes' names, engines
+# and operator classes must agree with the engine registry (search.faces.ENGINES; tests/search/test_engines.py).
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 128
 
 
 class OffenseCategory(models.Model):
@@ -39,11 +42,13 @@ class Gallery(models.Model):
     name = models.CharField(max_length=200)
     source_type = models.CharField(max_length=10, choices=SourceType.choices, default=SourceType.OTHER)
     legal_basis = models.TextField()
-    legal_basis_reference = models.CharField(max_length=300, blank=True,
-                                             help_text="The act, article or agreement the records rest on")
+    legal_basis_reference = models.CharField(
+        max_length=300, blank=True, help_text="The act, article or agreement the records rest on"
+    )
     responsible_person = models.CharField(max_length=200, blank=True)
-    retention_days = models.PositiveIntegerField(null=True, blank=True,
-                                                 help_text="Face images are purged this many days after enrolment")
+    retention_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Face images are purged this many days after enrolment"
+    )
     legal_hold = models.BooleanField(default=False, help_text="Suspends the retention purge")
     source_description = models.TextField(blank=True)
     shared_with = models.ManyToManyField("accounts.Agency", blank=True, related_name="shared_galleries")
@@ -99,8 +104,9 @@ class FaceImage(models.Model):
     # Copied from the profile's date of birth at enrolment: minors are returned only to missing-person searches.
     minor_at_enrolment = models.BooleanField(default=False)
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
-    enrolled_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
+    enrolled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -110,11 +116,26 @@ class FaceImage(models.Model):
         ]
         indexes = [
             # One partial HNSW index per engine: descriptors of different engines are never compared.
-            HnswIndex(name="face_embedding_dlib_hnsw", fields=["embedding"], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
-                      opclasses=["vector_l2_ops"], condition=Q(engine="dlib-resnet-v1")),
-            HnswIndex(name="face_embedding_sface_hnsw", fields=["embedding"], m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
-                      opclasses=["vector_cosine_ops"], condition=Q(engine="yunet-sface-int8")),
+            HnswIndex(
+                name="face_embedding_dlib_hnsw",
+                fields=["embedding"],
+                m=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
+                opclasses=["vector_l2_ops"],
+                condition=Q(engine="dlib-resnet-v1"),
+            ),
+            HnswIndex(
+                name="face_embedding_sface_hnsw",
+                fields=["embedding"],
+                m=HNSW_M,
+                ef_construction=HNSW_EF_CONSTRUCTION,
+                opclasses=["vector_cosine_ops"],
+                condition=Q(engine="yunet-sface-int8"),
+            ),
         ]
+
+    def __str__(self) -> str:
+        return self.source_name or str(self.code)
 
 
 class Probe(models.Model):
@@ -135,6 +156,9 @@ class Probe(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return self.original_name or str(self.code)
+
 
 class ProbeFace(models.Model):
     """A face found in a probe."""
@@ -151,6 +175,9 @@ class ProbeFace(models.Model):
     class Meta:
         ordering = ["index"]
         constraints = [models.UniqueConstraint(fields=["probe", "index"], name="probe_face_index_once")]
+
+    def __str__(self) -> str:
+        return f"Face {self.index} of probe {self.probe_id}"
 
 
 class SearchJob(models.Model):
@@ -173,7 +200,9 @@ class SearchJob(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="search_jobs")
     probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="jobs")
-    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="search_jobs_started")
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="search_jobs_started"
+    )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
     stage = models.CharField(max_length=12, choices=Stage.choices, default=Stage.QUEUED)
     engine = models.CharField(max_length=40)
@@ -197,19 +226,24 @@ class SearchJob(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["status", "heartbeat_at"], name="search_job_sweep_idx")]
+        # The stage refines the status for the progress display and never contradicts it (search/jobs.py
+        # sets both in every transition).
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="queued", stage="queued")
+                | Q(status="running", stage__in=["detecting", "searching", "rendering"])
+                | Q(status="done", stage="done")
+                | Q(status="failed", stage="failed"),
+                name="search_job_stage_matches_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Search {self.code}"
 
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
-
-
-def similarity_strength(distance: float, threshold: float) -> tuple[str, str]:
-    """A plain-words strength for a distance, relative to the engine's threshold: (key, label)."""
-    if distance <= threshold * 0.85:
-        return "strong", "Strong similarity"
-    if distance <= threshold:
-        return "possible", "Possible similarity"
-    return "weak", "Weak similarity — above the threshold"
 
 
 class Candidate(models.Model):
@@ -232,19 +266,13 @@ class Candidate(models.Model):
             models.UniqueConstraint(fields=["job", "probe_face", "face_image"], name="candidate_once_per_job_face")
         ]
 
-    @property
-    def threshold(self) -> float:
-        from search.faces import engine_threshold
-
-        return engine_threshold(self.engine or self.job.engine)
-
-    def is_match(self, threshold: float | None = None) -> bool:
-        return self.distance <= (self.threshold if threshold is None else threshold)
+    def __str__(self) -> str:
+        return f"Candidate {self.rank} of face {self.probe_face_id} in job {self.job_id}"
 
     @property
-    def strength(self) -> tuple[str, str]:
-        return similarity_strength(self.distance, self.threshold)
-
+    def found_with(self) -> str:
+        """The engine whose distance this is (rows from before candidates recorded it: the job's)."""
+        return self.engine or self.job.engine
 
 
 class LeadReview(models.Model):
@@ -265,17 +293,23 @@ class LeadReview(models.Model):
     proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     proposed_at = models.DateTimeField()
     proposal_note = models.TextField(blank=True)
-    reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                    related_name="+")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [
             # Nobody confirms their own proposal, whatever path the write takes.
-            models.CheckConstraint(condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=models.F("proposed_by")),
-                                   name="lead_reviewed_by_a_second_person"),
+            models.CheckConstraint(
+                condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=models.F("proposed_by")),
+                name="lead_reviewed_by_a_second_person",
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()}: candidate {self.candidate_id}"
 
 
 class SubjectRequest(models.Model):
@@ -299,18 +333,23 @@ class SubjectRequest(models.Model):
     created_at = models.DateTimeField()
     due_at = models.DateTimeField()
     ip_address = models.GenericIPAddressField(null=True, blank=True)
-    identity_verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True,
-                                             on_delete=models.PROTECT, related_name="+")
+    identity_verified_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     identity_note = models.TextField(blank=True)
     matches = models.JSONField(default=list, blank=True)
-    completed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
-                                     related_name="+")
+    completed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     export = models.FileField(upload_to="subject-requests/", blank=True)
     outcome = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["due_at"]
+
+    def __str__(self) -> str:
+        return self.reference
 
 
 class Tombstone(models.Model):
@@ -320,3 +359,6 @@ class Tombstone(models.Model):
     embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
     request = models.ForeignKey(SubjectRequest, null=True, on_delete=models.SET_NULL, related_name="tombstones")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Tombstone {self.pk} ({self.engine})"

@@ -2,31 +2,39 @@
 
 from __future__ import annotations
 
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.utils import timezone
-from django.views.decorators.http import require_POST, require_http_methods, require_safe
+from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from accounts.services import rate_limited, security_event_record
 from portal.access import privacy_officer_required, private
-from portal.models import AuditEntry
-from search.imaging import PhotoRejected, photo_size_check
-from search.models import FaceImage, SubjectRequest
 from portal.client_address import client_address
-from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete, subject_request_file,
-                                     subject_request_search)
+from portal.models import AuditEntry
+from search import selectors
+from search.imaging import PhotoRejected, photo_size_check
+from search.models import SubjectRequest
+from search.subject_requests import (
+    AccessOutcome,
+    RequestRefused,
+    subject_request_complete,
+    subject_request_file,
+    subject_request_search,
+)
 
 
 class SubjectRequestForm(forms.Form):
-    kind = forms.ChoiceField(choices=SubjectRequest.Kind.choices, widget=forms.RadioSelect, label="I ask to",
-                             initial="access")
-    photo = forms.FileField(label="A photo of your face", help_text="JPEG, PNG or WebP; your face alone, clearly. "
-                            "It is used only to find what is held about you.",
-                            widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}))
+    kind = forms.ChoiceField(
+        choices=SubjectRequest.Kind.choices, widget=forms.RadioSelect, label="I ask to", initial="access"
+    )
+    photo = forms.FileField(
+        label="A photo of your face",
+        help_text="JPEG, PNG or WebP; your face alone, clearly. It is used only to find what is held about you.",
+        widget=forms.ClearableFileInput(attrs={"accept": "image/jpeg,image/png,image/webp"}),
+    )
     contact = forms.EmailField(label="Your e-mail address", help_text="Where we answer")
 
     def clean_photo(self):
@@ -48,10 +56,16 @@ def subject_request_new(request):
     if request.method == "POST":
         ip = client_address(request)
         # Every attempt counts, filed or refused: a refused photo costs a decode and a face detection too.
-        if (rate_limited(ip_address=ip, actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
-                         per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE)
-                or rate_limited(ip_address=None, every_address=True, actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
-                                per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE_TOTAL)):
+        if rate_limited(
+            ip_address=ip,
+            actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
+            per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE,
+        ) or rate_limited(
+            ip_address=None,
+            every_address=True,
+            actions=[AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED],
+            per_minute=settings.PUBLIC_REQUESTS_PER_MINUTE_TOTAL,
+        ):
             form.add_error(None, "Too many requests from your address. Wait a minute and try again.")
             return render(request, "search/subject_request_new.html", {"form": form}, status=429)
         security_event_record(action=AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED, ip_address=ip)
@@ -59,8 +73,12 @@ def subject_request_new(request):
         if form.is_valid():
             upload = form.cleaned_data["photo"]
             try:
-                filed = subject_request_file(kind=form.cleaned_data["kind"], contact=form.cleaned_data["contact"],
-                                             data=upload.read(), ip_address=ip)
+                filed = subject_request_file(
+                    kind=form.cleaned_data["kind"],
+                    contact=form.cleaned_data["contact"],
+                    data=upload.read(),
+                    ip_address=ip,
+                )
             except RequestRefused as exc:
                 form.add_error("photo", str(exc))
             else:
@@ -72,34 +90,33 @@ def subject_request_new(request):
 @require_safe
 @privacy_officer_required
 def request_queue(request):
-    requests = SubjectRequest.objects.order_by("status", "due_at")
-    return render(request, "search/privacy_queue.html", {
-        "requests": requests, "now": timezone.now(),
-        "tombstone_hits": AuditEntry.objects.filter(action=AuditEntry.Action.TOMBSTONE_HIT).order_by("-id")[:20],
-    })
-
-
-def _request_get(reference: str) -> SubjectRequest:
-    return get_object_or_404(SubjectRequest, reference=reference)
+    return render(
+        request,
+        "search/privacy_queue.html",
+        {
+            "requests": selectors.subject_request_queue(),
+            "now": timezone.now(),
+            "tombstone_hits": selectors.tombstone_hits_recent(),
+        },
+    )
 
 
 @require_safe
 @privacy_officer_required
 def request_detail(request, reference):
-    subject_request = _request_get(reference)
-    matched_ids = [m["profile_id"] for m in subject_request.matches]
-    faces = {}
-    for face in FaceImage.objects.filter(profile_id__in=matched_ids).order_by("created_at"):
-        faces.setdefault(face.profile_id, face)
-    matches = [m | {"face": faces.get(m["profile_id"])} for m in subject_request.matches]
-    return render(request, "search/privacy_request.html", {"subject_request": subject_request, "matches": matches,
-                                                           "now": timezone.now()})
+    subject_request = selectors.subject_request_get(reference=reference)
+    matches = selectors.subject_request_matches(subject_request=subject_request)
+    return render(
+        request,
+        "search/privacy_request.html",
+        {"subject_request": subject_request, "matches": matches, "now": timezone.now()},
+    )
 
 
 @privacy_officer_required
 @require_POST
 def request_search(request, reference):
-    subject_request = _request_get(reference)
+    subject_request = selectors.subject_request_get(reference=reference)
     try:
         matches = subject_request_search(request=subject_request, user=request.user)
     except RequestRefused as exc:
@@ -112,26 +129,31 @@ def request_search(request, reference):
 @privacy_officer_required
 @require_POST
 def request_complete(request, reference):
-    subject_request = _request_get(reference)
+    subject_request = selectors.subject_request_get(reference=reference)
     try:
         profile_ids = [int(value) for value in request.POST.getlist("profile")]
-        outcome = subject_request_complete(request=subject_request, user=request.user, profile_ids=profile_ids,
-                                           identity_note=request.POST.get("identity_note", ""))
+        outcome = subject_request_complete(
+            request=subject_request,
+            user=request.user,
+            profile_ids=profile_ids,
+            identity_note=request.POST.get("identity_note", ""),
+        )
     except (RequestRefused, ValueError) as exc:
         messages.error(request, str(exc))
     else:
         if isinstance(outcome, AccessOutcome):
             messages.success(request, f"Export of {len(outcome.matches)} profile(s) released.")
         else:
-            messages.success(request, f"{len(outcome.erased_profiles)} profile(s) erased, "
-                                      f"{outcome.files_removed} files removed.")
+            messages.success(
+                request, f"{len(outcome.erased_profiles)} profile(s) erased, {outcome.files_removed} files removed."
+            )
     return redirect("privacy:request-detail", reference=reference)
 
 
 @require_safe
 @privacy_officer_required
 def request_photo(request, reference):
-    subject_request = _request_get(reference)
+    subject_request = selectors.subject_request_get(reference=reference)
     if not subject_request.photo:
         raise Http404("The request's photo is no longer held")
     return private(FileResponse(subject_request.photo.open("rb"), content_type="image/jpeg"))
@@ -140,17 +162,22 @@ def request_photo(request, reference):
 @require_safe
 @privacy_officer_required
 def request_match_face(request, reference, face_code):
-    subject_request = _request_get(reference)
-    face = get_object_or_404(FaceImage, code=face_code,
-                             profile_id__in=[m["profile_id"] for m in subject_request.matches])
+    subject_request = selectors.subject_request_get(reference=reference)
+    face = selectors.subject_request_match_face_get(subject_request=subject_request, face_code=face_code)
     return private(FileResponse(face.crop.open("rb"), content_type="image/jpeg"))
 
 
 @require_safe
 @privacy_officer_required
 def request_export(request, reference):
-    subject_request = _request_get(reference)
+    subject_request = selectors.subject_request_get(reference=reference)
     if not subject_request.export:
         raise Http404("No export")
-    return private(FileResponse(subject_request.export.open("rb"), content_type="application/zip",
-                                 as_attachment=True, filename=f"{reference}.zip"))
+    return private(
+        FileResponse(
+            subject_request.export.open("rb"),
+            content_type="application/zip",
+            as_attachment=True,
+            filename=f"{reference}.zip",
+        )
+    )

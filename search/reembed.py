@@ -14,10 +14,10 @@ from django.db import transaction
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.faces import get_engine
-from search.facework import PhotoFaces, box_overlap
 from search.imaging import decode_photo
 from search.models import FaceImage, Gallery
-from search.services import media_store
+from search.photo_faces import PhotoFaces, box_overlap
+from search.storage import media_store
 
 
 @dataclass
@@ -32,8 +32,12 @@ class ReembedSummary:
 
 def pending_faces(gallery: Gallery, engine_name: str):
     done = FaceImage.objects.filter(gallery=gallery, engine=engine_name).values("content_hash")
-    return (FaceImage.objects.filter(gallery=gallery, engine=gallery.engine).exclude(content_hash__in=done)
-            .select_related("profile").order_by("id"))
+    return (
+        FaceImage.objects.filter(gallery=gallery, engine=gallery.engine)
+        .exclude(content_hash__in=done)
+        .select_related("profile")
+        .order_by("id")
+    )
 
 
 def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> ReembedSummary:
@@ -50,18 +54,31 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
         photo_faces = PhotoFaces(photo.image, engine)
         found = photo_faces.find()
         # The same person: the new engine's face that overlaps the enrolled box most.
-        overlap, match = max(((box_overlap(face.box, f.box), f) for f in found), key=lambda p: p[0], default=(0.0, None))
+        overlap, match = max(
+            ((box_overlap(face.box, f.box), f) for f in found), key=lambda pair: pair[0], default=(0.0, None)
+        )
         if match is None or overlap < 0.3:
             summary.skipped.append({"file": face.source_name, "reason": f"{engine_name} finds no matching face"})
         else:
             # FileField names hold at most 100 characters.
-            crop = media_store(f"crops/gallery/{gallery.code}/{face.content_hash[:20]}-{engine_name}.jpg",
-                               photo_faces.crop_jpeg(match))
+            crop = media_store(
+                f"crops/gallery/{gallery.code}/{face.content_hash[:20]}-{engine_name}.jpg", photo_faces.crop_jpeg(match)
+            )
             FaceImage.objects.create(
-                profile=face.profile, gallery=gallery, image=face.image.name, crop=crop, source_name=face.source_name,
-                box=match.box, landmarks=match.landmarks, embedding=match.embedding, engine=engine_name,
-                quality=match.quality, minor_at_enrolment=face.minor_at_enrolment, content_hash=face.content_hash,
-                enrolled_by=face.enrolled_by)
+                profile=face.profile,
+                gallery=gallery,
+                image=face.image.name,
+                crop=crop,
+                source_name=face.source_name,
+                box=match.box,
+                landmarks=match.landmarks,
+                embedding=match.embedding,
+                engine=engine_name,
+                quality=match.quality,
+                minor_at_enrolment=face.minor_at_enrolment,
+                content_hash=face.content_hash,
+                enrolled_by=face.enrolled_by,
+            )
             summary.described += 1
         if progress is not None:
             progress(face)
@@ -72,8 +89,12 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
         if not pending_faces(locked, engine_name).exists():
             previous = locked.engine
             Gallery.objects.filter(pk=gallery.pk).update(engine=engine_name)
-            audit_record(action=AuditEntry.Action.GALLERY_REEMBEDDED, agency=gallery.owner, target=gallery,
-                         detail=f"{gallery.name}: {previous} → {engine_name}")
+            audit_record(
+                action=AuditEntry.Action.GALLERY_REEMBEDDED,
+                agency=gallery.owner,
+                target=gallery,
+                detail=f"{gallery.name}: {previous} → {engine_name}",
+            )
             summary.switched = True
     gallery.refresh_from_db()
     return summary

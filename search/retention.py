@@ -14,7 +14,7 @@ from django.utils import timezone
 from portal.audit import audit_record
 from portal.models import AuditEntry, Case
 from search.models import Candidate, FaceImage, Probe, ProbeFace, Profile, SearchJob
-from search.services import media_delete
+from search.storage import media_delete
 
 
 @dataclass
@@ -34,14 +34,22 @@ def purge_plan(*, now=None) -> PurgePlan:
     now = now or timezone.now()
     closed_before = now - timedelta(days=settings.PROBE_RETENTION_DAYS)
     busy = SearchJob.objects.filter(status__in=[SearchJob.Status.QUEUED, SearchJob.Status.RUNNING])
-    probes = (Probe.objects.filter(case__status=Case.Status.CLOSED, case__closed_at__lt=closed_before,
-                                   purged_at__isnull=True)
-              .exclude(jobs__in=busy).select_related("case").distinct())
-    face_images = (FaceImage.objects.filter(gallery__retention_days__isnull=False, gallery__legal_hold=False)
-                   .annotate(kept_for=ExpressionWrapper(now - F("created_at"), output_field=DurationField()))
-                   .filter(kept_for__gt=ExpressionWrapper(F("gallery__retention_days") * timedelta(days=1),
-                                                          output_field=DurationField()))
-                   .select_related("gallery", "profile"))
+    probes = (
+        Probe.objects.filter(case__status=Case.Status.CLOSED, case__closed_at__lt=closed_before, purged_at__isnull=True)
+        .exclude(jobs__in=busy)
+        .select_related("case")
+        .distinct()
+    )
+    face_images = (
+        FaceImage.objects.filter(gallery__retention_days__isnull=False, gallery__legal_hold=False)
+        .annotate(kept_for=ExpressionWrapper(now - F("created_at"), output_field=DurationField()))
+        .filter(
+            kept_for__gt=ExpressionWrapper(
+                F("gallery__retention_days") * timedelta(days=1), output_field=DurationField()
+            )
+        )
+        .select_related("gallery", "profile")
+    )
     return PurgePlan(probes=list(probes), face_images=list(face_images))
 
 
@@ -56,12 +64,15 @@ def purge_expired(*, dry_run: bool = False, now=None) -> PurgePlan:
         ProbeFace.objects.filter(probe_id__in=probe_ids).update(crop="")
         face_ids = [f.id for f in plan.face_images]
         Candidate.objects.filter(face_image_id__in=face_ids).update(
-            erased_at=timezone.now(), erased_reason="removed when its gallery's retention period ended")
+            erased_at=timezone.now(), erased_reason="removed when its gallery's retention period ended"
+        )
         profile_ids = {f.profile_id for f in plan.face_images}
         FaceImage.objects.filter(id__in=face_ids).delete()
         Profile.objects.filter(id__in=profile_ids, face_images__isnull=True).delete()
-        audit_record(action=AuditEntry.Action.RETENTION_PURGE,
-                     detail=f"{len(probe_ids)} probe photos, {len(face_ids)} gallery faces, {len(files)} files",
-                     data={"probe_ids": probe_ids, "face_image_ids": face_ids})
+        audit_record(
+            action=AuditEntry.Action.RETENTION_PURGE,
+            detail=f"{len(probe_ids)} probe photos, {len(face_ids)} gallery faces, {len(files)} files",
+            data={"probe_ids": probe_ids, "face_image_ids": face_ids},
+        )
         transaction.on_commit(lambda: media_delete(*files))
     return plan

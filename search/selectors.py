@@ -9,34 +9,55 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, Min, Q, QuerySet
+from django.db.models import Count, Min, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
-from search.models import Candidate, FaceImage, Gallery, LeadReview, Probe, ProbeFace, Profile, SearchJob
+from portal.models import AuditEntry
+from search.faces import engine_is_match, engine_threshold
+from search.gallery_scope import galleries_searchable_by, gallery_ids_searchable_by
+from search.models import (
+    Candidate,
+    FaceImage,
+    Gallery,
+    LeadReview,
+    Probe,
+    ProbeFace,
+    Profile,
+    SearchJob,
+    SubjectRequest,
+)
 
 
-def galleries_searchable_by(*, agency_id: int) -> QuerySet[Gallery]:
-    """The galleries an agency owns plus those shared with it."""
-    return Gallery.objects.filter(Q(owner_id=agency_id) | Q(shared_with__id=agency_id)).distinct()
+def candidate_threshold(candidate: Candidate) -> float:
+    """The distance bound of the engine the candidate was found with."""
+    return engine_threshold(candidate.found_with)
 
 
-def gallery_ids_by_engine(*, agency_id: int) -> dict[str, list[int]]:
-    """The galleries an agency may search, grouped by the engine each is searched with."""
-    grouped: dict[str, list[int]] = {}
-    for gallery_id, engine in galleries_searchable_by(agency_id=agency_id).values_list("id", "engine"):
-        grouped.setdefault(engine, []).append(gallery_id)
-    return grouped
+def candidate_is_match(candidate: Candidate, threshold: float | None = None) -> bool:
+    """Under its engine's bound (or the one given): a likely candidate."""
+    return engine_is_match(engine=candidate.found_with, distance=candidate.distance, threshold=threshold)
 
 
-def gallery_ids_searchable_by(*, agency_id: int, engine: str) -> list[int]:
-    return list(galleries_searchable_by(agency_id=agency_id).filter(engine=engine).values_list("id", flat=True))
+def similarity_strength(distance: float, threshold: float) -> tuple[str, str]:
+    """A plain-words strength for a distance, relative to the engine's threshold: (key, label)."""
+    if distance <= threshold * 0.85:
+        return "strong", "Strong similarity"
+    if distance <= threshold:
+        return "possible", "Possible similarity"
+    return "weak", "Weak similarity — above the threshold"
+
+
+def candidate_strength(candidate: Candidate) -> tuple[str, str]:
+    return similarity_strength(candidate.distance, candidate_threshold(candidate))
 
 
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
-    return (Candidate.objects.filter(job=job)
-            .select_related("probe_face", "profile", "profile__gallery", "face_image", "review")
-            .order_by("probe_face__index", "rank"))
+    return (
+        Candidate.objects.filter(job=job)
+        .select_related("probe_face", "profile", "profile__gallery", "face_image", "review")
+        .order_by("probe_face__index", "rank")
+    )
 
 
 def search_job_result(*, job: SearchJob) -> dict:
@@ -44,14 +65,22 @@ def search_job_result(*, job: SearchJob) -> dict:
     faces = []
     candidates = list(search_job_candidates(job=job))
     for probe_face in job.probe.faces.order_by("index"):
-        faces.append({
-            "box": list(probe_face.box),
-            "candidates": [
-                {"rank": c.rank, "profile": c.profile.display_name if c.profile else "(erased)",
-                 "profile_id": c.profile_id, "distance": round(c.distance, 4), "match": c.is_match()}
-                for c in candidates if c.probe_face_id == probe_face.id
-            ],
-        })
+        faces.append(
+            {
+                "box": list(probe_face.box),
+                "candidates": [
+                    {
+                        "rank": c.rank,
+                        "profile": c.profile.display_name if c.profile else "(erased)",
+                        "profile_id": c.profile_id,
+                        "distance": round(c.distance, 4),
+                        "match": candidate_is_match(c),
+                    }
+                    for c in candidates
+                    if c.probe_face_id == probe_face.id
+                ],
+            }
+        )
     return {
         "job": job.id,
         "status": job.status,
@@ -62,25 +91,32 @@ def search_job_result(*, job: SearchJob) -> dict:
 
 # --- Scoped getters for the pages ------------------------------------------------------------
 
+
 def probe_get(*, user: User, code: UUID) -> Probe:
     return get_object_or_404(Probe.objects.select_related("case"), code=code, agency_id=user.agency_id)
 
 
 def job_get(*, user: User, code: UUID) -> SearchJob:
-    return get_object_or_404(SearchJob.objects.select_related("probe", "probe__case", "started_by"),
-                             code=code, agency_id=user.agency_id)
+    return get_object_or_404(
+        SearchJob.objects.select_related("probe", "probe__case", "started_by"), code=code, agency_id=user.agency_id
+    )
 
 
 def jobs_for_case(*, case) -> QuerySet[SearchJob]:
-    return (SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
-            .select_related("probe", "started_by")
-            .annotate(candidate_count=Count("candidates"))
-            .order_by("-created_at"))
+    return (
+        SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
+        .select_related("probe", "started_by")
+        .annotate(candidate_count=Count("candidates"))
+        .order_by("-created_at")
+    )
 
 
 def recent_jobs(*, user: User, limit: int = 8) -> QuerySet[SearchJob]:
-    return (SearchJob.objects.filter(agency_id=user.agency_id, started_by=user)
-            .select_related("probe", "probe__case").order_by("-created_at")[:limit])
+    return (
+        SearchJob.objects.filter(agency_id=user.agency_id, started_by=user)
+        .select_related("probe", "probe__case")
+        .order_by("-created_at")[:limit]
+    )
 
 
 def probe_face_get(*, user: User, job_code: UUID, index: int) -> ProbeFace:
@@ -98,14 +134,17 @@ def profile_get(*, user: User, code: UUID) -> Profile:
 
 def face_image_get(*, user: User, code: UUID) -> FaceImage:
     return get_object_or_404(
-        FaceImage.objects.filter(gallery__in=galleries_searchable_by(agency_id=user.agency_id)), code=code)
+        FaceImage.objects.filter(gallery__in=galleries_searchable_by(agency_id=user.agency_id)), code=code
+    )
 
 
 def profile_searches(*, user: User, profile: Profile) -> QuerySet[Candidate]:
     """Which of the user's agency's searches returned this profile."""
-    return (Candidate.objects.filter(profile=profile, job__agency_id=user.agency_id)
-            .select_related("job", "job__probe__case", "job__started_by", "probe_face")
-            .order_by("-job__created_at"))
+    return (
+        Candidate.objects.filter(profile=profile, job__agency_id=user.agency_id)
+        .select_related("job", "job__probe__case", "job__started_by", "probe_face")
+        .order_by("-job__created_at")
+    )
 
 
 @dataclass
@@ -115,12 +154,12 @@ class ResultFace:
 
     @property
     def likely(self) -> list[Candidate]:
-        return [c for c in self.candidates if c.is_match() and not c.erased_at]
+        return [c for c in self.candidates if candidate_is_match(c) and not c.erased_at]
 
     @property
     def answer(self) -> tuple[str, str]:
         """The open-set answer for this face: strong, possible, or no likely candidate."""
-        strengths = {c.strength[0] for c in self.likely}
+        strengths = {candidate_strength(c)[0] for c in self.likely}
         if "strong" in strengths:
             return "strong", "Strong candidate"
         if "possible" in strengths:
@@ -139,8 +178,10 @@ class OpenSetContext:
         if self.expected_unrelated < 0.05:
             return "fewer than one in twenty searches is expected to show an unrelated person this close"
         if self.expected_unrelated < 1:
-            return (f"about one search in {max(2, round(1 / self.expected_unrelated))} is expected to show an "
-                    "unrelated person this close")
+            return (
+                f"about one search in {max(2, round(1 / self.expected_unrelated))} is expected to show an "
+                "unrelated person this close"
+            )
         return f"about {self.expected_unrelated:.0f} unrelated people are expected this close in every search"
 
     @property
@@ -155,8 +196,10 @@ class OpenSetContext:
 
 def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
     candidates = list(search_job_candidates(job=job).select_related("job"))
-    return [ResultFace(probe_face=face, candidates=[c for c in candidates if c.probe_face_id == face.id])
-            for face in job.probe.faces.order_by("index")]
+    return [
+        ResultFace(probe_face=face, candidates=[c for c in candidates if c.probe_face_id == face.id])
+        for face in job.probe.faces.order_by("index")
+    ]
 
 
 def open_set_context(*, job: SearchJob) -> OpenSetContext:
@@ -164,30 +207,57 @@ def open_set_context(*, job: SearchJob) -> OpenSetContext:
     from django.conf import settings
 
     profiles = Profile.objects.filter(
-        gallery_id__in=gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)).count()
+        gallery_id__in=gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)
+    ).count()
     rate = settings.OPEN_SET_IMPOSTOR_RATE.get(job.engine, 0.0)
     synthetic_rate = settings.OPEN_SET_SYNTHETIC_RATE.get(job.engine, 0.0)
-    return OpenSetContext(profiles_searched=profiles, expected_unrelated=profiles * rate,
-                          expected_synthetic=profiles * synthetic_rate)
+    return OpenSetContext(
+        profiles_searched=profiles, expected_unrelated=profiles * rate, expected_synthetic=profiles * synthetic_rate
+    )
 
 
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:
     job = job_get(user=user, code=job_code)
     return get_object_or_404(
-        Candidate.objects.select_related("job", "job__probe__case", "probe_face", "profile", "profile__gallery",
-                                         "face_image", "review", "review__proposed_by", "review__reviewed_by"),
-        job=job, probe_face__index=face_index, rank=rank)
+        Candidate.objects.select_related(
+            "job",
+            "job__probe__case",
+            "probe_face",
+            "profile",
+            "profile__gallery",
+            "face_image",
+            "review",
+            "review__proposed_by",
+            "review__reviewed_by",
+        ),
+        job=job,
+        probe_face__index=face_index,
+        rank=rank,
+    )
 
 
 def confirmed_leads(*, case) -> QuerySet[LeadReview]:
-    return (LeadReview.objects.filter(status=LeadReview.Status.CONFIRMED, candidate__job__probe__case=case,
-                                      candidate__job__agency_id=case.agency_id)
-            .select_related("candidate", "candidate__job", "candidate__probe_face", "candidate__profile",
-                            "candidate__face_image", "proposed_by", "reviewed_by")
-            .order_by("-reviewed_at"))
+    return (
+        LeadReview.objects.filter(
+            status=LeadReview.Status.CONFIRMED,
+            candidate__job__probe__case=case,
+            candidate__job__agency_id=case.agency_id,
+        )
+        .select_related(
+            "candidate",
+            "candidate__job",
+            "candidate__probe_face",
+            "candidate__profile",
+            "candidate__face_image",
+            "proposed_by",
+            "reviewed_by",
+        )
+        .order_by("-reviewed_at")
+    )
 
 
 # --- Operations figures: counts over every agency for health checks and metrics, never a case or a person ---
+
 
 def gallery_engines_in_use() -> set[str]:
     """The engines some gallery is searched with."""
@@ -202,24 +272,63 @@ def search_job_status_counts() -> dict[str, int]:
 
 def search_job_oldest_queued_at():
     """When the longest-waiting queued job was created; None when nothing is queued."""
-    return (SearchJob.objects.filter(status=SearchJob.Status.QUEUED).order_by()
-            .aggregate(oldest=Min("created_at"))["oldest"])
+    return (
+        SearchJob.objects.filter(status=SearchJob.Status.QUEUED)
+        .order_by()
+        .aggregate(oldest=Min("created_at"))["oldest"]
+    )
 
 
-def search_stage_histogram(*, stages: tuple[str, ...], bounds_ms: tuple[float, ...], finished_from=None,
-                           finished_before=None) -> dict[str, dict]:
+def search_stage_histogram(
+    *, stages: tuple[str, ...], bounds_ms: tuple[float, ...], finished_from=None, finished_before=None
+) -> dict[str, dict]:
     """Per stage of SearchJob.stage_ms, over the jobs finished in [finished_from, finished_before) (either end
     open when None): the number of jobs at or under each bound (cumulative), the number of jobs and the sum,
     in milliseconds. One pass that reads each job's timings once, rather than once per bound."""
     buckets = ", ".join("count(*) FILTER (WHERE stage.ms <= %s)" for _ in bounds_ms)
-    sql = (f"SELECT stage.key, count(*), coalesce(sum(stage.ms), 0), {buckets} "
-           f"FROM {SearchJob._meta.db_table} AS job, "
-           "LATERAL (SELECT key, value::float AS ms FROM jsonb_each_text(job.stage_ms)) AS stage "
-           "WHERE job.finished_at IS NOT NULL AND job.finished_at >= coalesce(%s, '-infinity'::timestamptz) "
-           "AND job.finished_at < coalesce(%s, 'infinity'::timestamptz) AND stage.key = ANY(%s) "
-           "GROUP BY stage.key")
+    sql = (
+        f"SELECT stage.key, count(*), coalesce(sum(stage.ms), 0), {buckets} "
+        f"FROM {SearchJob._meta.db_table} AS job, "
+        "LATERAL (SELECT key, value::float AS ms FROM jsonb_each_text(job.stage_ms)) AS stage "
+        "WHERE job.finished_at IS NOT NULL AND job.finished_at >= coalesce(%s, '-infinity'::timestamptz) "
+        "AND job.finished_at < coalesce(%s, 'infinity'::timestamptz) AND stage.key = ANY(%s) "
+        "GROUP BY stage.key"
+    )
     with connection.cursor() as cursor:
         cursor.execute(sql, [*bounds_ms, finished_from, finished_before, list(stages)])
         rows = {key: (count, total, list(counts)) for key, count, total, *counts in cursor.fetchall()}
     none = (0, 0.0, [0] * len(bounds_ms))
     return {stage: dict(zip(("count", "sum", "buckets"), rows.get(stage, none), strict=True)) for stage in stages}
+
+
+# --- Data-subject requests (the platform's privacy officer: every agency's galleries, so not agency-scoped) ---
+
+
+def subject_request_queue() -> QuerySet[SubjectRequest]:
+    """Every data-subject request, open ones first, the soonest due first."""
+    return SubjectRequest.objects.order_by("status", "due_at")
+
+
+def tombstone_hits_recent(*, limit: int = 20) -> QuerySet[AuditEntry]:
+    """The latest refused enrolments of an erased face."""
+    return AuditEntry.objects.filter(action=AuditEntry.Action.TOMBSTONE_HIT).order_by("-id")[:limit]
+
+
+def subject_request_get(*, reference: str) -> SubjectRequest:
+    return get_object_or_404(SubjectRequest, reference=reference)
+
+
+def subject_request_matches(*, subject_request: SubjectRequest) -> list[dict]:
+    """The request's matched profiles, each with the first face enrolled for it (None if none is left)."""
+    matched_ids = [match["profile_id"] for match in subject_request.matches]
+    faces: dict[int, FaceImage] = {}
+    for face in FaceImage.objects.filter(profile_id__in=matched_ids).order_by("created_at"):
+        faces.setdefault(face.profile_id, face)
+    return [match | {"face": faces.get(match["profile_id"])} for match in subject_request.matches]
+
+
+def subject_request_match_face_get(*, subject_request: SubjectRequest, face_code: UUID) -> FaceImage:
+    # 404 for any face that is not of a profile this request matched.
+    return get_object_or_404(
+        FaceImage, code=face_code, profile_id__in=[match["profile_id"] for match in subject_request.matches]
+    )

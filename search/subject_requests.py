@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
@@ -23,11 +22,12 @@ from accounts.models import Role, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import index
+from search.enrolment import EnrolmentSkipped, enrolment_quality_gate
 from search.faces import get_engine
-from search.facework import PhotoFaces
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
 from search.models import Candidate, FaceImage, Gallery, Profile, SubjectRequest, Tombstone
-from search.services import EnrolmentSkipped, enrolment_quality_gate, media_delete
+from search.photo_faces import PhotoFaces
+from search.storage import media_delete, media_store
 
 REQUEST_DUE_DAYS = 30
 MAX_MATCHES = 50
@@ -61,13 +61,25 @@ def subject_request_file(*, kind: str, data: bytes, contact: str, ip_address: st
     photo, _ = _one_clear_face(data)
     now = timezone.now()
     reference = f"SR-{now:%Y}-{secrets.token_hex(4).upper()}"
-    name = default_storage.save(f"subject-requests/{reference}/photo.jpg", ContentFile(encode_jpeg(photo.image)))
+    name = media_store(f"subject-requests/{reference}/photo.jpg", encode_jpeg(photo.image))
     try:
         request = SubjectRequest.objects.create(
-            reference=reference, kind=kind, contact=contact, photo=name, photo_hash=photo.content_hash,
-            created_at=now, due_at=now + timedelta(days=REQUEST_DUE_DAYS), ip_address=ip_address)
-        audit_record(action=AuditEntry.Action.SUBJECT_REQUEST_FILED, target=request, ip_address=ip_address,
-                     detail=f"{kind} request {reference}", data={"photo_hash": photo.content_hash})
+            reference=reference,
+            kind=kind,
+            contact=contact,
+            photo=name,
+            photo_hash=photo.content_hash,
+            created_at=now,
+            due_at=now + timedelta(days=REQUEST_DUE_DAYS),
+            ip_address=ip_address,
+        )
+        audit_record(
+            action=AuditEntry.Action.SUBJECT_REQUEST_FILED,
+            target=request,
+            ip_address=ip_address,
+            detail=f"{kind} request {reference}",
+            data={"photo_hash": photo.content_hash},
+        )
     except Exception:
         media_delete(name)
         raise
@@ -89,20 +101,30 @@ def subject_request_search(*, request: SubjectRequest, user: User) -> list[dict]
         _, face = _one_clear_face(stored.read())
     engine = get_engine(settings.FACE_ENGINE)
     gallery_ids = list(Gallery.objects.filter(engine=engine.name).values_list("id", flat=True))
-    hits = index.nearest_profiles(face.embedding, engine=engine.name, gallery_ids=gallery_ids, limit=MAX_MATCHES,
-                                  include_minors=True)
+    hits = index.nearest_profiles(
+        face.embedding, engine=engine.name, gallery_ids=gallery_ids, limit=MAX_MATCHES, include_minors=True
+    )
     hits = [hit for hit in hits if hit.distance <= engine.default_threshold]
     profiles = Profile.objects.select_related("gallery", "gallery__owner").in_bulk([hit.profile_id for hit in hits])
-    matches = [{
-        "profile_id": hit.profile_id, "profile": profiles[hit.profile_id].display_name,
-        "gallery": profiles[hit.profile_id].gallery.name, "agency": profiles[hit.profile_id].gallery.owner.name,
-        "distance": round(hit.distance, 4),
-    } for hit in hits]
+    matches = [
+        {
+            "profile_id": hit.profile_id,
+            "profile": profiles[hit.profile_id].display_name,
+            "gallery": profiles[hit.profile_id].gallery.name,
+            "agency": profiles[hit.profile_id].gallery.owner.name,
+            "distance": round(hit.distance, 4),
+        }
+        for hit in hits
+    ]
     with transaction.atomic():
         SubjectRequest.objects.filter(pk=request.pk).update(matches=matches)
-        audit_record(action=AuditEntry.Action.SUBJECT_SEARCH, actor=user, target=request,
-                     detail=f"{len(matches)} matching profiles for {request.reference}",
-                     data={"profile_ids": [m["profile_id"] for m in matches]})
+        audit_record(
+            action=AuditEntry.Action.SUBJECT_SEARCH,
+            actor=user,
+            target=request,
+            detail=f"{len(matches)} matching profiles for {request.reference}",
+            data={"profile_ids": [m["profile_id"] for m in matches]},
+        )
     request.matches = matches
     return matches
 
@@ -110,16 +132,26 @@ def subject_request_search(*, request: SubjectRequest, user: User) -> list[dict]
 def _profile_provenance(profile: Profile) -> dict:
     gallery = profile.gallery
     return {
-        "profile": profile.display_name, "aliases": profile.aliases,
+        "profile": profile.display_name,
+        "aliases": profile.aliases,
         "date_of_birth": profile.date_of_birth.isoformat() if profile.date_of_birth else None,
         "record_reference": profile.record_reference,
-        "gallery": gallery.name, "agency": gallery.owner.name, "source_type": gallery.get_source_type_display(),
-        "legal_basis": gallery.legal_basis, "legal_basis_reference": gallery.legal_basis_reference,
-        "responsible_person": gallery.responsible_person, "retention_days": gallery.retention_days,
-        "face_images": [{"file": f"images/{face.code}.jpg", "source": face.source_name,
-                         "enrolled_at": face.created_at.isoformat(),
-                         "enrolled_by": face.enrolled_by.username if face.enrolled_by else None}
-                        for face in profile.face_images.select_related("enrolled_by")],
+        "gallery": gallery.name,
+        "agency": gallery.owner.name,
+        "source_type": gallery.get_source_type_display(),
+        "legal_basis": gallery.legal_basis,
+        "legal_basis_reference": gallery.legal_basis_reference,
+        "responsible_person": gallery.responsible_person,
+        "retention_days": gallery.retention_days,
+        "face_images": [
+            {
+                "file": f"images/{face.code}.jpg",
+                "source": face.source_name,
+                "enrolled_at": face.created_at.isoformat(),
+                "enrolled_by": face.enrolled_by.username if face.enrolled_by else None,
+            }
+            for face in profile.face_images.select_related("enrolled_by")
+        ],
     }
 
 
@@ -135,8 +167,9 @@ class ErasureOutcome:
     files_removed: int
 
 
-def subject_request_complete(*, request: SubjectRequest, user: User, profile_ids: list[int],
-                             identity_note: str) -> AccessOutcome | ErasureOutcome:
+def subject_request_complete(
+    *, request: SubjectRequest, user: User, profile_ids: list[int], identity_note: str
+) -> AccessOutcome | ErasureOutcome:
     """The privacy officer's decision: identity verified (recorded), then the export or the erasure of
     the profiles they confirm (a subset of the matches)."""
     _require_privacy_officer(user)
@@ -152,13 +185,25 @@ def subject_request_complete(*, request: SubjectRequest, user: User, profile_ids
     return _complete_erasure(request, user, profile_ids, identity_note)
 
 
-def _finish(request: SubjectRequest, user_id: int | None, identity_note: str, outcome: dict, export_name: str = "",
-            completed_at: datetime | None = None) -> None:
+def _finish(
+    request: SubjectRequest,
+    user_id: int | None,
+    identity_note: str,
+    outcome: dict,
+    export_name: str = "",
+    completed_at: datetime | None = None,
+) -> None:
     photo_name = request.photo.name
     SubjectRequest.objects.filter(pk=request.pk).update(
-        status=SubjectRequest.Status.COMPLETED, identity_verified_by_id=user_id, identity_note=identity_note.strip(),
-        completed_by_id=user_id, completed_at=completed_at or timezone.now(), export=export_name, outcome=outcome,
-        photo="")
+        status=SubjectRequest.Status.COMPLETED,
+        identity_verified_by_id=user_id,
+        identity_note=identity_note.strip(),
+        completed_by_id=user_id,
+        completed_at=completed_at or timezone.now(),
+        export=export_name,
+        outcome=outcome,
+        photo="",
+    )
     # The request's own photo is not kept once the request is answered; its hash stays.
     transaction.on_commit(lambda: media_delete(photo_name))
 
@@ -167,18 +212,27 @@ def _complete_access(request, user, profile_ids, identity_note) -> AccessOutcome
     profiles = Profile.objects.select_related("gallery", "gallery__owner").filter(id__in=profile_ids)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("profiles.json", json.dumps(
-            {"reference": request.reference, "profiles": [_profile_provenance(p) for p in profiles]}, indent=2))
+        archive.writestr(
+            "profiles.json",
+            json.dumps(
+                {"reference": request.reference, "profiles": [_profile_provenance(p) for p in profiles]}, indent=2
+            ),
+        )
         for face in FaceImage.objects.filter(profile__in=profiles):
             with default_storage.open(face.image.name, "rb") as stored:
                 archive.writestr(f"images/{face.code}.jpg", stored.read())
-    name = default_storage.save(f"subject-requests/{request.reference}/export.zip", ContentFile(buffer.getvalue()))
+    # A second export of the same request replaces the first instead of keeping both.
+    name = media_store(f"subject-requests/{request.reference}/export.zip", buffer.getvalue())
     matches = [m for m in request.matches if m["profile_id"] in set(profile_ids)]
     with transaction.atomic():
         _finish(request, user.id, identity_note, {"released_profiles": matches}, export_name=name)
-        audit_record(action=AuditEntry.Action.SUBJECT_ACCESS_RELEASED, actor=user, target=request,
-                     detail=f"{len(matches)} profiles released for {request.reference}",
-                     data={"profile_ids": profile_ids})
+        audit_record(
+            action=AuditEntry.Action.SUBJECT_ACCESS_RELEASED,
+            actor=user,
+            target=request,
+            detail=f"{len(matches)} profiles released for {request.reference}",
+            data={"profile_ids": profile_ids},
+        )
     return AccessOutcome(matches=matches, export_path=default_storage.path(name))
 
 
@@ -194,23 +248,38 @@ def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, e
     """Erase profiles completely, in the caller's transaction: a tombstone per face, past results marked, the rows
     deleted. The files are the caller's to delete once the transaction commits."""
     erasure = _Erasure()
-    profiles = list(Profile.objects.select_for_update().select_related("gallery", "gallery__owner")
-                    .filter(id__in=profile_ids))
+    profiles = list(
+        Profile.objects.select_for_update().select_related("gallery", "gallery__owner").filter(id__in=profile_ids)
+    )
     for profile in profiles:
         faces = list(profile.face_images.all())
-        Tombstone.objects.bulk_create([Tombstone(engine=f.engine, embedding=f.embedding, request=request)
-                                       for f in faces])
+        Tombstone.objects.bulk_create(
+            [Tombstone(engine=f.engine, embedding=f.embedding, request=request) for f in faces]
+        )
         erasure.files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
         # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
-        Candidate.objects.filter(profile=profile).update(erased_at=erased_at,
-                                                         erased_reason="erased at the person's request")
-        erasure.erased.append({"profile_id": profile.id, "profile": profile.display_name,
-                               "gallery": profile.gallery.name, "agency": profile.gallery.owner.name,
-                               "face_images": len(faces)})
-        erasure.register_profiles.append({
-            "id": profile.id, "code": str(profile.code), "gallery_id": profile.gallery_id,
-            "face_images": [{"id": f.id, "code": str(f.code), "content_hash": f.content_hash, "engine": f.engine}
-                            for f in faces]})
+        Candidate.objects.filter(profile=profile).update(
+            erased_at=erased_at, erased_reason="erased at the person's request"
+        )
+        erasure.erased.append(
+            {
+                "profile_id": profile.id,
+                "profile": profile.display_name,
+                "gallery": profile.gallery.name,
+                "agency": profile.gallery.owner.name,
+                "face_images": len(faces),
+            }
+        )
+        erasure.register_profiles.append(
+            {
+                "id": profile.id,
+                "code": str(profile.code),
+                "gallery_id": profile.gallery_id,
+                "face_images": [
+                    {"id": f.id, "code": str(f.code), "content_hash": f.content_hash, "engine": f.engine} for f in faces
+                ],
+            }
+        )
         erasure.tombstones += [{"engine": f.engine, "embedding": [float(v) for v in f.embedding]} for f in faces]
         profile.delete()
     return erasure
@@ -221,17 +290,34 @@ def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutco
     with transaction.atomic():
         erasure = _profiles_erase(profile_ids=profile_ids, request=request, erased_at=erased_at)
         erased, files = erasure.erased, erasure.files
-        _finish(request, user.id, identity_note, {"erased_profiles": erased, "files_removed": len(files)},
-                completed_at=erased_at)
-        audit_record(action=AuditEntry.Action.SUBJECT_ERASED, actor=user, target=request,
-                     detail=f"{len(erased)} profiles erased for {request.reference}",
-                     data={"profile_ids": [e["profile_id"] for e in erased], "files_removed": len(files)})
+        _finish(
+            request,
+            user.id,
+            identity_note,
+            {"erased_profiles": erased, "files_removed": len(files)},
+            completed_at=erased_at,
+        )
+        audit_record(
+            action=AuditEntry.Action.SUBJECT_ERASED,
+            actor=user,
+            target=request,
+            detail=f"{len(erased)} profiles erased for {request.reference}",
+            data={"profile_ids": [e["profile_id"] for e in erased], "files_removed": len(files)},
+        )
         # Last, before the commit: an erasure is never committed without its line (a restore would bring the
         # person back). A line whose commit then fails only makes a restore erase what the officer approved.
-        erasure_register_append({
-            "format": 1, "reference": request.reference, "request_id": request.id,
-            "erased_at": erased_at.isoformat(), "completed_by_id": user.id, "identity_note": identity_note.strip(),
-            "profiles": erasure.register_profiles, "tombstones": erasure.tombstones})
+        erasure_register_append(
+            {
+                "format": 1,
+                "reference": request.reference,
+                "request_id": request.id,
+                "erased_at": erased_at.isoformat(),
+                "completed_by_id": user.id,
+                "identity_note": identity_note.strip(),
+                "profiles": erasure.register_profiles,
+                "tombstones": erasure.tombstones,
+            }
+        )
         # Files go only once the rows are gone for good.
         transaction.on_commit(lambda: media_delete(*files))
     return ErasureOutcome(erased_profiles=erased, files_removed=len(files))
@@ -311,22 +397,39 @@ def erasure_reapply(*, entry: dict, backup_created_at: datetime) -> dict | None:
         request = SubjectRequest.objects.filter(reference=entry["reference"]).first()
         erasure = _profiles_erase(profile_ids=profile_ids, request=request, erased_at=erased_at)
         # Profiles enrolled after the backup are not in it: their tombstones come from the register.
-        missing = [t for t in entry.get("tombstones", [])
-                   if not Tombstone.objects.filter(engine=t["engine"], embedding=t["embedding"]).exists()]
-        Tombstone.objects.bulk_create([Tombstone(engine=t["engine"], embedding=t["embedding"], request=request)
-                                       for t in missing])
+        missing = [
+            t
+            for t in entry.get("tombstones", [])
+            if not Tombstone.objects.filter(engine=t["engine"], embedding=t["embedding"]).exists()
+        ]
+        Tombstone.objects.bulk_create(
+            [Tombstone(engine=t["engine"], embedding=t["embedding"], request=request) for t in missing]
+        )
         if request is not None and request.status != SubjectRequest.Status.COMPLETED:
             officer_id = entry.get("completed_by_id")
             officer_id = officer_id if User.objects.filter(id=officer_id).exists() else None
-            _finish(request, officer_id, entry.get("identity_note", ""),
-                    {"erased_profiles": erasure.erased, "files_removed": len(erasure.files)}, completed_at=erased_at)
-        outcome = {"reference": entry["reference"], "erased_at": entry["erased_at"],
-                   "profile_ids": [e["profile_id"] for e in erasure.erased], "files_removed": len(erasure.files),
-                   "tombstones_restored": len(missing)}
-        audit_record(action=AuditEntry.Action.SUBJECT_ERASED, username="restore", target=request,
-                     detail=f"Erasure {entry['reference']} re-applied after a restore: "
-                            f"{len(erasure.erased)} profiles erased again",
-                     data={**outcome, "reapplied": True, "backup_created_at": backup_created_at.isoformat()})
+            _finish(
+                request,
+                officer_id,
+                entry.get("identity_note", ""),
+                {"erased_profiles": erasure.erased, "files_removed": len(erasure.files)},
+                completed_at=erased_at,
+            )
+        outcome = {
+            "reference": entry["reference"],
+            "erased_at": entry["erased_at"],
+            "profile_ids": [e["profile_id"] for e in erasure.erased],
+            "files_removed": len(erasure.files),
+            "tombstones_restored": len(missing),
+        }
+        audit_record(
+            action=AuditEntry.Action.SUBJECT_ERASED,
+            username="restore",
+            target=request,
+            detail=f"Erasure {entry['reference']} re-applied after a restore: "
+            f"{len(erasure.erased)} profiles erased again",
+            data={**outcome, "reapplied": True, "backup_created_at": backup_created_at.isoformat()},
+        )
         files = erasure.files
         transaction.on_commit(lambda: media_delete(*files))
     return outcome

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from search import pipeline, retention, services
+from search import jobs, pipeline, retention
 
 
 @shared_task(name="search.tasks.search_job_run", acks_late=True, reject_on_worker_lost=True)
@@ -12,7 +12,7 @@ def search_job_run_task(job_id: int) -> None:
 
 @shared_task(name="search.tasks.search_jobs_sweep", ignore_result=True)
 def search_jobs_sweep_task() -> None:
-    services.search_jobs_sweep()
+    jobs.search_jobs_sweep()
 
 
 @shared_task(name="search.tasks.purge_expired", ignore_result=True)

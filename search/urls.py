@@ -9,12 +9,15 @@ urlpatterns = [
     path("searches/<uuid:code>/", views.job_detail, name="job-detail"),
     path("searches/<uuid:code>/status.json", views.job_status, name="job-status"),
     path("searches/<uuid:code>/results/", views.job_results, name="job-results"),
-    path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/", views.candidate_compare,
-         name="candidate-compare"),
-    path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/mark/", views.candidate_mark,
-         name="candidate-mark"),
-    path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/", views.lead_decide,
-         name="lead-decide"),
+    path(
+        "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/",
+        views.candidate_compare,
+        name="candidate-compare",
+    ),
+    path(
+        "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/mark/", views.candidate_mark, name="candidate-mark"
+    ),
+    path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/", views.lead_decide, name="lead-decide"),
     path("profiles/<uuid:code>/", views.profile_detail, name="profile-detail"),
     path("galleries/", gallery_views.gallery_list, name="gallery-list"),
     path("galleries/enrol/", gallery_views.gallery_enrol, name="gallery-enrol"),

@@ -12,20 +12,26 @@ from django.views.decorators.http import require_POST, require_safe
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
+from accounts.models import Role
 from portal import selectors as case_selectors
 from portal.access import agency_member_required, private
-from accounts.models import Role
 from portal.audit import audit_record
+from portal.client_address import client_address
 from portal.models import AuditEntry
-from search import reviews, selectors
+from search import leads as reviews
+from search import selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import LeadReview, SearchJob
 from search.services import SearchRefused, probe_submit
-from portal.client_address import client_address
 
-STAGES = [SearchJob.Stage.QUEUED, SearchJob.Stage.DETECTING, SearchJob.Stage.SEARCHING,
-          SearchJob.Stage.RENDERING, SearchJob.Stage.DONE]
+STAGES = [
+    SearchJob.Stage.QUEUED,
+    SearchJob.Stage.DETECTING,
+    SearchJob.Stage.SEARCHING,
+    SearchJob.Stage.RENDERING,
+    SearchJob.Stage.DONE,
+]
 
 
 @agency_member_required
@@ -38,19 +44,30 @@ def probe_upload(request, case_code):
         for upload in form.cleaned_data["photos"]:
             try:
                 photo_size_check(upload.size)  # before the file is read into memory
-                jobs.append(probe_submit(case=case, uploaded_by=request.user, data=upload.read(),
-                                         original_name=upload.name, purpose=form.cleaned_data["purpose"].name,
-                                         justification=form.cleaned_data["justification"],
-                                         sensitive=form.cleaned_data["sensitive"],
-                                         ip_address=client_address(request)))
+                jobs.append(
+                    probe_submit(
+                        case=case,
+                        uploaded_by=request.user,
+                        data=upload.read(),
+                        original_name=upload.name,
+                        purpose=form.cleaned_data["purpose"].name,
+                        justification=form.cleaned_data["justification"],
+                        sensitive=form.cleaned_data["sensitive"],
+                        ip_address=client_address(request),
+                    )
+                )
             except (PhotoRejected, SearchRefused) as exc:
                 problems.append(f"{upload.name}: {exc}")
     if not jobs:
         for problem in problems:
             form.add_error("photos", problem)
-        from portal.views import case_page
-
-        return case_page(request, case, upload_form=form, status=400)
+        # The case page again, with the form's errors.
+        return render(
+            request,
+            "portal/case_detail.html",
+            case_selectors.case_page_context(case=case, upload_form=form),
+            status=400,
+        )
     for problem in problems:
         messages.error(request, f"Not searched — {problem}")
     if len(jobs) == 1:
@@ -61,22 +78,35 @@ def probe_upload(request, case_code):
 
 def _job_context(job: SearchJob) -> dict:
     done = job.status == SearchJob.Status.DONE
-    return {"job": job, "faces": selectors.job_result_faces(job=job) if done else [], "stages": _stage_list(job),
-            "threshold": job.threshold, "open_set": selectors.open_set_context(job=job) if done else None}
+    return {
+        "job": job,
+        "faces": selectors.job_result_faces(job=job) if done else [],
+        "stages": _stage_list(job),
+        "threshold": job.threshold,
+        "open_set": selectors.open_set_context(job=job) if done else None,
+    }
 
 
 def _stage_list(job: SearchJob) -> list[dict]:
     if job.status == SearchJob.Status.FAILED:
         return [{"key": "failed", "label": "Failed", "state": "failed"}]
     current = STAGES.index(job.stage) if job.stage in STAGES else 0
-    return [{"key": stage.value, "label": stage.label,
-             "state": "done" if i < current or job.status == SearchJob.Status.DONE else
-             ("current" if i == current else "todo")} for i, stage in enumerate(STAGES)]
+    return [
+        {
+            "key": stage.value,
+            "label": stage.label,
+            "state": "done"
+            if i < current or job.status == SearchJob.Status.DONE
+            else ("current" if i == current else "todo"),
+        }
+        for i, stage in enumerate(STAGES)
+    ]
 
 
 def _audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
-    audit_record(action=action, actor=request.user, case=case, target=target, data=data or {},
-                 ip_address=client_address(request))
+    audit_record(
+        action=action, actor=request.user, case=case, target=target, data=data or {}, ip_address=client_address(request)
+    )
 
 
 @require_safe
@@ -102,42 +132,66 @@ def job_results(request, code):
 @agency_member_required
 def job_status(request, code):
     job = selectors.job_get(user=request.user, code=code)
-    return JsonResponse({
-        "status": job.status,
-        "stage": job.stage,
-        "stage_label": job.get_stage_display(),
-        "finished": job.is_finished,
-        "error": job.error or None,
-        "stage_ms": job.stage_ms,
-        "stages": _stage_list(job),
-        "results_url": reverse("search:job-results", kwargs={"code": job.code}),
-    }, headers={"Cache-Control": "private, no-store"})
+    return JsonResponse(
+        {
+            "status": job.status,
+            "stage": job.stage,
+            "stage_label": job.get_stage_display(),
+            "finished": job.is_finished,
+            "error": job.error or None,
+            "stage_ms": job.stage_ms,
+            "stages": _stage_list(job),
+            "results_url": reverse("search:job-results", kwargs={"code": job.code}),
+        },
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @require_safe
 @agency_member_required
 def candidate_compare(request, code, face, rank):
     candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
-    siblings = list(selectors.search_job_candidates(job=candidate.job).filter(probe_face=candidate.probe_face)
-                    .values_list("rank", flat=True))
+    siblings = list(
+        selectors.search_job_candidates(job=candidate.job)
+        .filter(probe_face=candidate.probe_face)
+        .values_list("rank", flat=True)
+    )
     position = siblings.index(candidate.rank)
 
     def url(r):
         return reverse("search:candidate-compare", kwargs={"code": code, "face": face, "rank": r})
 
-    _audit_view(request, AuditEntry.Action.COMPARISON_VIEWED, case=candidate.job.probe.case, target=candidate,
-                data={"profile_id": candidate.profile_id})
+    _audit_view(
+        request,
+        AuditEntry.Action.COMPARISON_VIEWED,
+        case=candidate.job.probe.case,
+        target=candidate,
+        data={"profile_id": candidate.profile_id},
+    )
     review = getattr(candidate, "review", None)
-    return render(request, "search/compare.html", {
-        "candidate": candidate, "job": candidate.job, "review": review,
-        "previous_url": url(siblings[position - 1]) if position > 0 else None,
-        "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
-        "count": len(siblings),
-        "can_mark": review is None or (review.proposed_by_id == request.user.id and review.status in (
-            LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED)),
-        "can_decide": (review is not None and review.status == LeadReview.Status.POSSIBLE_LEAD
-                       and request.user.role == Role.SUPERVISOR and review.proposed_by_id != request.user.id),
-    })
+    return render(
+        request,
+        "search/compare.html",
+        {
+            "candidate": candidate,
+            "job": candidate.job,
+            "review": review,
+            "previous_url": url(siblings[position - 1]) if position > 0 else None,
+            "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
+            "count": len(siblings),
+            "can_mark": review is None
+            or (
+                review.proposed_by_id == request.user.id
+                and review.status in (LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED)
+            ),
+            "can_decide": (
+                review is not None
+                and review.status == LeadReview.Status.POSSIBLE_LEAD
+                and request.user.role == Role.SUPERVISOR
+                and review.proposed_by_id != request.user.id
+            ),
+        },
+    )
 
 
 @agency_member_required
@@ -145,13 +199,22 @@ def candidate_compare(request, code, face, rank):
 def candidate_mark(request, code, face, rank):
     candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
     try:
-        reviews.candidate_mark(user=request.user, candidate=candidate, decision=request.POST.get("decision", ""),
-                               note=request.POST.get("note", ""), ip_address=client_address(request))
+        reviews.candidate_mark(
+            user=request.user,
+            candidate=candidate,
+            decision=request.POST.get("decision", ""),
+            note=request.POST.get("note", ""),
+            ip_address=client_address(request),
+        )
     except reviews.ReviewRefused as exc:
         messages.error(request, str(exc))
     else:
-        messages.success(request, "Your decision is recorded." if request.POST.get("decision") == "excluded" else
-                         "Proposed as a possible lead: a supervisor must confirm it before it is a lead.")
+        messages.success(
+            request,
+            "Your decision is recorded."
+            if request.POST.get("decision") == "excluded"
+            else "Proposed as a possible lead: a supervisor must confirm it before it is a lead.",
+        )
     return redirect("search:candidate-compare", code=code, face=face, rank=rank)
 
 
@@ -161,8 +224,13 @@ def lead_decide(request, code, face, rank):
     candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
     confirm = request.POST.get("decision") == "confirm"
     try:
-        reviews.lead_decide(user=request.user, candidate=candidate, confirm=confirm,
-                            note=request.POST.get("note", ""), ip_address=client_address(request))
+        reviews.lead_decide(
+            user=request.user,
+            candidate=candidate,
+            confirm=confirm,
+            note=request.POST.get("note", ""),
+            ip_address=client_address(request),
+        )
     except reviews.ReviewRefused as exc:
         messages.error(request, str(exc))
     else:
@@ -175,14 +243,19 @@ def lead_decide(request, code, face, rank):
 def profile_detail(request, code):
     profile = selectors.profile_get(user=request.user, code=code)
     _audit_view(request, AuditEntry.Action.PROFILE_VIEWED, case=None, target=profile)
-    return render(request, "search/profile_detail.html", {
-        "profile": profile,
-        "face_images": profile.face_images.filter(engine=profile.gallery.engine).order_by("created_at"),
-        "appearances": selectors.profile_searches(user=request.user, profile=profile),
-    })
+    return render(
+        request,
+        "search/profile_detail.html",
+        {
+            "profile": profile,
+            "face_images": profile.face_images.filter(engine=profile.gallery.engine).order_by("created_at"),
+            "appearances": selectors.profile_searches(user=request.user, profile=profile),
+        },
+    )
 
 
 # --- Images: only through these views, never from a public media URL --------------------------
+
 
 def _image_response(field) -> FileResponse:
     if not field or not field.name:

@@ -13,8 +13,18 @@ from PIL import Image
 from accounts.models import Role
 from tests.factories import GALLERY_PROVENANCE, PASSWORD, agency_make, case_make, user_make
 
-__all__ = ["GALLERY_PROVENANCE", "PASSWORD", "AgencyFixtureMixin", "faces_dir", "identities", "photo_bytes",
-           "image_bytes", "media_files", "sign_in", "shared_photo_path"]
+__all__ = [
+    "GALLERY_PROVENANCE",
+    "PASSWORD",
+    "AgencyFixtureMixin",
+    "faces_dir",
+    "identities",
+    "photo_bytes",
+    "image_bytes",
+    "media_files",
+    "sign_in",
+    "shared_photo_path",
+]
 
 
 def faces_dir() -> Path:
@@ -22,7 +32,8 @@ def faces_dir() -> Path:
     if not (pairs / "identities.csv").exists():
         raise AssertionError(
             f"The labelled face photos are missing: {pairs} does not exist. Set FACES_DIR to the folder "
-            "that holds pairs/ (default ../shared/faces).")
+            "that holds pairs/ (default ../shared/faces)."
+        )
     return pairs
 
 
@@ -53,7 +64,8 @@ def sign_in(client, user) -> None:
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
     device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDevice.objects.create(
-        user=user, name="test", confirmed=True)
+        user=user, name="test", confirmed=True
+    )
     client.force_login(user)
     session = client.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id

@@ -8,8 +8,9 @@ from accounts.services import agency_create, user_create
 from portal.models import Case
 from portal.services import case_create
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import Gallery, SearchJob
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 
 PASSWORD = "a-long-test-password-1"
 # What a new gallery must state besides its legal basis.
@@ -29,13 +30,19 @@ def case_make(*, created_by: User, number: str = "N-001", title: str = "Robbery 
     return case_create(created_by=created_by, number=number, title=title)
 
 
-def gallery_make(*, owner: Agency, name: str = "Bookings", people: dict[str, list[str]] | None = None,
-                 legal_basis: str = "Police Act s.64", **provenance) -> Gallery:
+def gallery_make(
+    *,
+    owner: Agency,
+    name: str = "Bookings",
+    people: dict[str, list[str]] | None = None,
+    legal_basis: str = "Police Act s.64",
+    **provenance,
+) -> Gallery:
     """A gallery with its provenance, and, for each person named, their photos (paths) enrolled."""
-    gallery, created = gallery_get_or_create(owner=owner, name=name, legal_basis=legal_basis,
-                                             **(GALLERY_PROVENANCE | provenance))
-    items = [EnrolmentItem(path=str(path), display_name=who) for who, paths in (people or {}).items()
-             for path in paths]
+    gallery, created = gallery_get_or_create(
+        owner=owner, name=name, legal_basis=legal_basis, **(GALLERY_PROVENANCE | provenance)
+    )
+    items = [EnrolmentItem(path=str(path), display_name=who) for who, paths in (people or {}).items() for path in paths]
     if items:
         gallery_enrol_batch(gallery=gallery, gallery_created=created, items=items)
     return gallery

@@ -5,16 +5,15 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0006_platform_staff_least_privilege'),
+        ("accounts", "0006_platform_staff_least_privilege"),
     ]
 
     operations = [
         migrations.AlterModelManagers(
-            name='user',
+            name="user",
             managers=[
-                ('objects', accounts.models.PortalUserManager()),
+                ("objects", accounts.models.PortalUserManager()),
             ],
         ),
     ]

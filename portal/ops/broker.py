@@ -19,10 +19,15 @@ TIMEOUT_SECONDS = 2.0
 @contextmanager
 def broker_channel():
     """A kombu channel on the broker (its .client is a Redis client); raises when it cannot be reached."""
-    options = {**settings.CELERY_BROKER_TRANSPORT_OPTIONS, "max_retries": 0,
-               "socket_connect_timeout": TIMEOUT_SECONDS, "socket_timeout": TIMEOUT_SECONDS}
-    with kombu.Connection(settings.CELERY_BROKER_URL, connect_timeout=TIMEOUT_SECONDS,
-                          transport_options=options) as connection:
+    options = {
+        **settings.CELERY_BROKER_TRANSPORT_OPTIONS,
+        "max_retries": 0,
+        "socket_connect_timeout": TIMEOUT_SECONDS,
+        "socket_timeout": TIMEOUT_SECONDS,
+    }
+    with kombu.Connection(
+        settings.CELERY_BROKER_URL, connect_timeout=TIMEOUT_SECONDS, transport_options=options
+    ) as connection:
         yield connection.default_channel
 
 

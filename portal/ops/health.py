@@ -44,8 +44,10 @@ def readiness() -> dict:
     checks = {"database": database_check()}
     checks["broker"], checks["worker"] = broker_and_worker_checks()
     checks["models"] = model_files_check(database_ok=checks["database"].ok)
-    return {"status": readiness_status({name: check.ok for name, check in checks.items()}),
-            "checks": {name: asdict(check) for name, check in checks.items()}}
+    return {
+        "status": readiness_status({name: check.ok for name, check in checks.items()}),
+        "checks": {name: asdict(check) for name, check in checks.items()},
+    }
 
 
 def readiness_status(results: dict[str, bool]) -> str:
@@ -77,11 +79,15 @@ def broker_and_worker_checks() -> tuple[Check, Check]:
             channel.client.ping()
             workers = workers_alive(channel).get(queue, [])
     except Exception as exc:  # noqa: BLE001 - kombu, redis and socket errors all mean "unreachable"
-        return (_unreachable("the broker", exc),
-                Check(False, "unknown: the broker, which holds the workers' heartbeats, cannot be reached"))
+        return (
+            _unreachable("the broker", exc),
+            Check(False, "unknown: the broker, which holds the workers' heartbeats, cannot be reached"),
+        )
     if not workers:
-        return (Check(True, "answers"), Check(False, f"no worker has beaten in the last "
-                                                      f"{settings.SEARCH_STALE_SECONDS} s on queue {queue!r}"))
+        return (
+            Check(True, "answers"),
+            Check(False, f"no worker has beaten in the last {settings.SEARCH_STALE_SECONDS} s on queue {queue!r}"),
+        )
     return Check(True, "answers"), Check(True, f"{len(workers)} worker(s) on queue {queue!r}")
 
 

@@ -56,23 +56,29 @@ class SettledStageHistogram:
 
     def _read(self, **finished):
         return selectors.search_stage_histogram(
-            stages=STAGES, bounds_ms=tuple(bound * 1000 for bound in STAGE_BUCKETS_SECONDS), **finished)
+            stages=STAGES, bounds_ms=tuple(bound * 1000 for bound in STAGE_BUCKETS_SECONDS), **finished
+        )
 
     @staticmethod
     def _add(first: dict | None, second: dict) -> dict:
         if first is None:
             return second
-        return {stage: {"count": first[stage]["count"] + figures["count"],
-                        "sum": first[stage]["sum"] + figures["sum"],
-                        "buckets": [a + b for a, b in zip(first[stage]["buckets"], figures["buckets"], strict=True)]}
-                for stage, figures in second.items()}
+        return {
+            stage: {
+                "count": first[stage]["count"] + figures["count"],
+                "sum": first[stage]["sum"] + figures["sum"],
+                "buckets": [a + b for a, b in zip(first[stage]["buckets"], figures["buckets"], strict=True)],
+            }
+            for stage, figures in second.items()
+        }
 
     def figures(self) -> dict:
         bound = timezone.now() - timedelta(seconds=SETTLE_SECONDS)
         with self._lock:
             if self._settled_before is None or (bound - self._settled_before).total_seconds() > ADVANCE_SECONDS:
-                self._settled = self._add(self._settled, self._read(finished_from=self._settled_before,
-                                                                    finished_before=bound))
+                self._settled = self._add(
+                    self._settled, self._read(finished_from=self._settled_before, finished_before=bound)
+                )
                 self._settled_before = bound
             settled, settled_before = self._settled, self._settled_before
         return self._add(settled, self._read(finished_from=settled_before))
@@ -87,8 +93,7 @@ def metrics_access_allowed(request) -> bool:
         return True
     token = settings.METRICS_TOKEN
     scheme, _, offered = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
-    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(offered.strip().encode(),
-                                                                               token.encode())
+    return bool(token) and scheme.lower() == "bearer" and hmac.compare_digest(offered.strip().encode(), token.encode())
 
 
 class PortalCollector:
@@ -98,8 +103,9 @@ class PortalCollector:
         return []  # nothing read at registration: every figure is read at scrape time
 
     def collect(self):
-        up = GaugeMetricFamily("portal_dependency_up", "Whether the scrape could read the dependency (1) or not (0)",
-                               labels=["dependency"])
+        up = GaugeMetricFamily(
+            "portal_dependency_up", "Whether the scrape could read the dependency (1) or not (0)", labels=["dependency"]
+        )
         try:
             database = list(self._database())
         except DatabaseError as exc:
@@ -117,23 +123,29 @@ class PortalCollector:
         yield up
 
     def _database(self):
-        jobs = GaugeMetricFamily("portal_search_jobs", "Search jobs in each status (done and failed only grow)",
-                                 labels=["status"])
+        jobs = GaugeMetricFamily(
+            "portal_search_jobs", "Search jobs in each status (done and failed only grow)", labels=["status"]
+        )
         for status, count in selectors.search_job_status_counts().items():
             jobs.add_metric([status], count)
         yield jobs
 
         oldest = selectors.search_job_oldest_queued_at()
-        yield GaugeMetricFamily("portal_search_oldest_queued_age_seconds",
-                                "How long the longest-waiting queued search has waited (0 when none waits)",
-                                value=(timezone.now() - oldest).total_seconds() if oldest else 0.0)
+        yield GaugeMetricFamily(
+            "portal_search_oldest_queued_age_seconds",
+            "How long the longest-waiting queued search has waited (0 when none waits)",
+            value=(timezone.now() - oldest).total_seconds() if oldest else 0.0,
+        )
 
-        stages = HistogramMetricFamily("portal_search_stage_seconds",
-                                       "Time of each stage of the searches that ran it (from SearchJob.stage_ms)",
-                                       labels=["stage"])
+        stages = HistogramMetricFamily(
+            "portal_search_stage_seconds",
+            "Time of each stage of the searches that ran it (from SearchJob.stage_ms)",
+            labels=["stage"],
+        )
         for stage, figures in stage_histogram.figures().items():
-            buckets = [(repr(bound), count)
-                       for bound, count in zip(STAGE_BUCKETS_SECONDS, figures["buckets"], strict=True)]
+            buckets = [
+                (repr(bound), count) for bound, count in zip(STAGE_BUCKETS_SECONDS, figures["buckets"], strict=True)
+            ]
             stages.add_metric([stage], buckets + [("+Inf", figures["count"])], figures["sum"] / 1000)
         yield stages
 
@@ -142,14 +154,17 @@ class PortalCollector:
         with broker_channel() as channel:
             depths = queue_depths(channel, queue)
             alive = workers_alive(channel)
-        messages = GaugeMetricFamily("portal_broker_queue_messages",
-                                     "Messages waiting on the broker in the search queue, per priority list "
-                                     "(0 is taken first)", labels=["queue", "priority"])
+        messages = GaugeMetricFamily(
+            "portal_broker_queue_messages",
+            "Messages waiting on the broker in the search queue, per priority list (0 is taken first)",
+            labels=["queue", "priority"],
+        )
         for priority, count in depths.items():
             messages.add_metric([queue, str(priority)], count)
         yield messages
-        workers = GaugeMetricFamily("portal_workers", "Workers with a live heartbeat, per queue they consume",
-                                    labels=["queue"])
+        workers = GaugeMetricFamily(
+            "portal_workers", "Workers with a live heartbeat, per queue they consume", labels=["queue"]
+        )
         for name in sorted(set(alive) | {queue}):
             workers.add_metric([name], len(alive.get(name, [])))
         yield workers

@@ -1,16 +1,20 @@
 """The face engine interface: detect faces in a photo, describe each with a vector.
 
-An engine has a name, a version, its own distance metric and its own default threshold. Every
-stored descriptor records the engine that made it, and a search compares only descriptors of the
+The registry (ENGINES) holds one entry per engine: its metric, the mate-based distance bound under
+which two faces count as a match, the descriptor's dimension and the name of its partial HNSW index;
+adding an engine is one entry (and, for the database, its index in search.models and a migration).
+Every stored descriptor records the engine that made it, and a search compares only descriptors of the
 same engine. Engines load their models once per process (get_engine caches them).
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 from dataclasses import dataclass, field
 
 import numpy as np
+from django.conf import settings
 
 
 class EngineNotAvailable(Exception):
@@ -72,34 +76,75 @@ class FaceEngine:
         raise NotImplementedError
 
 
+DLIB_RESNET = "dlib-resnet-v1"
+YUNET_SFACE = "yunet-sface-int8"
+
+
+@dataclass(frozen=True)
+class EngineEntry:
+    """What the rest of the portal knows of an engine without loading it."""
+
+    name: str
+    implementation: str  # "module.Class"
+    metric: str  # "euclidean" or "cosine"; the engine's HNSW index uses the same
+    dimensions: int
+    hnsw_index: str  # the partial HNSW index of its descriptors (search.models declares it)
+    # The setting holding the mate-based distance bound: at or under it, two faces count as a match.
+    threshold_setting: str
+
+    @property
+    def threshold(self) -> float:
+        return getattr(settings, self.threshold_setting)
+
+
 ENGINES = {
-    "dlib-resnet-v1": "search.faces._dlib.DlibEngine",
-    "yunet-sface-int8": "search.faces._sface.SFaceEngine",
+    entry.name: entry
+    for entry in (
+        EngineEntry(
+            DLIB_RESNET,
+            "search.faces._dlib.DlibEngine",
+            metric="euclidean",
+            dimensions=128,
+            hnsw_index="face_embedding_dlib_hnsw",
+            threshold_setting="FACE_MATCH_THRESHOLD",
+        ),
+        EngineEntry(
+            YUNET_SFACE,
+            "search.faces._sface.SFaceEngine",
+            metric="cosine",
+            dimensions=128,
+            hnsw_index="face_embedding_sface_hnsw",
+            threshold_setting="SFACE_MATCH_THRESHOLD",
+        ),
+    )
 }
-DEFAULT_ENGINE = "dlib-resnet-v1"
+DEFAULT_ENGINE = DLIB_RESNET
+
+
+def engine_entry(name: str) -> EngineEntry:
+    """The registry entry of that engine, or EngineNotAvailable."""
+    if name not in ENGINES:
+        raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
+    return ENGINES[name]
 
 
 def engine_thresholds() -> dict[str, float]:
     """Each engine's match threshold (a distance), without loading any model."""
-    from django.conf import settings
-
-    return {"dlib-resnet-v1": settings.FACE_MATCH_THRESHOLD, "yunet-sface-int8": settings.SFACE_MATCH_THRESHOLD}
+    return {name: entry.threshold for name, entry in ENGINES.items()}
 
 
 def engine_threshold(name: str) -> float:
-    thresholds = engine_thresholds()
-    if name not in thresholds:
-        raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
-    return thresholds[name]
+    return engine_entry(name).threshold
+
+
+def engine_is_match(*, engine: str, distance: float, threshold: float | None = None) -> bool:
+    """Whether a distance between two faces of that engine is a match (under its bound, or the one given)."""
+    return distance <= (engine_threshold(engine) if threshold is None else threshold)
 
 
 def _engine_module(name: str):
-    if name not in ENGINES:
-        raise EngineNotAvailable(f"Unknown face engine {name!r}; known: {', '.join(ENGINES)}")
-    import importlib
-
     try:
-        return importlib.import_module(ENGINES[name].rsplit(".", 1)[0])
+        return importlib.import_module(engine_entry(name).implementation.rsplit(".", 1)[0])
     except ImportError as exc:
         raise EngineNotAvailable(f"Face engine {name!r} is not installed: {exc}") from exc
 
@@ -107,7 +152,7 @@ def _engine_module(name: str):
 @functools.cache
 def get_engine(name: str = DEFAULT_ENGINE) -> FaceEngine:
     """The engine of that name, its models loaded once per process."""
-    return getattr(_engine_module(name), ENGINES[name].rsplit(".", 1)[1])()
+    return getattr(_engine_module(name), ENGINES[name].implementation.rsplit(".", 1)[1])()
 
 
 def engine_model_files(name: str) -> list[ModelFile]:

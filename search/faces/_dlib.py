@@ -9,7 +9,7 @@ import face_recognition_models as models
 import numpy as np
 from django.conf import settings
 
-from . import DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
+from . import DLIB_RESNET, ENGINES, DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
 
 
 def _model_path(path: str) -> str:
@@ -20,19 +20,21 @@ def _model_path(path: str) -> str:
 
 def model_files() -> list[ModelFile]:
     """The landmark, descriptor and CNN detector files (the CNN loads at the first sensitive search)."""
-    return [ModelFile(models.pose_predictor_five_point_model_location()),
-            ModelFile(models.face_recognition_model_location()),
-            ModelFile(models.cnn_face_detector_model_location())]
+    return [
+        ModelFile(models.pose_predictor_five_point_model_location()),
+        ModelFile(models.face_recognition_model_location()),
+        ModelFile(models.cnn_face_detector_model_location()),
+    ]
 
 
 class DlibEngine(FaceEngine):
-    name = "dlib-resnet-v1"
+    name = DLIB_RESNET
     version = f"dlib {dlib.__version__}; dlib_face_recognition_resnet_model_v1"
-    metric = "euclidean"
-    dimensions = 128
+    metric = ENGINES[DLIB_RESNET].metric
+    dimensions = ENGINES[DLIB_RESNET].dimensions
 
     def __init__(self) -> None:
-        self.default_threshold = settings.FACE_MATCH_THRESHOLD
+        self.default_threshold = ENGINES[DLIB_RESNET].threshold
         self.upsample = settings.FACE_DETECT_UPSAMPLE
         self._hog = dlib.get_frontal_face_detector()
         self._shape = dlib.shape_predictor(_model_path(models.pose_predictor_five_point_model_location()))
@@ -45,12 +47,11 @@ class DlibEngine(FaceEngine):
     def detect(self, image: np.ndarray, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
         if sensitive:
             if self._cnn is None:
-                self._cnn = dlib.cnn_face_detection_model_v1(
-                    _model_path(models.cnn_face_detector_model_location()))
+                self._cnn = dlib.cnn_face_detection_model_v1(_model_path(models.cnn_face_detector_model_location()))
             found = [(d.rect, d.confidence) for d in self._cnn(image, 0)]
         else:
             rects, scores, _ = self._hog.run(image, 0 if quick else self.upsample, 0.0)
-            found = list(zip(rects, scores))
+            found = list(zip(rects, scores, strict=True))
         height, width = image.shape[:2]
         faces = []
         for rect, score in found:
@@ -59,12 +60,14 @@ class DlibEngine(FaceEngine):
             right, bottom = min(rect.right(), width - 1), min(rect.bottom(), height - 1)
             if right <= left or bottom <= top:
                 continue
-            faces.append(DetectedFace(
-                box=(left, top, right - left + 1, bottom - top + 1),
-                landmarks=[(float(p.x), float(p.y)) for p in shape.parts()],
-                detector_score=float(score),
-                handle=shape,
-            ))
+            faces.append(
+                DetectedFace(
+                    box=(left, top, right - left + 1, bottom - top + 1),
+                    landmarks=[(float(p.x), float(p.y)) for p in shape.parts()],
+                    detector_score=float(score),
+                    handle=shape,
+                )
+            )
         return faces
 
     def embed(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:

@@ -10,7 +10,7 @@ import importlib.resources
 import numpy as np
 from django.conf import settings
 
-from . import DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
+from . import ENGINES, YUNET_SFACE, DetectedFace, EngineNotAvailable, FaceEngine, ModelFile
 
 MODEL_FILES = {
     "face_detection_yunet_2023mar_int8bq.onnx": "49f000ec501fef24739071fc7e68267d32209045b6822c0c72dce1da25726f10",
@@ -41,9 +41,9 @@ def _checked_model_path(name: str) -> str:
 
 
 class SFaceEngine(FaceEngine):
-    name = "yunet-sface-int8"
-    metric = "cosine"
-    dimensions = 128
+    name = YUNET_SFACE
+    metric = ENGINES[YUNET_SFACE].metric
+    dimensions = ENGINES[YUNET_SFACE].dimensions
 
     def __init__(self) -> None:
         try:
@@ -54,10 +54,11 @@ class SFaceEngine(FaceEngine):
         # OpenCV 5 warns on every model load that targets are chosen by its graph engine: not our concern.
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
         self.version = f"OpenCV {cv2.__version__}; YuNet 2023mar int8; SFace 2021dec int8"
-        self.default_threshold = settings.SFACE_MATCH_THRESHOLD
+        self.default_threshold = ENGINES[YUNET_SFACE].threshold
         detector_path, recognizer_path = _checked_model_path(DETECTOR), _checked_model_path(RECOGNIZER)
-        self._detector = cv2.FaceDetectorYN.create(detector_path, "", (320, 320), settings.YUNET_SCORE_THRESHOLD,
-                                                   0.3, 5000)
+        self._detector = cv2.FaceDetectorYN.create(
+            detector_path, "", (320, 320), settings.YUNET_SCORE_THRESHOLD, 0.3, 5000
+        )
         # FaceRecognizerSF aligns; its feature() fails on the int8 model with OpenCV 5, so the network runs
         # through cv2.dnn on the aligned 112×112 crop, in RGB order.
         self._aligner = cv2.FaceRecognizerSF.create(recognizer_path, "")
@@ -68,8 +69,11 @@ class SFaceEngine(FaceEngine):
         height, width = bgr.shape[:2]
         # Sensitive: look at the photo twice as large, for small or distant faces (about 4× the time).
         scale = 2 if sensitive else 1
-        work = self._cv2.resize(bgr, (width * scale, height * scale), interpolation=self._cv2.INTER_CUBIC) \
-            if scale > 1 else bgr
+        work = (
+            self._cv2.resize(bgr, (width * scale, height * scale), interpolation=self._cv2.INTER_CUBIC)
+            if scale > 1
+            else bgr
+        )
         self._detector.setInputSize((work.shape[1], work.shape[0]))
         _, rows = self._detector.detect(work)
         if rows is not None and scale > 1:
@@ -81,9 +85,14 @@ class SFaceEngine(FaceEngine):
             right, bottom = min(int(round(row[0] + row[2])), width), min(int(round(row[1] + row[3])), height)
             if right <= left or bottom <= top:
                 continue
-            faces.append(DetectedFace(box=(left, top, right - left, bottom - top),
-                                      landmarks=[(float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5)],
-                                      detector_score=float(row[14]), handle=row.copy()))
+            faces.append(
+                DetectedFace(
+                    box=(left, top, right - left, bottom - top),
+                    landmarks=[(float(row[4 + 2 * i]), float(row[5 + 2 * i])) for i in range(5)],
+                    detector_score=float(row[14]),
+                    handle=row.copy(),
+                )
+            )
         return faces
 
     def _aligned_bgr(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:

@@ -14,7 +14,6 @@ def queued_published_at_to_heartbeat(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("search", "0012_hnsw_ef_construction_128"),
     ]

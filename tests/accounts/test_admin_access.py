@@ -15,14 +15,23 @@ class PlatformStaffAdminTests(AgencyFixtureMixin, TestCase):
 
     def test_platform_staff_manage_agencies_users_and_galleries(self):
         sign_in(self.client, self.staff)
-        for name in ("accounts_agency_changelist", "accounts_user_changelist", "search_gallery_changelist",
-                     "search_searchjob_changelist"):
+        for name in (
+            "accounts_agency_changelist",
+            "accounts_user_changelist",
+            "search_gallery_changelist",
+            "search_searchjob_changelist",
+        ):
             self.assertEqual(self.client.get(reverse(f"admin:{name}")).status_code, 200, name)
 
     def test_platform_staff_see_no_probe_face_or_candidate(self):
         sign_in(self.client, self.staff)
-        for name in ("search_probe_changelist", "search_faceimage_changelist", "search_candidate_changelist",
-                     "search_probeface_changelist", "portal_case_changelist"):
+        for name in (
+            "search_probe_changelist",
+            "search_faceimage_changelist",
+            "search_candidate_changelist",
+            "search_probeface_changelist",
+            "portal_case_changelist",
+        ):
             self.assertEqual(self.client.get(reverse(f"admin:{name}")).status_code, 403, name)
 
     def test_agency_users_have_no_admin(self):

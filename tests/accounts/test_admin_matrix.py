@@ -38,8 +38,14 @@ MATRIX = {
     "search.offensecategory": {"platform_staff": (200, 200), "superuser": (200, 200)},
 }
 # What no admin page may show to anyone: the fields that hand out power, and second-factor secrets.
-POWER_FIELDS = ('name="is_superuser"', 'name="is_staff"', 'name="groups"', 'name="user_permissions"',
-                'name="password"', "password/")
+POWER_FIELDS = (
+    'name="is_superuser"',
+    'name="is_staff"',
+    'name="groups"',
+    'name="user_permissions"',
+    'name="password"',
+    "password/",
+)
 
 
 class AdminMatrixTests(AgencyFixtureMixin, TestCase):
@@ -66,7 +72,7 @@ class AdminMatrixTests(AgencyFixtureMixin, TestCase):
             for label, expected_by_role in MATRIX.items():
                 app, model = label.split(".")
                 expected = expected_by_role.get(role, NO_ADMIN)
-                for page, status in zip(("changelist", "add"), expected):
+                for page, status in zip(("changelist", "add"), expected, strict=True):
                     with self.subTest(role=role, model=label, page=page):
                         response = self.client.get(reverse(f"admin:{app}_{model}_{page}"))
                         self.assertEqual(response.status_code, status)
@@ -88,21 +94,34 @@ class AdminMatrixTests(AgencyFixtureMixin, TestCase):
         for field in POWER_FIELDS:
             self.assertNotIn(field, page)
         # A forged form with the fields anyway: they are not part of the form, so nothing changes.
-        self.client.post(url, {"first_name": "Pat", "last_name": "", "email": "pat@example.org",
-                               "is_superuser": "on", "is_staff": "on", "user_permissions": "1", "groups": "1"})
+        self.client.post(
+            url,
+            {
+                "first_name": "Pat",
+                "last_name": "",
+                "email": "pat@example.org",
+                "is_superuser": "on",
+                "is_staff": "on",
+                "user_permissions": "1",
+                "groups": "1",
+            },
+        )
         staff.refresh_from_db()
         self.assertFalse(staff.is_superuser)
         self.assertEqual(staff.first_name, "Pat")
         self.assertFalse(staff.groups.exists())
-        self.assertEqual(sorted(staff.user_permissions.values_list("codename", flat=True)),
-                         sorted(PLATFORM_STAFF_PERMISSIONS))
+        self.assertEqual(
+            sorted(staff.user_permissions.values_list("codename", flat=True)), sorted(PLATFORM_STAFF_PERMISSIONS)
+        )
 
     def test_no_password_page_for_anyone(self):
         for role in ("platform_staff", "superuser"):
             self.client.logout()
             sign_in(self.client, self.users[role])
-            for url in (f"/admin/accounts/user/{self.alice.pk}/password/",
-                        f"/admin/accounts/user/{self.alice.pk}/password/change/"):
+            for url in (
+                f"/admin/accounts/user/{self.alice.pk}/password/",
+                f"/admin/accounts/user/{self.alice.pk}/password/change/",
+            ):
                 response = self.client.get(url, follow=True)
                 self.assertNotIn('type="password"', response.content.decode(), (role, url))
                 self.assertNotEqual(response.redirect_chain[-1:], [], (role, url))  # the admin's catch-all
@@ -113,9 +132,11 @@ class AdminMatrixTests(AgencyFixtureMixin, TestCase):
 
     def test_no_page_shows_an_authenticator_key_or_a_backup_code(self):
         sign_in(self.client, self.users["superuser"])
-        pages = [reverse("admin:otp_totp_totpdevice_changelist"),
-                 reverse("admin:otp_totp_totpdevice_change", args=[self.totp.pk]),
-                 reverse("admin:otp_static_staticdevice_changelist")]
+        pages = [
+            reverse("admin:otp_totp_totpdevice_changelist"),
+            reverse("admin:otp_totp_totpdevice_change", args=[self.totp.pk]),
+            reverse("admin:otp_static_staticdevice_changelist"),
+        ]
         static = StaticDevice.objects.get(user=self.alice)
         pages.append(reverse("admin:otp_static_staticdevice_change", args=[static.pk]))
         self.assertEqual(StaticToken.objects.filter(device=static).count(), len(self.codes))
@@ -128,16 +149,28 @@ class AdminMatrixTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(self.client.get(f"/admin/otp_totp/totpdevice/{self.totp.pk}/config/").status_code, 302)
 
     def test_staff_see_searches_as_metadata_only(self):
-        job = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img2.jpg"),
-                           original_name="secret-informant.jpg", justification="Informant Jones said the man at the bar")
+        job = probe_submit(
+            case=self.case,
+            uploaded_by=self.alice,
+            data=photo_bytes("img2.jpg"),
+            original_name="secret-informant.jpg",
+            justification="Informant Jones said the man at the bar",
+        )
         sign_in(self.client, self.users["platform_staff"])
-        for url in (reverse("admin:search_searchjob_changelist"),
-                    reverse("admin:search_searchjob_change", args=[job.pk])):
+        for url in (
+            reverse("admin:search_searchjob_changelist"),
+            reverse("admin:search_searchjob_change", args=[job.pk]),
+        ):
             response = self.client.get(url)
             self.assertEqual(response.status_code, 200)
             page = response.content.decode()
             self.assertIn(str(job.code), page)
-            for secret in ("Informant Jones", "secret-informant", self.case.number, self.case.title,
-                           job.probe.image.name):
+            for secret in (
+                "Informant Jones",
+                "secret-informant",
+                self.case.number,
+                self.case.title,
+                job.probe.image.name,
+            ):
                 self.assertNotIn(secret, page, url)
         self.assertEqual(SearchJob.objects.get(pk=job.pk).justification, "Informant Jones said the man at the bar")

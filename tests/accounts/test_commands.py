@@ -36,8 +36,9 @@ class CreateUserTests(TestCase):
         run("create_agency", "north", "--name", "North Police", "--seats", "2")
 
     def test_it_prints_the_new_user_as_json(self):
-        result = json.loads(run("create_user", "alice", "--agency", "north", "--role", "officer",
-                                "--password", PASSWORD, "--json"))
+        result = json.loads(
+            run("create_user", "alice", "--agency", "north", "--role", "officer", "--password", PASSWORD, "--json")
+        )
         user = User.objects.get(username="alice")
         self.assertEqual((result["username"], result["id"]), ("alice", user.id))
         # Pre-enrolment is on outside production: a script can sign in with the printed second factor.
@@ -66,8 +67,9 @@ class CreateUserTests(TestCase):
         with self.assertRaisesMessage(CommandError, "No agency with the slug 'nowhere'"):
             run("create_user", "alice", "--agency", "nowhere", "--role", "officer", "--password", PASSWORD)
         with self.assertRaisesMessage(CommandError, "not both"):
-            run("create_user", "alice", "--agency", "north", "--platform-role", "platform_staff",
-                "--password", PASSWORD)
+            run(
+                "create_user", "alice", "--agency", "north", "--platform-role", "platform_staff", "--password", PASSWORD
+            )
         self.assertEqual(User.objects.count(), 0)
 
     def test_it_refuses_a_user_beyond_the_seats_bought(self):

@@ -10,8 +10,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.models import Invitation, User
-from portal.models import AuditEntry
 from accounts.services import AccountError, agency_set_seats, invitation_create, seats_used
+from portal.models import AuditEntry
 from tests.base import PASSWORD, AgencyFixtureMixin, sign_in
 
 
@@ -35,8 +35,7 @@ class InvitationTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(seats_used(self.north), 4)  # the pending invitation holds a seat
         link = self.link()
         self.assertContains(self.client.get(link), "Join North Police")
-        response = self.client.post(link, {"username": "newcomer", "password": PASSWORD,
-                                           "password_again": PASSWORD})
+        response = self.client.post(link, {"username": "newcomer", "password": PASSWORD, "password_again": PASSWORD})
         self.assertRedirects(response, reverse("accounts:enrol"))
         user = User.objects.get(username="newcomer")
         self.assertEqual((user.agency, user.role, user.email), (self.north, "officer", "newcomer@north.example"))
@@ -85,8 +84,9 @@ class InvitationTests(AgencyFixtureMixin, TestCase):
         self.client.post(reverse("accounts:invitation-revoke", args=[invitation.code]))
         self.assertEqual(seats_used(self.north), 3)
         self.client.logout()
-        self.assertContains(self.client.get(reverse("accounts:invitation-accept", args=[token])), "withdrawn",
-                            status_code=410)
+        self.assertContains(
+            self.client.get(reverse("accounts:invitation-accept", args=[token])), "withdrawn", status_code=410
+        )
 
     def test_only_agency_admins_invite(self):
         with self.assertRaisesMessage(AccountError, "Only an agency admin invites users."):

@@ -28,8 +28,9 @@ class PasswordResetTests(AgencyFixtureMixin, TestCase):
         self.assertRedirects(self.request_link(), reverse("accounts:password-reset-done"))
         link = re.search(r"http://testserver(\S+)", mail.outbox[-1].body).group(1)
         form_page = self.client.get(link, follow=True)
-        response = self.client.post(form_page.redirect_chain[-1][0],
-                                    {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+        response = self.client.post(
+            form_page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+        )
         self.assertRedirects(response, reverse("accounts:password-reset-complete"))
         self.assertEqual(other_session.get(reverse("portal:dashboard")).status_code, 302)  # ended
         response = self.client.post(reverse("accounts:login"), {"username": "alice", "password": NEW_PASSWORD})

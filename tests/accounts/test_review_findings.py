@@ -9,8 +9,7 @@ from django.test import RequestFactory, SimpleTestCase, override_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.services import (AccountError, agency_set_seats, invitation_accept, invitation_create,
-                               user_deactivate)
+from accounts.services import AccountError, agency_set_seats, invitation_accept, invitation_create, user_deactivate
 from portal.client_address import client_address
 from portal.models import AuditEntry
 from tests.accounts.test_sign_in import DASHBOARD, LOGIN, SECOND, SignInTestCase, current_code
@@ -41,8 +40,9 @@ class ClientAddressTests(SimpleTestCase):
         forged = "1.2.3.4, 198.51.100.7"
         self.assertEqual(address(PROXY, forged, TRUSTED_PROXIES=[PROXY]), "198.51.100.7")
         # Two proxies in a row (edge 10.0.0.9 → inner 10.0.0.5): both trusted, the client is left of them.
-        self.assertEqual(address(PROXY, "1.2.3.4, 198.51.100.7, 10.0.0.9", TRUSTED_PROXIES=["10.0.0.0/24"]),
-                         "198.51.100.7")
+        self.assertEqual(
+            address(PROXY, "1.2.3.4, 198.51.100.7, 10.0.0.9", TRUSTED_PROXIES=["10.0.0.0/24"]), "198.51.100.7"
+        )
         # Every hop trusted: the left-most is as far as the chain is known.
         self.assertEqual(address(PROXY, "10.0.0.8, 10.0.0.9", TRUSTED_PROXIES=["10.0.0.0/24"]), "10.0.0.8")
 
@@ -67,8 +67,9 @@ class LockoutBehindAProxyTests(SignInTestCase):
     """Behind the proxy everyone arrived from one address: five wrong passwords by anyone locked everyone."""
 
     def attempt(self, username, client_ip, password="wrong password, wrong"):
-        return self.client.post(LOGIN, {"username": username, "password": password},
-                                REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=client_ip)
+        return self.client.post(
+            LOGIN, {"username": username, "password": password}, REMOTE_ADDR=PROXY, HTTP_X_FORWARDED_FOR=client_ip
+        )
 
     def test_an_attackers_failures_lock_the_attacker_not_everyone(self):
         for _ in range(5):
@@ -87,10 +88,16 @@ class LockoutBehindAProxyTests(SignInTestCase):
 
     def test_a_forged_header_from_outside_the_proxy_changes_nothing(self):
         for number in range(5):
-            self.client.post(LOGIN, {"username": "mallory", "password": "wrong password, wrong"},
-                             REMOTE_ADDR="198.51.100.66", HTTP_X_FORWARDED_FOR=f"192.0.2.{number}")
-        self.assertEqual(set(AuditEntry.objects.filter(action="sign_in_failed").values_list("ip_address", flat=True)),
-                         {"198.51.100.66"})
+            self.client.post(
+                LOGIN,
+                {"username": "mallory", "password": "wrong password, wrong"},
+                REMOTE_ADDR="198.51.100.66",
+                HTTP_X_FORWARDED_FOR=f"192.0.2.{number}",
+            )
+        self.assertEqual(
+            set(AuditEntry.objects.filter(action="sign_in_failed").values_list("ip_address", flat=True)),
+            {"198.51.100.66"},
+        )
 
 
 class EveryRequestTests(SignInTestCase):
@@ -121,10 +128,32 @@ class EveryRequestTests(SignInTestCase):
 class NextValueTests(SignInTestCase):
     """`?next=cases` gave a 500 after a valid second factor, and the code was spent."""
 
-    CORPUS = ["cases", "/cases/", "//evil.example/", "https://evil.example/", "http:/evil.example", "/\\evil.example",
-              "\\\\evil.example", "javascript:alert(1)", "///evil.example", " /cases/", "%2F%2Fevil.example",
-              "/%0d%0aSet-Cookie:x=1", "portal:dashboard", "accounts:logout", "/" + "a" * 3000, "\x00", "?", "#",
-              "/admin/", "data:text/html,hi", "", "..", "../../etc/passwd", "/accounts/login/?next=//evil.example"]
+    CORPUS = [
+        "cases",
+        "/cases/",
+        "//evil.example/",
+        "https://evil.example/",
+        "http:/evil.example",
+        "/\\evil.example",
+        "\\\\evil.example",
+        "javascript:alert(1)",
+        "///evil.example",
+        " /cases/",
+        "%2F%2Fevil.example",
+        "/%0d%0aSet-Cookie:x=1",
+        "portal:dashboard",
+        "accounts:logout",
+        "/" + "a" * 3000,
+        "\x00",
+        "?",
+        "#",
+        "/admin/",
+        "data:text/html,hi",
+        "",
+        "..",
+        "../../etc/passwd",
+        "/accounts/login/?next=//evil.example",
+    ]
 
     def test_no_next_value_gives_a_server_error_or_leaves_the_portal(self):
         for value in self.CORPUS:
@@ -165,11 +194,20 @@ class PasswordChangeTests(SignInTestCase):
         self.full_sign_in()
         new = "another-long-password-2"
         with time_machine.travel(timezone.now() + timedelta(minutes=2)):
-            wrong = self.client.post(self.URL, {"current_password": PASSWORD, "code": "000000",
-                                                "new_password": new, "new_password_again": new})
+            wrong = self.client.post(
+                self.URL,
+                {"current_password": PASSWORD, "code": "000000", "new_password": new, "new_password_again": new},
+            )
             self.assertContains(wrong, "code is not right", status_code=400)
-            response = self.client.post(self.URL, {"current_password": PASSWORD, "code": self.backup_codes[0],
-                                                   "new_password": new, "new_password_again": new})
+            response = self.client.post(
+                self.URL,
+                {
+                    "current_password": PASSWORD,
+                    "code": self.backup_codes[0],
+                    "new_password": new,
+                    "new_password_again": new,
+                },
+            )
             self.assertRedirects(response, DASHBOARD, fetch_redirect_response=False)
             self.frank.refresh_from_db()
             self.assertTrue(self.frank.check_password(new))
@@ -179,8 +217,15 @@ class PasswordChangeTests(SignInTestCase):
 
     def test_the_password_step_alone_cannot_change_it(self):
         self.password_step()
-        response = self.client.post(self.URL, {"current_password": PASSWORD, "code": self.backup_codes[0],
-                                               "new_password": "x" * 20, "new_password_again": "x" * 20})
+        response = self.client.post(
+            self.URL,
+            {
+                "current_password": PASSWORD,
+                "code": self.backup_codes[0],
+                "new_password": "x" * 20,
+                "new_password_again": "x" * 20,
+            },
+        )
         self.assertRedirects(response, SECOND, fetch_redirect_response=False)
         self.frank.refresh_from_db()
         self.assertTrue(self.frank.check_password(PASSWORD))

@@ -8,9 +8,16 @@ from django.test import TestCase
 from django.urls import reverse
 
 from accounts.models import Role, User
+from accounts.services import (
+    AccountError,
+    agency_set_seats,
+    seats_used,
+    user_change_role,
+    user_create,
+    user_deactivate,
+    user_reactivate,
+)
 from portal.models import AuditEntry
-from accounts.services import (AccountError, agency_set_seats, seats_used, user_change_role, user_create,
-                               user_deactivate, user_reactivate)
 from tests.base import PASSWORD, AgencyFixtureMixin, sign_in
 
 
@@ -39,8 +46,11 @@ class SeatRuleTests(AgencyFixtureMixin, TestCase):
             user_reactivate(actor=self.erin, user=self.alice)
         self.alice.refresh_from_db()
         self.assertFalse(self.alice.is_active)
-        self.assertTrue(AuditEntry.objects.filter(action="user_deactivated", target_type="accounts.user", target_id=str(self.alice.id),
-                                                     actor=self.erin).exists())
+        self.assertTrue(
+            AuditEntry.objects.filter(
+                action="user_deactivated", target_type="accounts.user", target_id=str(self.alice.id), actor=self.erin
+            ).exists()
+        )
 
     def test_the_last_agency_admin_cannot_be_deactivated_or_demoted(self):
         with self.assertRaisesMessage(AccountError, "last agency admin cannot be deactivated"):
@@ -84,8 +94,9 @@ class SeatPageTests(AgencyFixtureMixin, TestCase):
         sign_in(self.client, self.erin)
         response = self.client.post(reverse("accounts:user-deactivate", args=[self.alice.code]), follow=True)
         self.assertContains(response, "alice is deactivated")
-        response = self.client.post(reverse("accounts:user-role", args=[self.erin.code]), {"role": "officer"},
-                                    follow=True)
+        response = self.client.post(
+            reverse("accounts:user-role", args=[self.erin.code]), {"role": "officer"}, follow=True
+        )
         self.assertContains(response, "The last agency admin cannot be demoted")
 
 

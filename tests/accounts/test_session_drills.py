@@ -67,8 +67,9 @@ class SecondFactorLockoutDrills(SignInTestCase):
         with time_machine.travel(start + timedelta(minutes=31), tick=False):
             self.client.logout()
             self.password_step()
-            self.assertRedirects(self.client.post(SECOND, {"code": current_code(self.device)}), "/",
-                                 fetch_redirect_response=False)
+            self.assertRedirects(
+                self.client.post(SECOND, {"code": current_code(self.device)}), "/", fetch_redirect_response=False
+            )
 
 
 class InvitationEnrolmentDrills(SignInTestCase):
@@ -76,8 +77,10 @@ class InvitationEnrolmentDrills(SignInTestCase):
 
     def accept_invitation(self, username="newcomer"):
         _, token = invitation_create(actor=self.erin, email=f"{username}@north.example", role="officer")
-        response = self.client.post(reverse("accounts:invitation-accept", args=[token]),
-                                    {"username": username, "password": PASSWORD, "password_again": PASSWORD})
+        response = self.client.post(
+            reverse("accounts:invitation-accept", args=[token]),
+            {"username": username, "password": PASSWORD, "password_again": PASSWORD},
+        )
         self.assertRedirects(response, ENROL, fetch_redirect_response=False)
         self.client.get(ENROL)  # makes the device the user's app is set up with
         return TOTPDevice.objects.get(user__username=username, confirmed=False)
@@ -115,8 +118,9 @@ class PasswordResetSignInDrills(SignInTestCase):
         resetting.post(reverse("accounts:password-reset"), {"email": "frank@north.example"})
         link = re.search(r"http://testserver(\S+)", mail.outbox[-1].body).group(1)
         form_page = resetting.get(link, follow=True)
-        response = resetting.post(form_page.redirect_chain[-1][0],
-                                  {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+        response = resetting.post(
+            form_page.redirect_chain[-1][0], {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD}
+        )
         self.assertRedirects(response, reverse("accounts:password-reset-complete"))
 
     def test_a_password_reset_does_not_lift_a_lockout(self):
@@ -148,8 +152,9 @@ class AdminSignInDrills(SignInTestCase):
     @classmethod
     def setUpTestData(cls):
         super().setUpTestData()
-        created = user_create_with_second_factor(username="pat", password=PASSWORD, role="platform_staff",
-                                                 preenrol=True)
+        created = user_create_with_second_factor(
+            username="pat", password=PASSWORD, role="platform_staff", preenrol=True
+        )
         cls.staff_device = TOTPDevice.objects.get(user=created.user)
 
     def test_the_admin_sign_in_page_leads_to_the_portal_sign_in(self):
@@ -159,9 +164,15 @@ class AdminSignInDrills(SignInTestCase):
     def test_a_locked_user_cannot_sign_in_through_the_admin_page(self):
         for _ in range(5):
             self.password_step(username="pat", password="wrong password")
-        self.client.post(reverse("admin:login"), {"username": "pat", "password": PASSWORD,
-                                                  "otp_device": self.staff_device.persistent_id,
-                                                  "otp_token": current_code(self.staff_device)})
+        self.client.post(
+            reverse("admin:login"),
+            {
+                "username": "pat",
+                "password": PASSWORD,
+                "otp_device": self.staff_device.persistent_id,
+                "otp_token": current_code(self.staff_device),
+            },
+        )
         self.assertNotEqual(self.client.get(reverse("admin:index")).status_code, 200)
 
     def test_staff_reach_the_admin_after_the_portal_sign_in(self):

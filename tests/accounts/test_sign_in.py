@@ -10,8 +10,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_static.models import StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.models import AuditEntry
 from accounts.services import agency_set_seats, user_create_with_second_factor, user_deactivate
+from portal.models import AuditEntry
 from tests.base import PASSWORD, AgencyFixtureMixin
 
 LOGIN = reverse("accounts:login")
@@ -30,8 +30,9 @@ class SignInTestCase(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        created = user_create_with_second_factor(username="frank", password=PASSWORD, role="officer",
-                                                 agency=cls.north, preenrol=True)
+        created = user_create_with_second_factor(
+            username="frank", password=PASSWORD, role="officer", agency=cls.north, preenrol=True
+        )
         cls.frank, cls.backup_codes = created.user, created.backup_codes
         cls.device = TOTPDevice.objects.get(user=cls.frank)
 
@@ -85,8 +86,9 @@ class SignInTests(SignInTestCase):
 
     def test_a_backup_code_works_once(self):
         self.password_step()
-        self.assertRedirects(self.client.post(SECOND, {"code": self.backup_codes[0]}), "/",
-                             fetch_redirect_response=False)
+        self.assertRedirects(
+            self.client.post(SECOND, {"code": self.backup_codes[0]}), "/", fetch_redirect_response=False
+        )
         self.assertFalse(StaticToken.objects.filter(token=self.backup_codes[0]).exists())
         self.client.post(reverse("accounts:logout"))
         self.password_step()

@@ -15,31 +15,51 @@ from django.conf import settings
 from django.db import connection
 
 from portal.celery import app
-
-
-def _consuming(worker_name: str) -> bool:
-    replies = app.control.inspect(destination=[worker_name], timeout=1.0).active_queues() or {}
-    return any(q.get("name") == settings.CELERY_TASK_DEFAULT_QUEUE for qs in replies.values() for q in qs)
+from search.workers import worker_consuming_search_queue
 
 
 class WorkerProcess:
     def __init__(self, extra_env: dict | None = None):
         self.name = f"e2e-{uuid.uuid4().hex[:8]}@{os.uname().nodename}"
-        env = os.environ | {
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
-            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-        } | {k: str(v) for k, v in (extra_env or {}).items()}
+        env = (
+            os.environ
+            | {
+                "DATABASE_NAME": connection.settings_dict["NAME"],
+                "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+                "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+            }
+            | {k: str(v) for k, v in (extra_env or {}).items()}
+        )
         self.log = Path(settings.MEDIA_ROOT).parent / f"{self.name.split('@')[0]}.log"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "prefork", "--concurrency", "1",
-             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", self.name, "--without-gossip", "--without-mingle",
-             "--loglevel", "INFO"],
-            cwd=settings.BASE_DIR, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "1",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "-n",
+                self.name,
+                "--without-gossip",
+                "--without-mingle",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, so a drill can kill the pool child too
         )
         deadline = time.monotonic() + 90
-        while not _consuming(self.name):
+        while not worker_consuming_search_queue(worker_name=self.name, timeout=1.0):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"worker did not start:\n{self.log.read_text()[-3000:]}")
@@ -82,7 +102,6 @@ def start_worker(transactional_db, clean_test_broker):
     yield start
     for worker in workers:
         worker.stop()
-
 
 
 @pytest.fixture(autouse=True)

@@ -39,13 +39,32 @@ class DrillBroker:
 
     def start(self) -> None:
         # The flags of portal/embedded.py _start_valkey: append-only file, fsync every second, no RDB.
-        persistence = (["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent
-                       else ["--appendonly", "no"])
-        subprocess.run([
-            embedded._valkey_binary(), "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
-            "--dir", str(self.directory), "--daemonize", "yes", "--pidfile", str(self.pidfile),
-            "--logfile", str(self.directory / "valkey.log"), *persistence, "--save", "",
-        ], check=True)
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "everysec"] if self.persistent else ["--appendonly", "no"]
+        )
+        subprocess.run(
+            [
+                embedded._valkey_binary(),
+                "--port",
+                "0",
+                "--unixsocket",
+                str(self.socket),
+                "--unixsocketperm",
+                "700",
+                "--dir",
+                str(self.directory),
+                "--daemonize",
+                "yes",
+                "--pidfile",
+                str(self.pidfile),
+                "--logfile",
+                str(self.directory / "valkey.log"),
+                *persistence,
+                "--save",
+                "",
+            ],
+            check=True,
+        )
         deadline = time.monotonic() + 10
         while True:
             try:
@@ -80,19 +99,28 @@ class DrillBroker:
         """
         client = client or self.client()
         unacked = [json.loads(raw)[0] for raw in client.hvals("unacked")]  # [message, exchange, routing key]
-        return {state: sum(message["headers"]["task"] == SEARCH_TASK for message in messages)
-                for state, messages in (("waiting", self._waiting(client)), ("unacked", unacked))}
+        return {
+            state: sum(message["headers"]["task"] == SEARCH_TASK for message in messages)
+            for state, messages in (("waiting", self._waiting(client)), ("unacked", unacked))
+        }
 
     def waiting_job_ids(self) -> list[int]:
         """The job id of every search message waiting in the queue, once per message."""
-        return sorted(json.loads(base64.b64decode(message["body"]))[0][0] for message in self._waiting(self.client())
-                      if message["headers"]["task"] == SEARCH_TASK)
+        return sorted(
+            json.loads(base64.b64decode(message["body"]))[0][0]
+            for message in self._waiting(self.client())
+            if message["headers"]["task"] == SEARCH_TASK
+        )
 
     @staticmethod
     def _waiting(client: redis.Redis) -> list[dict]:
         queue = settings.CELERY_TASK_DEFAULT_QUEUE.encode()  # and its priority lists, "<queue>\x06\x16<n>"
-        return [json.loads(raw) for key in client.keys(queue + b"*") if client.type(key) == b"list"
-                for raw in client.lrange(key, 0, -1)]
+        return [
+            json.loads(raw)
+            for key in client.keys(queue + b"*")
+            if client.type(key) == b"list"
+            for raw in client.lrange(key, 0, -1)
+        ]
 
 
 @contextmanager
@@ -116,16 +144,34 @@ class BeatProcess:
 
     def __init__(self, broker: DrillBroker, timeouts: dict):
         self.log = broker.directory / "beat.log"
-        env = os.environ | {
-            "DATABASE_NAME": connection.settings_dict["NAME"],
-            "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
-            "CELERY_BROKER_URL": broker.url,
-        } | {k: str(v) for k, v in timeouts.items()}
+        env = (
+            os.environ
+            | {
+                "DATABASE_NAME": connection.settings_dict["NAME"],
+                "CELERY_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE,
+                "CELERY_BROKER_URL": broker.url,
+            }
+            | {k: str(v) for k, v in timeouts.items()}
+        )
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO",
-             "-s", str(broker.directory / "celerybeat-schedule")],
-            cwd=settings.BASE_DIR, env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "beat",
+                "--loglevel",
+                "INFO",
+                "-s",
+                str(broker.directory / "celerybeat-schedule"),
+            ],
+            cwd=settings.BASE_DIR,
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def stop(self) -> None:
         stop_process_group(self.process)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-
 from django.core.management import call_command
 
 from tests.base import faces_dir
@@ -25,15 +24,26 @@ PROBE = "img5.jpg"  # a photo of P01
 def browser_page():
     sync_api = pytest.importorskip("playwright.sync_api")
     if not os.path.exists(settings.CHROMIUM_PATH):
-        pytest.fail(f"No browser at {settings.CHROMIUM_PATH} (CHROMIUM_PATH): run scripts/install.sh, which installs "
-                    "Debian's chromium.")
+        pytest.fail(
+            f"No browser at {settings.CHROMIUM_PATH} (CHROMIUM_PATH): run scripts/install.sh, which installs "
+            "Debian's chromium."
+        )
     # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
-            executable_path=settings.CHROMIUM_PATH, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-sync",
-                  "--disable-background-networking", "--disable-component-update"])
+            executable_path=settings.CHROMIUM_PATH,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         yield page
         browser.close()
@@ -80,8 +90,11 @@ def assert_accessible(page, name: str) -> None:
     from axe_playwright_python.sync_playwright import Axe
 
     violations = Axe().run(page).response["violations"]
-    serious = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in violations
-               if v["impact"] in ("serious", "critical")]
+    serious = [
+        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+        for v in violations
+        if v["impact"] in ("serious", "critical")
+    ]
     assert serious == [], f"{name}: {serious}"
 
 

@@ -19,8 +19,9 @@ from accounts.models import Role
 from accounts.services import agency_create, user_create
 from portal.models import AuditEntry
 from portal.services import case_create
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import Candidate, ProbeFace, Profile, SearchJob
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
 from tests.e2e.drill import BeatProcess, DrillBroker, producer_on
 
@@ -47,9 +48,20 @@ FINAL_WITHIN_SECONDS = 90
 
 # Small photos (under 1000 px), one face each, so that a job takes about half a second on one core.
 GALLERY = {"P01": "img10.jpg", "P02": "img44.jpg", "P03": "img51.jpg", "P06": "img62.jpg"}
-PROBES = {"img5.jpg": "P01", "img11.jpg": "P01", "img46.jpg": "P02", "img45.jpg": "P02", "img43.jpg": "P02",
-          "img50.jpg": "P03", "img8.jpg": "P03", "img16.jpg": "P06", "img61.jpg": "P06", "img25.jpg": "P13",
-          "img12.jpg": "P04", "img21.jpg": "P11"}
+PROBES = {
+    "img5.jpg": "P01",
+    "img11.jpg": "P01",
+    "img46.jpg": "P02",
+    "img45.jpg": "P02",
+    "img43.jpg": "P02",
+    "img50.jpg": "P03",
+    "img8.jpg": "P03",
+    "img16.jpg": "P06",
+    "img61.jpg": "P06",
+    "img25.jpg": "P13",
+    "img12.jpg": "P04",
+    "img21.jpg": "P11",
+}
 
 
 @pytest.fixture
@@ -78,8 +90,9 @@ def officers():
     # Two officers: one may upload at most UPLOADS_PER_MINUTE photos a minute.
     alice = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
     bob = user_create(username="bob", password=PASSWORD, role=Role.OFFICER, agency=agency)
-    gallery, _ = gallery_get_or_create(owner=agency, name="North bookings", legal_basis="Test act",
-                                       **GALLERY_PROVENANCE)
+    gallery, _ = gallery_get_or_create(
+        owner=agency, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+    )
     items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity) for identity, name in GALLERY.items()]
     assert gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items).faces_enrolled == len(GALLERY)
     return alice, bob
@@ -105,11 +118,17 @@ def done_count() -> int:
 
 def a_job_mid_task(*, done_before: int, spared: set[int]) -> int:
     """A job that the worker runs now, after it finished a few: the one a disruption interrupts."""
+
     def running_job():
         if done_count() < done_before:
             return None
-        return (SearchJob.objects.filter(status=SearchJob.Status.RUNNING).exclude(pk__in=spared)
-                .values_list("pk", flat=True).first())
+        return (
+            SearchJob.objects.filter(status=SearchJob.Status.RUNNING)
+            .exclude(pk__in=spared)
+            .values_list("pk", flat=True)
+            .first()
+        )
+
     return wait_until(running_job, 120, "a job mid-task")
 
 
@@ -124,8 +143,11 @@ def candidate_sets() -> dict[int, list[tuple]]:
     for job in SearchJob.objects.select_related("probe"):
         faces = list(ProbeFace.objects.filter(probe=job.probe).values_list("pk", "index"))
         assert [index for _, index in faces] == [1], (job.pk, faces)
-        rows = list(Candidate.objects.filter(job=job).order_by("rank")
-                    .values_list("probe_face_id", "rank", "profile_id", "face_image_id", "distance"))
+        rows = list(
+            Candidate.objects.filter(job=job)
+            .order_by("rank")
+            .values_list("probe_face_id", "rank", "profile_id", "face_image_id", "distance")
+        )
         assert [rank for _, rank, *_ in rows] == list(range(1, len(GALLERY) + 1)), (job.pk, rows)
         assert len({profile for _, _, profile, *_ in rows}) == len(GALLERY), (job.pk, rows)
         assert {face for face, *_ in rows} == {faces[0][0]}, (job.pk, rows)
@@ -136,7 +158,8 @@ def candidate_sets() -> dict[int, list[tuple]]:
 
 
 def test_every_queued_search_ends_done_once_through_three_worker_kills_and_a_broker_restart(
-        drill_broker, beat, start_worker, officers):
+    drill_broker, beat, start_worker, officers
+):
     drill_started = time.monotonic()
     alice, bob = officers
     case = case_create(created_by=alice, number="N-CRASH", title="Crash drill")
@@ -186,7 +209,8 @@ def test_every_queued_search_ends_done_once_through_three_worker_kills_and_a_bro
     jobs = SearchJob.objects.all()
     assert sorted(jobs.values_list("pk", flat=True)) == sorted(photos)
     assert counts()[SearchJob.Status.DONE] == JOBS + SUBMITTED_WHILE_BROKER_DOWN, [
-        (job.pk, job.status, job.error) for job in jobs.exclude(status=SearchJob.Status.DONE)]
+        (job.pk, job.status, job.error) for job in jobs.exclude(status=SearchJob.Status.DONE)
+    ]
     rerun = set(jobs.filter(attempts__gt=1).values_list("pk", flat=True))
     assert set(interrupted) <= rerun  # every interrupted job ran again ...
     assert rerun <= set(interrupted) | {in_flight}, rerun  # ... and no other job did
@@ -208,8 +232,10 @@ def test_every_queued_search_ends_done_once_through_three_worker_kills_and_a_bro
     assert all_final() and candidate_sets() == sets
 
     recovered = {name: round(finished_at - at, 1) for name, at in disrupted_at.items()}
-    print(f"\ncrash drill: {len(sets)} jobs done, one candidate set each; all final {recovered} s after each "
-          f"disruption (bound {FINAL_WITHIN_SECONDS} s after the last); interrupted {interrupted}; re-run "
-          f"{sorted(rerun)}; broker held {before} at its restart, down {broker_down:.1f} s; redelivered "
-          f"later {leftover}, changing nothing; drill {time.monotonic() - drill_started:.0f} s")
+    print(
+        f"\ncrash drill: {len(sets)} jobs done, one candidate set each; all final {recovered} s after each "
+        f"disruption (bound {FINAL_WITHIN_SECONDS} s after the last); interrupted {interrupted}; re-run "
+        f"{sorted(rerun)}; broker held {before} at its restart, down {broker_down:.1f} s; redelivered "
+        f"later {leftover}, changing nothing; drill {time.monotonic() - drill_started:.0f} s"
+    )
     assert finished_at - disrupted_at["broker restart"] <= FINAL_WITHIN_SECONDS

@@ -18,8 +18,10 @@ from accounts.models import Role
 from accounts.services import agency_create, user_create
 from portal.models import AuditEntry
 from portal.services import case_create
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.jobs import search_job_enqueue
 from search.models import Candidate, ProbeFace, SearchJob
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit, search_job_enqueue
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
 from tests.e2e.drill import BeatProcess, DrillBroker, producer_on
 
@@ -56,17 +58,19 @@ def wait_until(predicate, timeout: float, what: str):
         if result:
             return result
         time.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout} s; jobs "
-                         f"{list(SearchJob.objects.values_list('pk', 'status', 'attempts', 'published_at'))}")
+    raise AssertionError(
+        f"{what}: not within {timeout} s; jobs "
+        f"{list(SearchJob.objects.values_list('pk', 'status', 'attempts', 'published_at'))}"
+    )
 
 
-def test_a_search_whose_message_the_killed_broker_lost_is_published_again_and_done_once(
-        volatile_broker, start_worker):
+def test_a_search_whose_message_the_killed_broker_lost_is_published_again_and_done_once(volatile_broker, start_worker):
     drill_started = time.monotonic()
     agency = agency_create(slug="north", name="North Police", seats=5)
     alice = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
-    gallery, _ = gallery_get_or_create(owner=agency, name="North bookings", legal_basis="Test act",
-                                       **GALLERY_PROVENANCE)
+    gallery, _ = gallery_get_or_create(
+        owner=agency, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+    )
     items = [EnrolmentItem(path=str(faces_dir() / name), display_name=person) for person, name in GALLERY.items()]
     assert gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items).faces_enrolled == len(GALLERY)
     case = case_create(created_by=alice, number="N-LOST", title="Lost message drill")
@@ -91,11 +95,17 @@ def test_a_search_whose_message_the_killed_broker_lost_is_published_again_and_do
     beat = BeatProcess(volatile_broker, DRILL_TIMEOUTS)
     try:
         start_worker(CELERY_BROKER_URL=volatile_broker.url, **DRILL_TIMEOUTS)
-        wait_until(lambda: SearchJob.objects.get(pk=lost.pk).published_at > lost_published, 30,
-                   "the lost search published again")
+        wait_until(
+            lambda: SearchJob.objects.get(pk=lost.pk).published_at > lost_published,
+            30,
+            "the lost search published again",
+        )
         republished_at = time.monotonic()
-        wait_until(lambda: SearchJob.objects.filter(status=SearchJob.Status.DONE).count() == 2,
-                   FINAL_WITHIN_SECONDS, "both searches done")
+        wait_until(
+            lambda: SearchJob.objects.filter(status=SearchJob.Status.DONE).count() == 2,
+            FINAL_WITHIN_SECONDS,
+            "both searches done",
+        )
         done_at = time.monotonic()
         # Every copy is taken and does nothing more; a finished search is never published again.
         wait_until(lambda: volatile_broker.messages() == {"waiting": 0, "unacked": 0}, 30, "the broker drained")
@@ -111,14 +121,19 @@ def test_a_search_whose_message_the_killed_broker_lost_is_published_again_and_do
         assert (job.status, job.attempts, job.error) == (SearchJob.Status.DONE, 1, ""), job.pk  # ran once
         faces = list(ProbeFace.objects.filter(probe=job.probe).values_list("pk", flat=True))
         assert len(faces) == 1, (job.pk, faces)
-        rows = list(Candidate.objects.filter(job=job).order_by("rank")
-                    .values_list("probe_face_id", "rank", "profile__display_name"))
+        rows = list(
+            Candidate.objects.filter(job=job)
+            .order_by("rank")
+            .values_list("probe_face_id", "rank", "profile__display_name")
+        )
         # One candidate set: one row per profile of the gallery, ranks 1..n, the person shown first.
         assert [(face, rank) for face, rank, _ in rows] == [(faces[0], rank) for rank in range(1, len(GALLERY) + 1)]
         assert len({name for *_, name in rows}) == len(GALLERY) and rows[0][2] == person, rows
         assert AuditEntry.objects.filter(action=AuditEntry.Action.SEARCH_RESULTS, target_id=str(job.pk)).count() == 1
 
-    print(f"\nlost message drill: the killed broker lost job {lost.id}'s message; published again "
-          f"{republished_at - killed_at:.1f} s after the kill; both jobs done once {done_at - killed_at:.1f} s "
-          f"after it; "
-          f"drill {time.monotonic() - drill_started:.1f} s")
+    print(
+        f"\nlost message drill: the killed broker lost job {lost.id}'s message; published again "
+        f"{republished_at - killed_at:.1f} s after the kill; both jobs done once {done_at - killed_at:.1f} s "
+        f"after it; "
+        f"drill {time.monotonic() - drill_started:.1f} s"
+    )

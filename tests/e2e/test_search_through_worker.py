@@ -13,8 +13,10 @@ from django.utils import timezone
 from accounts.models import Role
 from accounts.services import agency_create, user_create
 from portal.services import case_create
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.jobs import search_jobs_sweep
 from search.models import Candidate, ProbeFace, SearchJob
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit, search_jobs_sweep
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -26,10 +28,14 @@ GALLERY = {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg", "img17.jpg"], "
 def north():
     agency = agency_create(slug="north", name="North Police", seats=5)
     officer = user_create(username="alice", password=PASSWORD, role=Role.OFFICER, agency=agency)
-    gallery, _ = gallery_get_or_create(owner=agency, name="North bookings", legal_basis="Test act",
-            **GALLERY_PROVENANCE)
-    items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
-             for identity, names in GALLERY.items() for name in names]
+    gallery, _ = gallery_get_or_create(
+        owner=agency, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+    )
+    items = [
+        EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
+        for identity, names in GALLERY.items()
+        for name in names
+    ]
     assert gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items).faces_enrolled == 6
     return agency, officer
 
@@ -47,8 +53,18 @@ def wait_for(job_id: int, predicate, timeout: float = 120) -> SearchJob:
 def test_search_photo_returns_the_identity_at_rank_one(start_worker, north):
     start_worker()
     out = io.StringIO()
-    call_command("search_photo", str(faces_dir() / "img5.jpg"), "--agency", "north", "--case", "N-1",
-                 "--user", "alice", "--json", stdout=out)
+    call_command(
+        "search_photo",
+        str(faces_dir() / "img5.jpg"),
+        "--agency",
+        "north",
+        "--case",
+        "N-1",
+        "--user",
+        "alice",
+        "--json",
+        stdout=out,
+    )
     result = json.loads(out.getvalue())
     assert result["status"] == "done" and result["error"] is None
     assert len(result["faces"]) == 1
@@ -72,8 +88,9 @@ def test_search_photo_reports_a_photo_without_a_face(start_worker, north, tmp_pa
     blank.write_bytes(image_bytes("PNG", size=(300, 200)))
     out = io.StringIO()
     with pytest.raises(SystemExit) as exit_info:
-        call_command("search_photo", str(blank), "--agency", "north", "--case", "N-1", "--user", "alice",
-                     "--json", stdout=out)
+        call_command(
+            "search_photo", str(blank), "--agency", "north", "--case", "N-1", "--user", "alice", "--json", stdout=out
+        )
     assert exit_info.value.code == 1
     result = json.loads(out.getvalue())
     assert (result["status"], result["error"], result["faces"]) == ("failed", "No face found in the photo.", [])

@@ -37,8 +37,15 @@ django.setup()
 
 # Pillow loads its format plugins lazily: import the ones an upload reaches here, so they are instrumented.
 with atheris.instrument_imports(include=["PIL", "search.imaging"]):
-    from PIL import Image, ImageOps, JpegImagePlugin, MpoImagePlugin, PngImagePlugin, TiffImagePlugin  # noqa: E402,F401
-    from PIL import WebPImagePlugin  # noqa: E402,F401
+    from PIL import (  # noqa: E402,F401
+        Image,
+        ImageOps,
+        JpegImagePlugin,
+        MpoImagePlugin,
+        PngImagePlugin,
+        TiffImagePlugin,
+        WebPImagePlugin,  # noqa: E402,F401
+    )
 
     from search.imaging import PhotoRejected, decode_photo, encode_jpeg, scaled_for_detection  # noqa: E402
 
@@ -50,7 +57,7 @@ from search.faces import get_engine, sharpness  # noqa: E402
 ENGINE = get_engine(settings.FACE_ENGINE)
 # Pillow warns about each malformed EXIF tag it skips; thousands a minute would bury libFuzzer's report.
 warnings.filterwarnings("ignore", category=UserWarning, module=r"PIL\.")
-CHIP_SIDE = 150  # the aligned crop the product measures sharpness on (search/facework.py)
+CHIP_SIDE = 150  # the aligned crop the product measures sharpness on (search/photo_faces.py)
 
 
 def test_one_input(data: bytes) -> None:

@@ -35,9 +35,21 @@ class IntakeFuzzTests(SimpleTestCase):
         artifacts.mkdir()
         seconds = fuzz_seconds()
         run = subprocess.run(
-            [sys.executable, str(HARNESS), f"-max_total_time={seconds}", "-timeout=30", "-rss_limit_mb=1024",
-             f"-artifact_prefix={artifacts}/", "-print_final_stats=1", str(corpus)],
-            cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=seconds + STARTUP_SECONDS)
+            [
+                sys.executable,
+                str(HARNESS),
+                f"-max_total_time={seconds}",
+                "-timeout=30",
+                "-rss_limit_mb=1024",
+                f"-artifact_prefix={artifacts}/",
+                "-print_final_stats=1",
+                str(corpus),
+            ],
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=seconds + STARTUP_SECONDS,
+        )
         findings = sorted(artifacts.iterdir())
         report = run.stderr[-6000:]
         if findings:
@@ -45,9 +57,11 @@ class IntakeFuzzTests(SimpleTestCase):
             kept.mkdir(parents=True, exist_ok=True)
             for finding in findings:
                 shutil.copy(finding, kept / finding.name)
-            self.fail(f"crash, timeout or out-of-memory inputs, kept in {kept}: "
-                      f"{', '.join(f.name for f in findings)}; replay one with "
-                      f"`.venv/bin/python {HARNESS.relative_to(settings.BASE_DIR)} {kept}/NAME`\n{report}")
+            self.fail(
+                f"crash, timeout or out-of-memory inputs, kept in {kept}: "
+                f"{', '.join(f.name for f in findings)}; replay one with "
+                f"`.venv/bin/python {HARNESS.relative_to(settings.BASE_DIR)} {kept}/NAME`\n{report}"
+            )
         self.assertEqual(run.returncode, 0, report)
         stats = dict(re.findall(r"stat::(\w+):\s+(\d+)", run.stderr))
         executions, per_second = int(stats["number_of_executed_units"]), int(stats["average_exec_per_sec"])
@@ -55,5 +69,7 @@ class IntakeFuzzTests(SimpleTestCase):
         # A harness that refused everything early, or never got past its seeds, would also "pass".
         self.assertGreater(executions, seeds)
         self.assertIn("DONE", run.stderr)
-        print(f"\nfuzzed the intake for {seconds} s: {executions} executions, {per_second}/s, "
-              f"peak RSS {stats['peak_rss_mb']} MB, corpus {seeds} inputs, no findings")
+        print(
+            f"\nfuzzed the intake for {seconds} s: {executions} executions, {per_second}/s, "
+            f"peak RSS {stats['peak_rss_mb']} MB, corpus {seeds} inputs, no findings"
+        )

@@ -35,8 +35,13 @@ class AuditChainTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         for number in range(5):
-            audit_record(action=AuditEntry.Action.SEARCH_STARTED, actor=cls.alice, case=cls.case,
-                         detail=f"search {number}", data={"probe_hash": f"{number:064x}"})
+            audit_record(
+                action=AuditEntry.Action.SEARCH_STARTED,
+                actor=cls.alice,
+                case=cls.case,
+                detail=f"search {number}",
+                data={"probe_hash": f"{number:064x}"},
+            )
         cls.ids = list(AuditEntry.objects.order_by("id").values_list("id", flat=True))
 
     def test_an_untouched_log_is_whole_and_prints_its_head(self):
@@ -48,7 +53,7 @@ class AuditChainTests(AgencyFixtureMixin, TestCase):
 
     def test_each_entry_links_to_the_one_before(self):
         entries = list(AuditEntry.objects.order_by("id"))
-        for previous, entry in zip(entries, entries[1:]):
+        for previous, entry in zip(entries, entries[1:], strict=False):
             self.assertEqual(entry.prev_hash, previous.entry_hash)
 
     def test_an_edited_row_is_detected(self):
@@ -70,14 +75,18 @@ class AuditChainTests(AgencyFixtureMixin, TestCase):
         behind_the_applications_back(
             "UPDATE portal_auditentry SET id = -1 WHERE id = %s;"
             "UPDATE portal_auditentry SET id = %s WHERE id = %s;"
-            "UPDATE portal_auditentry SET id = %s WHERE id = -1;", [first, first, second, second])
+            "UPDATE portal_auditentry SET id = %s WHERE id = -1;",
+            [first, first, second, second],
+        )
         code, output = run_verify()
         self.assertEqual(code, 1)
         self.assertIn(f"BROKEN at entry {first}", output)
 
     def test_the_database_refuses_updates_and_deletes(self):
-        for sql in ("UPDATE portal_auditentry SET detail = 'x' WHERE id = %s",
-                    "DELETE FROM portal_auditentry WHERE id = %s"):
+        for sql in (
+            "UPDATE portal_auditentry SET detail = 'x' WHERE id = %s",
+            "DELETE FROM portal_auditentry WHERE id = %s",
+        ):
             with self.assertRaisesMessage(DatabaseError, "append-only"), transaction.atomic():
                 with connection.cursor() as cursor:
                     cursor.execute(sql, [self.ids[0]])

@@ -31,9 +31,10 @@ from portal.backups import MANIFEST_NAME, product_tables
 from portal.models import AuditEntry
 from portal.services import case_create
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import FaceImage, OffenseCategory, Profile, SearchJob, Tombstone
 from search.selectors import search_job_result
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from search.subject_requests import (
     ERASURE_REGISTER_NAME,
     erasure_register_read,
@@ -52,8 +53,11 @@ from tests.base import (
 )
 
 # Three people; P01's img5.jpg is the probe, P02 (the person who asks for erasure) files with img28.jpg.
-GALLERY = {"P01": ["img1.jpg", "img2.jpg", "img4.jpg"], "P02": ["img26.jpg", "img27.jpg"],
-           "P03": ["img47.jpg", "img48.jpg"]}
+GALLERY = {
+    "P01": ["img1.jpg", "img2.jpg", "img4.jpg"],
+    "P02": ["img26.jpg", "img27.jpg"],
+    "P03": ["img47.jpg", "img48.jpg"],
+}
 PROBE_PHOTO, REQUEST_PHOTO = "img5.jpg", "img28.jpg"
 DRILL_BOUND_SECONDS = 60
 
@@ -85,8 +89,10 @@ def wipe_deployment() -> None:
     """Every product table emptied and every media file deleted: the deployment after a disaster, re-migrated."""
     with connection.cursor() as cursor:
         # The append-only trigger fires on UPDATE and DELETE of a row; TRUNCATE of the audit table passes it.
-        cursor.execute(f"TRUNCATE {', '.join(connection.ops.quote_name(t) for t in sorted(product_tables()))} "
-                       "RESTART IDENTITY CASCADE")
+        cursor.execute(
+            f"TRUNCATE {', '.join(connection.ops.quote_name(t) for t in sorted(product_tables()))} "
+            "RESTART IDENTITY CASCADE"
+        )
     for name in media_files():
         default_storage.delete(name)
 
@@ -117,11 +123,18 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         super().setUp()
         self.create_agencies()
         self.privacy = user_create(username="priya", password=PASSWORD, role="privacy_officer")
-        gallery, _ = gallery_get_or_create(owner=self.north, name="North bookings", legal_basis="Test act",
-                                           **GALLERY_PROVENANCE)
-        summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name=person)
-            for person, names in GALLERY.items() for name in names])
+        gallery, _ = gallery_get_or_create(
+            owner=self.north, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+        )
+        summary = gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[
+                EnrolmentItem(path=str(faces_dir() / name), display_name=person)
+                for person, names in GALLERY.items()
+                for name in names
+            ],
+        )
         assert summary.faces_enrolled == 7, summary.as_dict()
 
     def search(self) -> dict:
@@ -153,12 +166,22 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         self.assertEqual(backup["tables"], table_counts())
         self.assertEqual(backup["audit_head_hash"], audit_verify().head_hash)
         self.assertEqual(manifest["audit"]["head_hash"], backup["audit_head_hash"])
-        self.assertEqual({name.removeprefix("media/"): entry["sha256"] for name, entry in manifest["files"].items()
-                          if name.startswith("media/")}, hashes_at_backup)
+        self.assertEqual(
+            {
+                name.removeprefix("media/"): entry["sha256"]
+                for name, entry in manifest["files"].items()
+                if name.startswith("media/")
+            },
+            hashes_at_backup,
+        )
         self.assertIn("search", manifest["migrations"])
 
-        subject_request_complete(request=request, user=self.privacy, profile_ids=[erased_profile.id],
-                                 identity_note="Passport seen at the front desk")
+        subject_request_complete(
+            request=request,
+            user=self.privacy,
+            profile_ids=[erased_profile.id],
+            identity_note="Passport seen at the front desk",
+        )
         register = (self.backups / ERASURE_REGISTER_NAME).read_text().splitlines()
         self.assertEqual(len(register), 1)
         self.assertEqual(json.loads(register[0])["profiles"][0]["code"], str(erased_profile.code))
@@ -181,15 +204,19 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         self.assertEqual(restored["tables"], manifest["tables"])  # checked before the erasure was re-applied
         self.assertEqual(restored["audit_head_hash"], manifest["audit"]["head_hash"])
         # Every file as backed up, but the erased person's and the answered request's photo.
-        self.assertEqual(stored_hashes(), {name: sha for name, sha in hashes_at_backup.items()
-                                           if name not in erased_files | {request.photo.name}})
+        self.assertEqual(
+            stored_hashes(),
+            {name: sha for name, sha in hashes_at_backup.items() if name not in erased_files | {request.photo.name}},
+        )
         # The audit chain is whole and continues from the backup's head with the re-application.
         chain = audit_verify()
         self.assertTrue(chain.whole)
         self.assertEqual(chain.entries, manifest["audit"]["entries"] + 1)
         reapplied = AuditEntry.objects.order_by("-id").first()
-        self.assertEqual((reapplied.prev_hash, reapplied.action, reapplied.data["reference"]),
-                         (manifest["audit"]["head_hash"], AuditEntry.Action.SUBJECT_ERASED, request.reference))
+        self.assertEqual(
+            (reapplied.prev_hash, reapplied.action, reapplied.data["reference"]),
+            (manifest["audit"]["head_hash"], AuditEntry.Action.SUBJECT_ERASED, request.reference),
+        )
         self.assertEqual([e["reference"] for e in restored["erasures_reapplied"]], [request.reference])
         # The person erased after the backup stays erased: no profile, face, descriptor or file; tombstones.
         self.assertFalse(Profile.objects.filter(code=erased_profile.code).exists())
@@ -199,21 +226,31 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         for face in erased_faces:
             self.assertTrue(Tombstone.objects.filter(engine=face.engine, embedding=face.embedding).exists())
         request.refresh_from_db()
-        self.assertEqual((request.status, request.completed_by, request.identity_note, request.photo.name),
-                         ("completed", self.privacy, "Passport seen at the front desk", ""))
+        self.assertEqual(
+            (request.status, request.completed_by, request.identity_note, request.photo.name),
+            ("completed", self.privacy, "Passport seen at the front desk", ""),
+        )
         # The stored result keeps its candidates, the erased one as a marker; the same search finds the same
         # candidates but the erased person, at the same distances, under fresh ids.
         stored = search_job_result(job=SearchJob.objects.get(id=before["job"]))
         self.assertEqual([c["profile"] for c in stored["faces"][0]["candidates"]], ["P01", "(erased)", "P03"])
         again = self.search()
         self.assertGreater(again["job"], before["job"])
-        self.assertEqual(again["faces"][0]["candidates"],
-                         [{**c, "rank": rank} for rank, c in enumerate(
-                             (c for c in before["faces"][0]["candidates"] if c["profile"] != "P02"), start=1)])
+        self.assertEqual(
+            again["faces"][0]["candidates"],
+            [
+                {**c, "rank": rank}
+                for rank, c in enumerate(
+                    (c for c in before["faces"][0]["candidates"] if c["profile"] != "P02"), start=1
+                )
+            ],
+        )
         drill_seconds = (backed_up_at - started) + (restored_at - restore_started)
-        sys.stderr.write(f"\n{len(manifest['tables'])} tables, {backup['files']} files: backup "
-                         f"{backed_up_at - started:.2f} s, wipe {restore_started - wiped_at:.2f} s, "
-                         f"restore {restored_at - restore_started:.2f} s\n")
+        sys.stderr.write(
+            f"\n{len(manifest['tables'])} tables, {backup['files']} files: backup "
+            f"{backed_up_at - started:.2f} s, wipe {restore_started - wiped_at:.2f} s, "
+            f"restore {restored_at - restore_started:.2f} s\n"
+        )
         self.assertLess(drill_seconds, DRILL_BOUND_SECONDS)
 
 
@@ -249,10 +286,20 @@ class RestoreRefusalTests(BackupFolderMixin, TransactionTestCase):
     def test_the_command_exits_1_naming_the_altered_dump(self):
         wipe_deployment()
         (self.backup_dir / "database.dump").write_bytes(b"not a dump")
-        environment = {**os.environ, "DATABASE_NAME": connection.settings_dict["NAME"],
-                       "MEDIA_ROOT": str(settings.MEDIA_ROOT), "BACKUP_DIR": str(self.backups)}
-        result = subprocess.run([sys.executable, "manage.py", "restore", str(self.backup_dir)], env=environment,
-                                cwd=settings.BASE_DIR, capture_output=True, text=True, timeout=120)
+        environment = {
+            **os.environ,
+            "DATABASE_NAME": connection.settings_dict["NAME"],
+            "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+            "BACKUP_DIR": str(self.backups),
+        }
+        result = subprocess.run(
+            [sys.executable, "manage.py", "restore", str(self.backup_dir)],
+            env=environment,
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         self.assertEqual(result.returncode, 1, result.stdout + result.stderr)
         self.assertIn("database.dump: altered", result.stderr)
         self.assertEqual(table_counts()["accounts_agency"], 0)
@@ -309,8 +356,10 @@ class RestoreRefusalTests(BackupFolderMixin, TransactionTestCase):
         with connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = replica")
             try:
-                cursor.execute("UPDATE portal_auditentry SET detail = 'nothing to see' "
-                               "WHERE id = (SELECT min(id) FROM portal_auditentry)")
+                cursor.execute(
+                    "UPDATE portal_auditentry SET detail = 'nothing to see' "
+                    "WHERE id = (SELECT min(id) FROM portal_auditentry)"
+                )
             finally:
                 cursor.execute("SET session_replication_role = DEFAULT")
         with self.assertRaisesMessage(CommandError, "The audit log is broken"):

@@ -14,10 +14,12 @@ from PIL import Image
 from pypdf import PdfReader
 
 from portal.models import AuditEntry, CaseReport
-from portal.reports import case_report_render, case_report_request
+from portal.reports.render import case_report_render
+from portal.services import case_report_request
 from search import pipeline
-from search.reviews import candidate_mark, lead_decide
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.leads import candidate_mark, lead_decide
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 
@@ -25,13 +27,20 @@ class CaseReportTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64",
-            **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name=who)
-            for name, who in (("img1.jpg", "Alex Example"), ("img16.jpg", "Sam Sample"))])
-        job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"),
-                           original_name="cctv-still.jpg")
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Police Act s.64", **GALLERY_PROVENANCE
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[
+                EnrolmentItem(path=str(faces_dir() / name), display_name=who)
+                for name, who in (("img1.jpg", "Alex Example"), ("img16.jpg", "Sam Sample"))
+            ],
+        )
+        job = probe_submit(
+            case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"), original_name="cctv-still.jpg"
+        )
         pipeline.search_job_run(job_id=job.id)
         candidate = job.candidates.get(rank=1)
         candidate_mark(user=cls.alice, candidate=candidate, decision="possible_lead", note="same eyebrows")
@@ -54,9 +63,19 @@ class CaseReportTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(response["Cache-Control"], "private, no-store")
         pdf_bytes = b"".join(response.streaming_content)
         text = " ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf_bytes)).pages)
-        for expected in ("Case report — N-001", "Robbery at the station", "cctv-still.jpg", "Alex Example",
-                         "Sam Sample", "Police Act s.64", "Confirmed lead", "alice", "bob",
-                         "not identifications", "Robbery"):
+        for expected in (
+            "Case report — N-001",
+            "Robbery at the station",
+            "cctv-still.jpg",
+            "Alex Example",
+            "Sam Sample",
+            "Police Act s.64",
+            "Confirmed lead",
+            "alice",
+            "bob",
+            "not identifications",
+            "Robbery",
+        ):
             self.assertIn(expected, text)
         first_id = AuditEntry.objects.filter(case=self.case).order_by("id").first().id
         self.assertIn(str(first_id), text)
@@ -69,8 +88,9 @@ class CaseReportTests(AgencyFixtureMixin, TestCase):
             self.fail("pdftoppm (Debian's poppler-utils) is missing: run scripts/install.sh")
         with tempfile.TemporaryDirectory() as tmp:
             (Path(tmp) / "report.pdf").write_bytes(pdf_bytes)
-            subprocess.run(["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1", "report.pdf", "page"], cwd=tmp,
-                           check=True)
+            subprocess.run(
+                ["pdftoppm", "-png", "-r", "90", "-f", "1", "-l", "1", "report.pdf", "page"], cwd=tmp, check=True
+            )
             page = next(Path(tmp).glob("page*.png"))
             image = Image.open(page).convert("L")
             self.assertLess(image.getextrema()[0], 100)  # something dark is drawn: text, faces
@@ -82,8 +102,9 @@ class CaseReportTests(AgencyFixtureMixin, TestCase):
         report = self.make_report()
         sign_in(self.client, self.dave)
         self.assertEqual(self.client.get(reverse("portal:case-report-download", args=[report.code])).status_code, 404)
-        self.assertEqual(self.client.post(reverse("portal:case-report-request", args=[self.case.code])).status_code,
-                         404)
+        self.assertEqual(
+            self.client.post(reverse("portal:case-report-request", args=[self.case.code])).status_code, 404
+        )
 
     def test_a_report_not_ready_is_not_served(self):
         with self.captureOnCommitCallbacks(execute=False):

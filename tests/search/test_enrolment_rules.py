@@ -8,16 +8,29 @@ from django.test import TestCase
 from PIL import Image, ImageFilter
 
 from search import pipeline
-from search.facework import FoundFace
+from search.enrolment import (
+    EnrolmentItem,
+    EnrolmentSkipped,
+    enrolment_quality_gate,
+    face_image_enrol,
+    gallery_enrol_batch,
+    gallery_get_or_create,
+    profile_get_or_create,
+)
 from search.models import FaceImage, Gallery
-from search.services import (EnrolmentItem, EnrolmentSkipped, enrolment_quality_gate, face_image_enrol,
-                             gallery_enrol_batch, gallery_get_or_create, probe_submit, profile_get_or_create)
+from search.photo_faces import FoundFace
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes
 
 
 def fake_face(width: int, sharpness: float = 200.0) -> FoundFace:
-    return FoundFace(box=[0, 0, width, width], landmarks=[], embedding=np.zeros(128, dtype=np.float32),
-                     quality={"sharpness": sharpness, "face_width_px": width}, detected=None)
+    return FoundFace(
+        box=[0, 0, width, width],
+        landmarks=[],
+        embedding=np.zeros(128, dtype=np.float32),
+        quality={"sharpness": sharpness, "face_width_px": width},
+        detected=None,
+    )
 
 
 class ProvenanceTests(AgencyFixtureMixin, TestCase):
@@ -26,7 +39,9 @@ class ProvenanceTests(AgencyFixtureMixin, TestCase):
         cls.create_agencies()
 
     def test_a_new_gallery_without_its_provenance_is_refused(self):
-        with self.assertRaisesMessage(EnrolmentSkipped, "needs a source type, a responsible person, a retention period"):
+        with self.assertRaisesMessage(
+            EnrolmentSkipped, "needs a source type, a responsible person, a retention period"
+        ):
             gallery_get_or_create(owner=self.north, name="New", legal_basis="Police Act s.64")
         self.assertFalse(Gallery.objects.exists())
 
@@ -103,8 +118,10 @@ class QualityGateTests(AgencyFixtureMixin, TestCase):
             enrolment_quality_gate([fake_face(100, sharpness=24)])
 
     def test_the_summary_counts_skips_per_reason(self):
-        items = [EnrolmentItem(path=str(faces_dir() / name), display_name="Person") for name in
-                 ("couple.jpg", "img1.jpg", "img1.jpg")]
+        items = [
+            EnrolmentItem(path=str(faces_dir() / name), display_name="Person")
+            for name in ("couple.jpg", "img1.jpg", "img1.jpg")
+        ]
         summary = gallery_enrol_batch(gallery=self.gallery, gallery_created=False, items=items).as_dict()
         self.assertEqual(summary["skip_reasons"], {"ambiguous": 1, "duplicate": 1})
 
@@ -113,10 +130,17 @@ class MinorTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        cls.bookings, _ = gallery_get_or_create(owner=cls.north, name="Bookings", legal_basis="Act",
-                                                **GALLERY_PROVENANCE)
-        cls.missing, _ = gallery_get_or_create(owner=cls.north, name="Missing", legal_basis="Consent",
-                                               source_type="missing", responsible_person="Unit", retention_days=365)
+        cls.bookings, _ = gallery_get_or_create(
+            owner=cls.north, name="Bookings", legal_basis="Act", **GALLERY_PROVENANCE
+        )
+        cls.missing, _ = gallery_get_or_create(
+            owner=cls.north,
+            name="Missing",
+            legal_basis="Consent",
+            source_type="missing",
+            responsible_person="Unit",
+            retention_days=365,
+        )
         today = date.today()
         cls.child_birthday = date(today.year - 15, 1, 1)
 
@@ -144,8 +168,13 @@ class MinorTests(AgencyFixtureMixin, TestCase):
         results = {}
         for purpose in ("Robbery", "Missing person"):
             with self.captureOnCommitCallbacks(execute=False):
-                job = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img2.jpg"),
-                                   purpose=purpose, justification="Looking for the person in this photo")
+                job = probe_submit(
+                    case=self.case,
+                    uploaded_by=self.alice,
+                    data=photo_bytes("img2.jpg"),
+                    purpose=purpose,
+                    justification="Looking for the person in this photo",
+                )
             pipeline.search_job_run(job_id=job.id)
             results[purpose] = list(job.candidates.values_list("profile__display_name", flat=True))
         self.assertEqual(results, {"Robbery": [], "Missing person": ["Child"]})

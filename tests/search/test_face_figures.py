@@ -8,12 +8,12 @@ from django.test import TestCase, override_settings
 from django.test.utils import CaptureQueriesContext
 
 from search import index
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.faces import get_engine
-from search.facework import PhotoFaces
+from search.gallery_scope import gallery_ids_searchable_by
 from search.imaging import decode_photo
 from search.models import FaceImage
-from search.selectors import gallery_ids_searchable_by
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.photo_faces import PhotoFaces
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, identities, photo_bytes
 
 HELD_OUT = "P13"  # enrolled only in South's gallery: a stranger to North
@@ -36,13 +36,18 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
         cls.threshold = get_engine(cls.ENGINE).default_threshold
         by_identity = identities()
         with override_settings(FACE_ENGINE=cls.ENGINE):
-            north_gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test",
-                                                     **GALLERY_PROVENANCE)
-            south_gallery, _ = gallery_get_or_create(owner=cls.south, name="South bookings", legal_basis="Test",
-                                                     **GALLERY_PROVENANCE)
+            north_gallery, _ = gallery_get_or_create(
+                owner=cls.north, name="North bookings", legal_basis="Test", **GALLERY_PROVENANCE
+            )
+            south_gallery, _ = gallery_get_or_create(
+                owner=cls.south, name="South bookings", legal_basis="Test", **GALLERY_PROVENANCE
+            )
         for gallery, wanted in ((north_gallery, lambda i: i != HELD_OUT), (south_gallery, lambda i: i == HELD_OUT)):
-            items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
-                     for name, identity in by_identity.items() if wanted(identity)]
+            items = [
+                EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
+                for name, identity in by_identity.items()
+                if wanted(identity)
+            ]
             summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)
             assert summary.skipped == [], summary.skipped
         cls.face_by_file = {f.source_name.rsplit("/", 1)[-1]: f for f in FaceImage.objects.all()}
@@ -56,8 +61,9 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
         right, total, wrong = 0, 0, []
         with (faces_dir() / "master.csv").open() as rows:
             for row in csv.DictReader(rows):
-                distance = index.distance_between(self.face_by_file[row["file_x"]].id,
-                                                  self.face_by_file[row["file_y"]].id, engine=self.ENGINE)
+                distance = index.distance_between(
+                    self.face_by_file[row["file_x"]].id, self.face_by_file[row["file_y"]].id, engine=self.ENGINE
+                )
                 same = row["Decision"] == "Yes"
                 total += 1
                 if (distance <= threshold) == same:
@@ -71,8 +77,9 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
         gallery_ids = list({f.gallery_id for f in self.face_by_file.values()})
         right, misses = 0, []
         for name, face in self.face_by_file.items():
-            hits = index.nearest_profiles(face.embedding, engine=face.engine, gallery_ids=gallery_ids, limit=1,
-                                          exclude_face_image_ids=(face.id,))
+            hits = index.nearest_profiles(
+                face.embedding, engine=face.engine, gallery_ids=gallery_ids, limit=1, exclude_face_image_ids=(face.id,)
+            )
             if hits and hits[0].profile_id == face.profile_id:
                 right += 1
             else:
@@ -87,11 +94,19 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
             answers = {}
             for exact_up_to in (0, 1_000_000):
                 with override_settings(EXACT_SEARCH_MAX_FACES=exact_up_to), CaptureQueriesContext(connection) as sql:
-                    answers[exact_up_to] = [(hit.profile_id, round(hit.distance, 5)) for hit in index.nearest_profiles(
-                        face.embedding, engine=self.ENGINE, gallery_ids=gallery_ids, limit=5,
-                        exclude_face_image_ids=(face.id,))]
-                self.assertEqual(any("enable_indexscan" in query["sql"] for query in sql.captured_queries),
-                                 exact_up_to > 0)
+                    answers[exact_up_to] = [
+                        (hit.profile_id, round(hit.distance, 5))
+                        for hit in index.nearest_profiles(
+                            face.embedding,
+                            engine=self.ENGINE,
+                            gallery_ids=gallery_ids,
+                            limit=5,
+                            exclude_face_image_ids=(face.id,),
+                        )
+                    ]
+                self.assertEqual(
+                    any("enable_indexscan" in query["sql"] for query in sql.captured_queries), exact_up_to > 0
+                )
             self.assertEqual(len(answers[0]), 5)
             self.assertEqual(answers[0], answers[1_000_000], name)
 
@@ -108,8 +123,7 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
     def test_the_same_person_is_found_only_in_galleries_the_agency_may_search(self):
         south_face = next(f for f in self.face_by_file.values() if f.profile.display_name == HELD_OUT)
         north_galleries = gallery_ids_searchable_by(agency_id=self.north.id, engine=self.ENGINE)
-        hits = index.nearest_profiles(south_face.embedding, engine=self.ENGINE, gallery_ids=north_galleries,
-                                      limit=10)
+        hits = index.nearest_profiles(south_face.embedding, engine=self.ENGINE, gallery_ids=north_galleries, limit=10)
         self.assertNotIn(south_face.profile_id, [hit.profile_id for hit in hits])
 
 
@@ -133,7 +147,7 @@ class SFaceGroupPhotoTests(TestCase):
         faces = faces_found("selfie-many-people.jpg", "yunet-sface-int8", sensitive=True)
         self.assertEqual(len(faces), 7)
         centres = sorted((f.box[0] + f.box[2] // 2, f.box[1] + f.box[3] // 2) for f in faces)
-        for (x, y), (px, py) in zip(centres, people):
+        for (x, y), (px, py) in zip(centres, people, strict=False):
             self.assertLess(abs(x - px) + abs(y - py), 40, centres)
 
     def test_couple_yields_both_faces_and_img67_only_the_person(self):
@@ -167,5 +181,5 @@ class GroupPhotoTests(TestCase):
         centres = sorted((f.box[0] + f.box[2] // 2, f.box[1] + f.box[3] // 2) for f in faces)
         expected = [(30, 305), (160, 375), (260, 205), (400, 210)]
         self.assertEqual(len(faces), 4, centres)
-        for (x, y), (ex, ey) in zip(centres, expected):
+        for (x, y), (ex, ey) in zip(centres, expected, strict=False):
             self.assertLess(abs(x - ex) + abs(y - ey), 60, centres)

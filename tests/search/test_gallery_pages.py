@@ -6,12 +6,18 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import TestCase
 from django.urls import reverse
 
+from search.enrolment import gallery_get_or_create
 from search.models import FaceImage, Gallery
-from search.services import gallery_get_or_create
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, photo_bytes, sign_in
 
-NEW_GALLERY = {"new_name": "Booking photos", "source_type": "booking", "legal_basis": "Police Act s.64",
-               "legal_basis_reference": "PA 1984 s.64A", "responsible_person": "Records unit", "retention_days": 3650}
+NEW_GALLERY = {
+    "new_name": "Booking photos",
+    "source_type": "booking",
+    "legal_basis": "Police Act s.64",
+    "legal_basis_reference": "PA 1984 s.64A",
+    "responsible_person": "Records unit",
+    "retention_days": 3650,
+}
 
 
 class GalleryPageTests(AgencyFixtureMixin, TestCase):
@@ -20,8 +26,7 @@ class GalleryPageTests(AgencyFixtureMixin, TestCase):
         cls.create_agencies()
 
     def enrol(self, photo="img1.jpg", **fields):
-        payload = {"display_name": "Alex Example", "photos": [SimpleUploadedFile(photo, photo_bytes(photo))],
-                   **fields}
+        payload = {"display_name": "Alex Example", "photos": [SimpleUploadedFile(photo, photo_bytes(photo))], **fields}
         return self.client.post(reverse("search:gallery-enrol"), payload, HTTP_ACCEPT="application/json")
 
     def test_the_page_lists_the_agencys_galleries_with_their_provenance(self):
@@ -37,7 +42,9 @@ class GalleryPageTests(AgencyFixtureMixin, TestCase):
         sign_in(self.client, self.erin)
         response = self.enrol(new_name="Bookings", legal_basis="Police Act s.64")
         self.assertEqual(response.status_code, 400)
-        self.assertIn("needs a source type, a responsible person, a retention period", response.json()["errors"]["gallery"])
+        self.assertIn(
+            "needs a source type, a responsible person, a retention period", response.json()["errors"]["gallery"]
+        )
         self.assertFalse(Gallery.objects.exists())
 
     def test_photos_are_enrolled_into_a_new_gallery_with_their_provenance(self):
@@ -45,8 +52,10 @@ class GalleryPageTests(AgencyFixtureMixin, TestCase):
         result = self.enrol(**NEW_GALLERY).json()
         self.assertEqual((result["ok"], result["results"]), (True, [{"file": "img1.jpg", "ok": True}]))
         face = FaceImage.objects.get()
-        self.assertEqual((face.enrolled_by, face.source_name, face.gallery.legal_basis_reference),
-                         (self.erin, "img1.jpg", "PA 1984 s.64A"))
+        self.assertEqual(
+            (face.enrolled_by, face.source_name, face.gallery.legal_basis_reference),
+            (self.erin, "img1.jpg", "PA 1984 s.64A"),
+        )
         again = self.enrol(gallery=face.gallery_id, photo="img1.jpg").json()
         self.assertEqual(again["results"][0]["code"], "duplicate")
 

@@ -8,9 +8,10 @@ from accounts.models import Role
 from accounts.services import user_create
 from portal.models import AuditEntry
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from search.leads import ReviewRefused, candidate_mark, lead_decide
 from search.models import LeadReview
-from search.reviews import ReviewRefused, candidate_mark, lead_decide
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 
@@ -19,11 +20,17 @@ class LeadReviewTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         cls.sue = user_create(username="sue", password=PASSWORD, role=Role.SUPERVISOR, agency=cls.north)
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
-            **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name=who)
-            for name, who in (("img1.jpg", "P01"), ("img16.jpg", "P02"))])
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[
+                EnrolmentItem(path=str(faces_dir() / name), display_name=who)
+                for name, who in (("img1.jpg", "P01"), ("img16.jpg", "P02"))
+            ],
+        )
         job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"))
         pipeline.search_job_run(job_id=job.id)
         cls.job = job
@@ -32,8 +39,9 @@ class LeadReviewTests(AgencyFixtureMixin, TestCase):
     def test_an_officer_proposes_and_a_different_supervisor_confirms(self):
         candidate_mark(user=self.alice, candidate=self.candidate, decision="possible_lead", note="same scar")
         review = lead_decide(user=self.bob, candidate=self.candidate, confirm=True, note="agree")
-        self.assertEqual((review.status, review.proposed_by, review.reviewed_by),
-                         (LeadReview.Status.CONFIRMED, self.alice, self.bob))
+        self.assertEqual(
+            (review.status, review.proposed_by, review.reviewed_by), (LeadReview.Status.CONFIRMED, self.alice, self.bob)
+        )
         actions = list(AuditEntry.objects.filter(target_type="search.candidate").values_list("action", flat=True))
         self.assertEqual(sorted(actions), ["lead_confirmed", "lead_proposed"])
 
@@ -80,8 +88,10 @@ class LeadReviewTests(AgencyFixtureMixin, TestCase):
         url = reverse("search:candidate-compare", args=[self.job.code, 1, 1])
         sign_in(self.client, self.alice)
         self.assertContains(self.client.get(url), "Possible lead")
-        self.client.post(reverse("search:candidate-mark", args=[self.job.code, 1, 1]),
-                         {"decision": "possible_lead", "note": "same scar"})
+        self.client.post(
+            reverse("search:candidate-mark", args=[self.job.code, 1, 1]),
+            {"decision": "possible_lead", "note": "same scar"},
+        )
         self.assertNotContains(self.client.get(url), "Confirm the lead")  # not for the proposer
         sign_in(self.client, self.bob)
         page = self.client.get(url)
@@ -92,6 +102,7 @@ class LeadReviewTests(AgencyFixtureMixin, TestCase):
 
     def test_a_refused_decision_shows_its_reason(self):
         sign_in(self.client, self.bob)
-        response = self.client.post(reverse("search:lead-decide", args=[self.job.code, 1, 1]),
-                                    {"decision": "confirm"}, follow=True)
+        response = self.client.post(
+            reverse("search:lead-decide", args=[self.job.code, 1, 1]), {"decision": "confirm"}, follow=True
+        )
         self.assertContains(response, "Only a candidate proposed as a possible lead")

@@ -9,16 +9,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.services import user_create
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import SubjectRequest
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
 
 class PublicRequestPageTests(TestCase):
     def post(self, photo=("me.jpg", None), kind="erasure", contact="me@example.org"):
         name, data = photo
-        return self.client.post(reverse("privacy:request-new"), {
-            "kind": kind, "contact": contact, "photo": SimpleUploadedFile(name, data or photo_bytes("img1.jpg"))})
+        return self.client.post(
+            reverse("privacy:request-new"),
+            {"kind": kind, "contact": contact, "photo": SimpleUploadedFile(name, data or photo_bytes("img1.jpg"))},
+        )
 
     def test_anyone_files_a_request_without_signing_in(self):
         response = self.post()
@@ -45,8 +47,11 @@ class PrivacyQueueTests(AgencyFixtureMixin, TestCase):
         cls.create_agencies()
         cls.privacy = user_create(username="priya", password=PASSWORD, role="privacy_officer")
         gallery, _ = gallery_get_or_create(owner=cls.south, name="South", legal_basis="Act", **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True,
-                            items=[EnrolmentItem(path=str(faces_dir() / "img2.jpg"), display_name="Pat")])
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img2.jpg"), display_name="Pat")],
+        )
 
     def file(self):
         from search.subject_requests import subject_request_file
@@ -56,8 +61,11 @@ class PrivacyQueueTests(AgencyFixtureMixin, TestCase):
     def test_agency_users_cannot_see_the_queue_or_a_request(self):
         request = self.file()
         sign_in(self.client, self.erin)
-        for url in (reverse("privacy:request-queue"), reverse("privacy:request-detail", args=[request.reference]),
-                    reverse("privacy:request-photo", args=[request.reference])):
+        for url in (
+            reverse("privacy:request-queue"),
+            reverse("privacy:request-detail", args=[request.reference]),
+            reverse("privacy:request-photo", args=[request.reference]),
+        ):
             self.assertEqual(self.client.get(url).status_code, 403, url)
         self.client.logout()
         self.assertEqual(self.client.get(reverse("privacy:request-queue")).status_code, 302)
@@ -79,13 +87,20 @@ class PrivacyQueueTests(AgencyFixtureMixin, TestCase):
         self.assertContains(page, "Pat")
         self.assertContains(page, "South Police")
         request.refresh_from_db()
-        response = self.client.post(reverse("privacy:request-complete", args=[request.reference]),
-                                    {"profile": [m["profile_id"] for m in request.matches], "identity_note": ""},
-                                    follow=True)
+        response = self.client.post(
+            reverse("privacy:request-complete", args=[request.reference]),
+            {"profile": [m["profile_id"] for m in request.matches], "identity_note": ""},
+            follow=True,
+        )
         self.assertContains(response, "Record how the requester")
-        response = self.client.post(reverse("privacy:request-complete", args=[request.reference]),
-                                    {"profile": [m["profile_id"] for m in request.matches],
-                                     "identity_note": "ID card checked at the front desk"}, follow=True)
+        response = self.client.post(
+            reverse("privacy:request-complete", args=[request.reference]),
+            {
+                "profile": [m["profile_id"] for m in request.matches],
+                "identity_note": "ID card checked at the front desk",
+            },
+            follow=True,
+        )
         self.assertContains(response, "Export of 1 profile(s) released.")
         export = self.client.get(reverse("privacy:request-export", args=[request.reference]))
         self.assertEqual(export["Content-Type"], "application/zip")

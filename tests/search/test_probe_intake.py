@@ -5,10 +5,10 @@ import io
 from django.test import TestCase, override_settings
 from PIL import Image
 
+from portal.services import case_close
 from search.imaging import PhotoRejected
 from search.models import Probe, SearchJob
 from search.services import SearchRefused, probe_submit
-from portal.services import case_close
 from tests.base import AgencyFixtureMixin, image_bytes, media_files, photo_bytes
 
 

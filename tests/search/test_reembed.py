@@ -7,9 +7,10 @@ from django.test import TestCase, override_settings
 
 from portal.models import AuditEntry
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import FaceImage, Gallery
 from search.reembed import gallery_reembed
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes
 
 SFACE = "yunet-sface-int8"
@@ -23,11 +24,17 @@ class ReembedTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        cls.gallery, _ = gallery_get_or_create(owner=cls.north, name="Bookings", legal_basis="Act",
-                                               **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=cls.gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name=who)
-            for name, who in (("img1.jpg", "P01"), ("img2.jpg", "P01"), ("img16.jpg", "P02"), ("img22.jpg", "P03"))])
+        cls.gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="Bookings", legal_basis="Act", **GALLERY_PROVENANCE
+        )
+        gallery_enrol_batch(
+            gallery=cls.gallery,
+            gallery_created=True,
+            items=[
+                EnrolmentItem(path=str(faces_dir() / name), display_name=who)
+                for name, who in (("img1.jpg", "P01"), ("img2.jpg", "P01"), ("img16.jpg", "P02"), ("img22.jpg", "P03"))
+            ],
+        )
 
     def search_first(self) -> tuple[str, str]:
         """Search a P01 photo not in the gallery with probes described by the second engine."""

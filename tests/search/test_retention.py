@@ -12,9 +12,10 @@ from django.utils import timezone
 from portal.models import AuditEntry
 from portal.services import case_close, case_create
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import Candidate, FaceImage, Probe, ProbeFace, Profile
 from search.retention import purge_expired
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import AgencyFixtureMixin, faces_dir, media_files, photo_bytes
 
 
@@ -23,16 +24,34 @@ class RetentionTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         cls.start = timezone.now()
-        cls.short, _ = gallery_get_or_create(owner=cls.north, name="Short", legal_basis="Act", source_type="wanted",
-                                             responsible_person="Unit", retention_days=30)
-        cls.held, _ = gallery_get_or_create(owner=cls.north, name="Held", legal_basis="Act", source_type="wanted",
-                                            responsible_person="Unit", retention_days=30)
+        cls.short, _ = gallery_get_or_create(
+            owner=cls.north,
+            name="Short",
+            legal_basis="Act",
+            source_type="wanted",
+            responsible_person="Unit",
+            retention_days=30,
+        )
+        cls.held, _ = gallery_get_or_create(
+            owner=cls.north,
+            name="Held",
+            legal_basis="Act",
+            source_type="wanted",
+            responsible_person="Unit",
+            retention_days=30,
+        )
         cls.held.legal_hold = True
         cls.held.save()
-        gallery_enrol_batch(gallery=cls.short, gallery_created=True,
-                            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="Short-lived")])
-        gallery_enrol_batch(gallery=cls.held, gallery_created=True,
-                            items=[EnrolmentItem(path=str(faces_dir() / "img16.jpg"), display_name="On hold")])
+        gallery_enrol_batch(
+            gallery=cls.short,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="Short-lived")],
+        )
+        gallery_enrol_batch(
+            gallery=cls.held,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img16.jpg"), display_name="On hold")],
+        )
         cls.old_case = case_create(created_by=cls.alice, number="N-OLD", title="Closed long ago")
         job = probe_submit(case=cls.old_case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"))
         pipeline.search_job_run(job_id=job.id)
@@ -49,7 +68,9 @@ class RetentionTests(AgencyFixtureMixin, TestCase):
         self.assertEqual((plan.probes, plan.face_images), ([], []))
 
     def test_exactly_what_has_expired_is_removed(self):
-        probe_files = [self.old_probe.image.name] + [f.crop.name for f in ProbeFace.objects.filter(probe=self.old_probe)]
+        probe_files = [self.old_probe.image.name] + [
+            f.crop.name for f in ProbeFace.objects.filter(probe=self.old_probe)
+        ]
         face = FaceImage.objects.get(gallery=self.short)
         face_files = [face.image.name, face.crop.name]
         with time_machine.travel(self.start + timedelta(days=91), tick=False):
@@ -80,7 +101,9 @@ class RetentionTests(AgencyFixtureMixin, TestCase):
     def test_a_probe_whose_search_still_runs_waits_for_the_next_purge(self):
         from search.models import SearchJob
 
-        SearchJob.objects.filter(probe=self.old_probe).update(status=SearchJob.Status.RUNNING)
+        SearchJob.objects.filter(probe=self.old_probe).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING
+        )
         with time_machine.travel(self.start + timedelta(days=91), tick=False):
             plan = purge_expired(dry_run=True)
         self.assertEqual(plan.probes, [])

@@ -11,17 +11,21 @@ from accounts.models import Role
 from accounts.services import user_create
 from portal.models import AuditEntry
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.imaging import decode_photo
+from search.leads import ReviewRefused, candidate_mark
 from search.models import LeadReview, SubjectRequest
-from search.reviews import ReviewRefused, candidate_mark
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
 
 
 class PublicRequestLimitTests(TestCase):
     def post(self, data: bytes, ip="198.51.100.4", contact="me@example.org"):
-        return self.client.post(reverse("privacy:request-new"), {
-            "kind": "access", "contact": contact, "photo": SimpleUploadedFile("me.jpg", data)}, REMOTE_ADDR=ip)
+        return self.client.post(
+            reverse("privacy:request-new"),
+            {"kind": "access", "contact": contact, "photo": SimpleUploadedFile("me.jpg", data)},
+            REMOTE_ADDR=ip,
+        )
 
     @override_settings(PUBLIC_REQUESTS_PER_MINUTE=3)
     def test_refused_photos_count_toward_the_limit_and_stop_being_decoded(self):
@@ -56,10 +60,14 @@ class ProposalOwnershipTests(AgencyFixtureMixin, TestCase):
     def setUpTestData(cls):
         cls.create_agencies()
         cls.olga = user_create(username="olga", password=PASSWORD, role=Role.OFFICER, agency=cls.north)
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
-                                           **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="P01")])
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="P01")],
+        )
         job = probe_submit(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img2.jpg"))
         pipeline.search_job_run(job_id=job.id)
         cls.candidate = job.candidates.get(rank=1)
@@ -69,8 +77,10 @@ class ProposalOwnershipTests(AgencyFixtureMixin, TestCase):
         with self.assertRaisesMessage(ReviewRefused, "alice already marked this candidate"):
             candidate_mark(user=self.olga, candidate=self.candidate, decision="excluded", note="no")
         review = LeadReview.objects.get(candidate=self.candidate)
-        self.assertEqual((review.proposed_by, review.status, review.proposal_note),
-                         (self.alice, LeadReview.Status.POSSIBLE_LEAD, "same scar"))
+        self.assertEqual(
+            (review.proposed_by, review.status, review.proposal_note),
+            (self.alice, LeadReview.Status.POSSIBLE_LEAD, "same scar"),
+        )
         # The author may still change their own mind.
         candidate_mark(user=self.alice, candidate=self.candidate, decision="excluded", note="second look")
         self.assertEqual(LeadReview.objects.get(candidate=self.candidate).status, LeadReview.Status.EXCLUDED)
@@ -81,7 +91,6 @@ class ProposalOwnershipTests(AgencyFixtureMixin, TestCase):
         args = [self.candidate.job.code, self.candidate.probe_face.index, self.candidate.rank]
         page = self.client.get(reverse("search:candidate-compare", args=args)).content.decode()
         self.assertNotIn(reverse("search:candidate-mark", args=args), page)
-        response = self.client.post(reverse("search:candidate-mark", args=args), {"decision": "excluded"},
-                                    follow=True)
+        response = self.client.post(reverse("search:candidate-mark", args=args), {"decision": "excluded"}, follow=True)
         self.assertContains(response, "already marked this candidate")
         self.assertEqual(LeadReview.objects.get(candidate=self.candidate).proposed_by, self.alice)

@@ -5,8 +5,9 @@ from django.test import TestCase
 
 from portal.celery import app
 from portal.services import case_create
+from search.jobs import search_job_priority
 from search.models import SearchJob
-from search.services import probe_submit, search_job_priority
+from search.services import probe_submit
 from tests.base import AgencyFixtureMixin, photo_bytes
 
 
@@ -42,8 +43,10 @@ class SearchQueueFairnessTests(AgencyFixtureMixin, TestCase):
 
     def test_the_priority_counts_the_agencys_queued_and_running_searches(self):
         north_jobs = [self.submit(self.case, self.alice) for _ in range(4)]
-        SearchJob.objects.filter(pk=north_jobs[0].pk).update(status=SearchJob.Status.RUNNING)
-        SearchJob.objects.filter(pk=north_jobs[1].pk).update(status=SearchJob.Status.DONE)
+        SearchJob.objects.filter(pk=north_jobs[0].pk).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING
+        )
+        SearchJob.objects.filter(pk=north_jobs[1].pk).update(status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE)
         south_job = self.submit(self.south_case, self.charlie)
 
         self.assertEqual(search_job_priority(self.submit(self.case, self.alice).id), 3)

@@ -7,19 +7,19 @@ from django.test import TestCase, override_settings
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
-from search import services
+from search import jobs, publish, services
 from search.models import SearchJob
-from search.tasks import search_job_run_task
 from tests.base import AgencyFixtureMixin, media_files, photo_bytes
 
 
 def broker_down():
-    return mock.patch.object(search_job_run_task, "apply_async",
-                             side_effect=OperationalError("Error 2 connecting to valkey.sock"))
+    return mock.patch.object(
+        publish.search_job_run, "apply_async", side_effect=OperationalError("Error 2 connecting to valkey.sock")
+    )
 
 
 def broker_up():
-    return mock.patch.object(search_job_run_task, "apply_async")
+    return mock.patch.object(publish.search_job_run, "apply_async")
 
 
 @override_settings(SEARCH_STALE_SECONDS=30, SEARCH_MAX_ATTEMPTS=3)
@@ -36,7 +36,7 @@ class SearchJobEnqueueTests(AgencyFixtureMixin, TestCase):
 
     def sweep(self, *, after_seconds: int) -> list[int]:
         with self.captureOnCommitCallbacks(execute=True):
-            return services.search_jobs_sweep(now=timezone.now() + timedelta(seconds=after_seconds))
+            return jobs.search_jobs_sweep(now=timezone.now() + timedelta(seconds=after_seconds))
 
     def test_a_published_job_records_when_it_reached_the_broker(self):
         with broker_up() as publish:
@@ -67,8 +67,9 @@ class SearchJobEnqueueTests(AgencyFixtureMixin, TestCase):
     def test_a_job_requeued_while_the_broker_is_down_is_published_by_a_later_sweep(self):
         with broker_up():
             job = self.submit()
-        SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING, attempts=1,
-                                                   heartbeat_at=timezone.now())
+        SearchJob.objects.filter(pk=job.pk).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING, attempts=1, heartbeat_at=timezone.now()
+        )
         with broker_down():
             self.assertEqual(self.sweep(after_seconds=31), [job.id])
         job.refresh_from_db()

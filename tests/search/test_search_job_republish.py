@@ -11,8 +11,8 @@ from django.test import TestCase, TransactionTestCase, override_settings
 from django.utils import timezone
 
 from portal.models import AuditEntry
-from search import pipeline, services
-from search.models import Candidate, SearchJob
+from search import jobs, pipeline, services
+from search.models import Candidate, OffenseCategory, SearchJob
 from tests.base import AgencyFixtureMixin, photo_bytes
 from tests.factories import case_make
 from tests.search.test_search_job_enqueue import broker_down, broker_up
@@ -35,14 +35,15 @@ class SearchJobRepublishTests(AgencyFixtureMixin, TestCase):
 
     def submit(self, *, case=None, by=None) -> SearchJob:
         with broker_up(), self.captureOnCommitCallbacks(execute=True):
-            job = services.probe_submit(case=case or self.case, uploaded_by=by or self.alice,
-                                        data=photo_bytes("img5.jpg"))
+            job = services.probe_submit(
+                case=case or self.case, uploaded_by=by or self.alice, data=photo_bytes("img5.jpg")
+            )
         job.refresh_from_db()
         return job
 
     def sweep(self) -> list[int]:
         with self.captureOnCommitCallbacks(execute=True):
-            return services.search_jobs_sweep()
+            return jobs.search_jobs_sweep()
 
     def published_at(self, job: SearchJob):
         return SearchJob.objects.get(pk=job.pk).published_at
@@ -84,14 +85,20 @@ class SearchJobRepublishTests(AgencyFixtureMixin, TestCase):
         with broker_up() as publish:
             self.assertEqual(sorted(self.sweep()), sorted([north_first.id, north_second.id, south.id]))
         # Each North search has the other one waiting; South has nothing else.
-        self.assertEqual(sorted((args[0][0], kwargs["priority"]) for args, kwargs in publish.call_args_list),
-                         sorted([(north_first.id, 1), (north_second.id, 1), (south.id, 0)]))
+        self.assertEqual(
+            sorted((args[0][0], kwargs["priority"]) for args, kwargs in publish.call_args_list),
+            sorted([(north_first.id, 1), (north_second.id, 1), (south.id, 0)]),
+        )
 
     def test_a_running_or_finished_job_is_never_published_again(self):
         running, done, failed = self.submit(), self.submit(), self.submit()
-        self.assertEqual(services.search_job_claim(job_id=running.id), 1)
-        SearchJob.objects.filter(pk=done.pk).update(status=SearchJob.Status.DONE, finished_at=timezone.now())
-        SearchJob.objects.filter(pk=failed.pk).update(status=SearchJob.Status.FAILED, finished_at=timezone.now())
+        self.assertEqual(jobs.search_job_claim(job_id=running.id), 1)
+        SearchJob.objects.filter(pk=done.pk).update(
+            status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE, finished_at=timezone.now()
+        )
+        SearchJob.objects.filter(pk=failed.pk).update(
+            status=SearchJob.Status.FAILED, stage=SearchJob.Stage.FAILED, finished_at=timezone.now()
+        )
         with broker_up() as publish:
             for second in (301, 601, 3600):
                 self.at(second)
@@ -107,13 +114,14 @@ class SearchJobRepublishTests(AgencyFixtureMixin, TestCase):
         self.at(301)
         with broker_up():
             self.assertEqual(self.sweep(), [job.id])  # two messages for the job on the broker now
-        self.assertEqual(services.search_job_claim(job_id=job.id), 1)  # the first delivery takes it
+        self.assertEqual(jobs.search_job_claim(job_id=job.id), 1)  # the first delivery takes it
         results_before = AuditEntry.objects.filter(action=AuditEntry.Action.SEARCH_RESULTS).count()
         pipeline.search_job_run(job_id=job.id)  # the second, while the first runs: left to its worker
         job.refresh_from_db()
         self.assertEqual((job.status, job.attempts), (SearchJob.Status.RUNNING, 1))
-        SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE,
-                                                   finished_at=timezone.now())
+        SearchJob.objects.filter(pk=job.pk).update(
+            status=SearchJob.Status.DONE, stage=SearchJob.Stage.DONE, finished_at=timezone.now()
+        )
         pipeline.search_job_run(job_id=job.id)  # the second, after the first finished: nothing either
         job.refresh_from_db()
         self.assertEqual((job.status, job.attempts), (SearchJob.Status.DONE, 1))
@@ -135,14 +143,16 @@ class SearchJobRepublishTests(AgencyFixtureMixin, TestCase):
 
     def test_a_requeued_job_records_its_new_publication(self):
         job = self.submit()
-        self.assertEqual(services.search_job_claim(job_id=job.id), 1)
+        self.assertEqual(jobs.search_job_claim(job_id=job.id), 1)
         self.at(31)  # its worker stopped beating
         with broker_up() as publish:
             self.assertEqual(self.sweep(), [job.id])
         publish.assert_called_once()
         job.refresh_from_db()
-        self.assertEqual((job.status, job.heartbeat_at, job.published_at),
-                         (SearchJob.Status.QUEUED, None, self.start + timedelta(seconds=31)))
+        self.assertEqual(
+            (job.status, job.heartbeat_at, job.published_at),
+            (SearchJob.Status.QUEUED, None, self.start + timedelta(seconds=31)),
+        )
 
 
 @override_settings(SEARCH_STALE_SECONDS=30, SEARCH_REPUBLISH_SECONDS=300)
@@ -150,6 +160,8 @@ class TwoSweepersTests(AgencyFixtureMixin, TransactionTestCase):
     """Beat on two hosts: each row is claimed, so one of them publishes a job again in a period."""
 
     def setUp(self):
+        # A TransactionTestCase run before this one may have flushed the categories the migrations add.
+        OffenseCategory.objects.get_or_create(name="Robbery")
         self.create_agencies()
 
     def test_two_sweepers_publish_a_job_again_once_between_them(self):
@@ -161,7 +173,7 @@ class TwoSweepersTests(AgencyFixtureMixin, TransactionTestCase):
             def first_sweeper():
                 try:
                     with transaction.atomic():  # holds its claim until released
-                        first.extend(services.search_jobs_sweep())
+                        first.extend(jobs.search_jobs_sweep())
                         claimed.set()
                         release.wait(30)
                 finally:
@@ -170,11 +182,11 @@ class TwoSweepersTests(AgencyFixtureMixin, TransactionTestCase):
             thread = threading.Thread(target=first_sweeper)
             thread.start()
             self.assertTrue(claimed.wait(30))
-            self.assertEqual(services.search_jobs_sweep(), [])  # while the first holds the row
+            self.assertEqual(jobs.search_jobs_sweep(), [])  # while the first holds the row
             release.set()
             thread.join(30)
             self.assertEqual(first, [job.id])
-            self.assertEqual(services.search_jobs_sweep(), [])  # after the first published it
+            self.assertEqual(jobs.search_jobs_sweep(), [])  # after the first published it
         self.assertEqual(publish.call_count, 2)  # the upload's and the first sweeper's
 
 
@@ -188,15 +200,20 @@ class PublishedAtMigrationTests(AgencyFixtureMixin, TestCase):
         with broker_up(), self.captureOnCommitCallbacks(execute=False):
             published, never, running = (
                 services.probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img5.jpg"))
-                for _ in range(3))
+                for _ in range(3)
+            )
         beat = timezone.now() - timedelta(seconds=40)
         SearchJob.objects.filter(pk=published.pk).update(heartbeat_at=beat)
-        SearchJob.objects.filter(pk=running.pk).update(status=SearchJob.Status.RUNNING, heartbeat_at=beat)
+        SearchJob.objects.filter(pk=running.pk).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING, heartbeat_at=beat
+        )
         migration.queued_heartbeat_to_published_at(apps, None)
         self.assertEqual(self.rows(), {published.pk: (None, beat), never.pk: (None, None), running.pk: (beat, None)})
         migration.queued_published_at_to_heartbeat(apps, None)  # backwards: the old meaning again
         self.assertEqual(self.rows(), {published.pk: (beat, beat), never.pk: (None, None), running.pk: (beat, None)})
 
     def rows(self) -> dict:
-        return {pk: (heartbeat_at, published_at) for pk, heartbeat_at, published_at in
-                SearchJob.objects.values_list("pk", "heartbeat_at", "published_at")}
+        return {
+            pk: (heartbeat_at, published_at)
+            for pk, heartbeat_at, published_at in SearchJob.objects.values_list("pk", "heartbeat_at", "published_at")
+        }

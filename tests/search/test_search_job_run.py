@@ -7,25 +7,33 @@ from django.conf import settings
 from django.test import TestCase, override_settings
 from django.utils import timezone
 
-from search import pipeline, services
+from search import jobs, pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import Candidate, ProbeFace, SearchJob
 from search.selectors import search_job_result
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit
+from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, image_bytes, media_files, photo_bytes
 
 # A small gallery: three people, with one photo of each kept out to search with.
-GALLERY = {"P01": ["img1.jpg", "img2.jpg", "img4.jpg"], "P02": ["img16.jpg", "img17.jpg"],
-           "P03": ["img22.jpg", "img23.jpg"]}
+GALLERY = {
+    "P01": ["img1.jpg", "img2.jpg", "img4.jpg"],
+    "P02": ["img16.jpg", "img17.jpg"],
+    "P03": ["img22.jpg", "img23.jpg"],
+}
 
 
 class SearchJobRunTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
-            **GALLERY_PROVENANCE)
-        items = [EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
-                 for identity, names in GALLERY.items() for name in names]
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+        )
+        items = [
+            EnrolmentItem(path=str(faces_dir() / name), display_name=identity)
+            for identity, names in GALLERY.items()
+            for name in names
+        ]
         summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)
         assert summary.faces_enrolled == 7, summary.as_dict()
 
@@ -55,20 +63,25 @@ class SearchJobRunTests(AgencyFixtureMixin, TestCase):
         first = list(Candidate.objects.filter(job=job).values_list("face_image_id", "rank", "distance"))
         pipeline.search_job_run(job_id=job.id)  # a redelivered message: the job is done, nothing changes
         # An interrupted run taken over after its heartbeat went stale writes the same single set.
-        SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING,
-                                                   heartbeat_at=timezone.now() - timedelta(minutes=5))
+        SearchJob.objects.filter(pk=job.pk).update(
+            status=SearchJob.Status.RUNNING,
+            stage=SearchJob.Stage.DETECTING,
+            heartbeat_at=timezone.now() - timedelta(minutes=5),
+        )
         pipeline.search_job_run(job_id=job.id)
         job.refresh_from_db()
         self.assertEqual(job.status, SearchJob.Status.DONE)
         self.assertEqual(job.attempts, 2)
-        self.assertEqual(list(Candidate.objects.filter(job=job).values_list("face_image_id", "rank", "distance")),
-                         first)
+        self.assertEqual(
+            list(Candidate.objects.filter(job=job).values_list("face_image_id", "rank", "distance")), first
+        )
         self.assertEqual(ProbeFace.objects.filter(probe=job.probe).count(), 1)
 
     def test_a_job_running_with_a_fresh_heartbeat_is_left_to_its_worker(self):
         job = self.submit()
-        SearchJob.objects.filter(pk=job.pk).update(status=SearchJob.Status.RUNNING, attempts=1,
-                                                   heartbeat_at=timezone.now())
+        SearchJob.objects.filter(pk=job.pk).update(
+            status=SearchJob.Status.RUNNING, stage=SearchJob.Stage.DETECTING, attempts=1, heartbeat_at=timezone.now()
+        )
         pipeline.search_job_run(job_id=job.id)
         job.refresh_from_db()
         self.assertEqual((job.status, job.attempts), (SearchJob.Status.RUNNING, 1))
@@ -80,12 +93,15 @@ class SearchJobRunTests(AgencyFixtureMixin, TestCase):
         job.refresh_from_db()
         self.assertEqual(job.status, SearchJob.Status.FAILED)
         self.assertEqual(job.error, "No face found in the photo.")
-        self.assertEqual(search_job_result(job=job),
-                         {"job": job.id, "status": "failed", "error": "No face found in the photo.", "faces": []})
+        self.assertEqual(
+            search_job_result(job=job),
+            {"job": job.id, "status": "failed", "error": "No face found in the photo.", "faces": []},
+        )
         self.assertFalse(ProbeFace.objects.filter(probe=job.probe).exists())
         # The probe stays as the record of the search; no crop was written.
-        self.assertEqual([name for name in media_files() if name.startswith("crops/probes/")
-                          and str(job.code) in name], [])
+        self.assertEqual(
+            [name for name in media_files() if name.startswith("crops/probes/") and str(job.code) in name], []
+        )
 
     def test_a_second_agency_does_not_search_the_first_agencys_gallery(self):
         from portal.services import case_create
@@ -109,15 +125,18 @@ class SweeperTests(AgencyFixtureMixin, TestCase):
         with self.captureOnCommitCallbacks(execute=False):
             job = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes("img1.jpg"))
         SearchJob.objects.filter(pk=job.pk).update(
-            status=SearchJob.Status.RUNNING, attempts=attempts,
-            heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age))
+            status=SearchJob.Status.RUNNING,
+            stage=SearchJob.Stage.DETECTING,
+            attempts=attempts,
+            heartbeat_at=timezone.now() - timedelta(seconds=heartbeat_age),
+        )
         return job
 
     def test_it_requeues_a_job_whose_worker_stopped_beating(self):
         stale = self.running_job(attempts=1, heartbeat_age=31)
         fresh = self.running_job(attempts=1, heartbeat_age=5)
         with self.captureOnCommitCallbacks(execute=False) as callbacks:
-            requeued = services.search_jobs_sweep()
+            requeued = jobs.search_jobs_sweep()
         self.assertEqual(requeued, [stale.id])
         self.assertEqual(len(callbacks), 1)
         stale.refresh_from_db()
@@ -128,14 +147,14 @@ class SweeperTests(AgencyFixtureMixin, TestCase):
     def test_a_job_becomes_stale_exactly_after_thirty_seconds(self):
         job = self.running_job(attempts=1, heartbeat_age=0)
         with time_machine.travel(timezone.now() + timedelta(seconds=29), tick=False):
-            self.assertEqual(services.search_jobs_sweep(), [])
+            self.assertEqual(jobs.search_jobs_sweep(), [])
         with time_machine.travel(timezone.now() + timedelta(seconds=31), tick=False):
             with self.captureOnCommitCallbacks(execute=False):
-                self.assertEqual(services.search_jobs_sweep(), [job.id])
+                self.assertEqual(jobs.search_jobs_sweep(), [job.id])
 
     def test_it_fails_a_job_after_three_attempts_with_the_reason(self):
         job = self.running_job(attempts=3, heartbeat_age=60)
-        self.assertEqual(services.search_jobs_sweep(), [])
+        self.assertEqual(jobs.search_jobs_sweep(), [])
         job.refresh_from_db()
         self.assertEqual(job.status, SearchJob.Status.FAILED)
         self.assertIn("interrupted 3 times", job.error)

@@ -8,10 +8,10 @@ from django.test import TestCase, override_settings
 
 from portal.models import AuditEntry
 from search import pipeline
+from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import SearchJob
 from search.services import SearchRefused, probe_submit
-from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, image_bytes, photo_bytes, faces_dir
-from search.services import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
+from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes
 
 NO_DEFAULTS = override_settings(SEARCH_DEFAULT_PURPOSE="", SEARCH_DEFAULT_JUSTIFICATION="")
 JUSTIFICATION = "CCTV still of the robbery suspect at the station"
@@ -22,10 +22,14 @@ class SearchPurposeTests(AgencyFixtureMixin, TestCase):
     @classmethod
     def setUpTestData(cls):
         cls.create_agencies()
-        gallery, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Test act",
-            **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=gallery, gallery_created=True,
-                            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="P01")])
+        gallery, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Test act", **GALLERY_PROVENANCE
+        )
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="P01")],
+        )
 
     def submit(self, **kwargs):
         with self.captureOnCommitCallbacks(execute=False):
@@ -57,17 +61,31 @@ class SearchPurposeTests(AgencyFixtureMixin, TestCase):
 
     def test_a_search_that_found_no_one_is_audited_too(self):
         with self.captureOnCommitCallbacks(execute=False):
-            job = probe_submit(case=self.case, uploaded_by=self.charlie.__class__.objects.get(username="bob"),
-                               data=image_bytes("PNG", size=(200, 200)), purpose="Robbery",
-                               justification=JUSTIFICATION)
+            job = probe_submit(
+                case=self.case,
+                uploaded_by=self.charlie.__class__.objects.get(username="bob"),
+                data=image_bytes("PNG", size=(200, 200)),
+                purpose="Robbery",
+                justification=JUSTIFICATION,
+            )
         pipeline.search_job_run(job_id=job.id)
         self.assertEqual(AuditEntry.objects.get(action="search_failed").detail, "No face found in the photo.")
 
     def test_search_photo_requires_a_purpose_and_a_justification(self):
         out = io.StringIO()
         with self.assertRaises(SystemExit) as exit_info:
-            call_command("search_photo", str(faces_dir() / "img2.jpg"), "--agency", "north", "--case", "N-001",
-                         "--user", "alice", "--json", stdout=out)
+            call_command(
+                "search_photo",
+                str(faces_dir() / "img2.jpg"),
+                "--agency",
+                "north",
+                "--case",
+                "N-001",
+                "--user",
+                "alice",
+                "--json",
+                stdout=out,
+            )
         self.assertEqual(exit_info.exception.code, 1)
         result = json.loads(out.getvalue())
         self.assertEqual((result["status"], result["job"]), ("failed", None))

@@ -11,11 +11,18 @@ from django.test import TestCase
 from accounts.services import user_create
 from portal.models import AuditEntry
 from search import pipeline
+from search.enrolment import (
+    EnrolmentItem,
+    EnrolmentSkipped,
+    face_image_enrol,
+    gallery_enrol_batch,
+    gallery_get_or_create,
+    profile_get_or_create,
+)
+from search.leads import candidate_mark, lead_decide
 from search.models import FaceImage, Profile, SubjectRequest, Tombstone
-from search.reviews import candidate_mark, lead_decide
 from search.selectors import search_job_result
-from search.services import (EnrolmentItem, gallery_enrol_batch, gallery_get_or_create, probe_submit,
-                             profile_get_or_create, face_image_enrol, EnrolmentSkipped)
+from search.services import probe_submit
 from search.subject_requests import RequestRefused, subject_request_file
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, identities, media_files, photo_bytes
 
@@ -35,18 +42,27 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         cls.privacy = user_create(username="priya", password=PASSWORD, role="privacy_officer")
         photos = sorted(name for name, who in identities().items() if who == PERSON)
         cls.request_photo, cls.later_photo, enrolled = photos[0], photos[1], photos[2:]
-        north, _ = gallery_get_or_create(owner=cls.north, name="North bookings", legal_basis="Act", **GALLERY_PROVENANCE)
+        north, _ = gallery_get_or_create(
+            owner=cls.north, name="North bookings", legal_basis="Act", **GALLERY_PROVENANCE
+        )
         south, _ = gallery_get_or_create(owner=cls.south, name="South wanted", legal_basis="Act", **GALLERY_PROVENANCE)
-        gallery_enrol_batch(gallery=north, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name="Pat Person") for name in enrolled[:2]]
-            + [EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="Someone Else")])
-        gallery_enrol_batch(gallery=south, gallery_created=True, items=[
-            EnrolmentItem(path=str(faces_dir() / name), display_name="P. Person") for name in enrolled[2:3]])
+        gallery_enrol_batch(
+            gallery=north,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / name), display_name="Pat Person") for name in enrolled[:2]]
+            + [EnrolmentItem(path=str(faces_dir() / "img1.jpg"), display_name="Someone Else")],
+        )
+        gallery_enrol_batch(
+            gallery=south,
+            gallery_created=True,
+            items=[EnrolmentItem(path=str(faces_dir() / name), display_name="P. Person") for name in enrolled[2:3]],
+        )
         cls.north_gallery = north
 
     def file(self, kind: str) -> dict:
-        return run("subject_request", kind, str(faces_dir() / self.request_photo), "--contact", "pat@example.org",
-                   "--json")
+        return run(
+            "subject_request", kind, str(faces_dir() / self.request_photo), "--contact", "pat@example.org", "--json"
+        )
 
     def test_filing_gives_a_reference_and_a_due_date_thirty_days_later(self):
         result = self.file("access")
@@ -94,8 +110,11 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(first.profile.display_name, "Pat Person")
         candidate_mark(user=self.alice, candidate=first, decision="possible_lead")
         lead_decide(user=self.bob, candidate=first, confirm=True)
-        their_files = [name for f in FaceImage.objects.filter(profile__display_name__in=["Pat Person", "P. Person"])
-                       for name in (f.image.name, f.crop.name)]
+        their_files = [
+            name
+            for f in FaceImage.objects.filter(profile__display_name__in=["Pat Person", "P. Person"])
+            for name in (f.image.name, f.crop.name)
+        ]
 
         reference = self.file("erasure")["reference"]
         with self.captureOnCommitCallbacks(execute=True):

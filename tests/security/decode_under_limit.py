@@ -26,8 +26,8 @@ def main(folder: str, limits: dict) -> int:
 
     settings.configure(**limits)
     from search.faces import get_engine
-    from search.facework import PhotoFaces
     from search.imaging import PhotoRejected, decode_photo
+    from search.photo_faces import PhotoFaces
 
     engine = get_engine(settings.FACE_ENGINE)
 
@@ -42,9 +42,18 @@ def main(folder: str, limits: dict) -> int:
             faces = PhotoFaces(photo.image, engine).find()
             outcome, detail = "accepted", f"{photo.width}x{photo.height}, {len(faces)} face(s)"
             del photo, faces
-        print(json.dumps({"file": path.name, "outcome": outcome, "detail": detail,
-                          "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
-                          "peak_vm_mb": _vm_peak_mb()}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "file": path.name,
+                    "outcome": outcome,
+                    "detail": detail,
+                    "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+                    "peak_vm_mb": _vm_peak_mb(),
+                }
+            ),
+            flush=True,
+        )
     return 0
 
 

@@ -23,7 +23,7 @@ from PIL import Image
 from tests.base import faces_dir
 from tests.security.corpus import BIG_CASES, HOSTILE_CASES
 
-GIB = 1024 ** 3
+GIB = 1024**3
 FACE_PHOTO = "img10.jpg"
 
 
@@ -31,11 +31,25 @@ def decode_in_child(folder: Path, address_space_bytes: int) -> subprocess.Comple
     def cap_memory():
         resource.setrlimit(resource.RLIMIT_AS, (address_space_bytes, address_space_bytes))
 
-    limits = {name: getattr(settings, name) for name in (
-        "UPLOAD_MAX_BYTES", "UPLOAD_MAX_PIXELS", "FACE_ENGINE", "FACE_DETECT_MAX_SIDE", "FACE_DETECT_UPSAMPLE",
-        "FACE_MATCH_THRESHOLD")}
-    return subprocess.run([sys.executable, "-m", "tests.security.decode_under_limit", str(folder), json.dumps(limits)],
-                          cwd=settings.BASE_DIR, preexec_fn=cap_memory, capture_output=True, text=True, timeout=300)
+    limits = {
+        name: getattr(settings, name)
+        for name in (
+            "UPLOAD_MAX_BYTES",
+            "UPLOAD_MAX_PIXELS",
+            "FACE_ENGINE",
+            "FACE_DETECT_MAX_SIDE",
+            "FACE_DETECT_UPSAMPLE",
+            "FACE_MATCH_THRESHOLD",
+        )
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "tests.security.decode_under_limit", str(folder), json.dumps(limits)],
+        cwd=settings.BASE_DIR,
+        preexec_fn=cap_memory,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 class DecodingMemoryTests(SimpleTestCase):
@@ -65,8 +79,10 @@ class DecodingMemoryTests(SimpleTestCase):
                 self.assertIn(case.refused, row["detail"])
         peak = max(row["peak_vm_mb"] for row in results.values())
         self.assertLess(peak, 1024)
-        print(f"\ndecoding + face detection of {len(results)} files: peak address space {peak} MB, "
-              f"peak RSS {max(row['peak_rss_mb'] for row in results.values())} MB (cap 1024 MB)")
+        print(
+            f"\ndecoding + face detection of {len(results)} files: peak address space {peak} MB, "
+            f"peak RSS {max(row['peak_rss_mb'] for row in results.values())} MB (cap 1024 MB)"
+        )
 
     def test_the_cap_is_real(self):
         # Below what a 40 MP WebP needs, the same child starts and decodes a small photo, but not that one.
@@ -74,7 +90,7 @@ class DecodingMemoryTests(SimpleTestCase):
         self.addCleanup(shutil.rmtree, folder)
         for name in ("jpeg_exif_rotated", "webp_40mp"):
             (folder / name).write_bytes((self.folder / name).read_bytes())
-        child = decode_in_child(folder, 500 * 1024 ** 2)
+        child = decode_in_child(folder, 500 * 1024**2)
         self.assertEqual(child.returncode, 0, child.stderr[-3000:])
         outcomes = {row["file"]: row["outcome"] for row in map(json.loads, child.stdout.splitlines())}
         self.assertEqual(outcomes["jpeg_exif_rotated"], "accepted")

@@ -32,28 +32,58 @@ from tests.security.corpus import HOSTILE_CASES, Case, encoded
 FACE_PHOTO = "img10.jpg"  # one clear face, small enough to detect quickly
 SECOND_PHOTO = "img11.jpg"  # the same person again
 PRODUCT_MODELS = (Probe, SearchJob, ProbeFace, Candidate, Gallery, Profile, FaceImage, SubjectRequest, Tombstone)
-NEW_GALLERY = {"new_name": "Booking photos", "source_type": "booking", "legal_basis": "Police Act s.64",
-               "legal_basis_reference": "PA 1984 s.64A", "responsible_person": "Records unit",
-               "retention_days": "3650", "display_name": "Alex Example"}
+NEW_GALLERY = {
+    "new_name": "Booking photos",
+    "source_type": "booking",
+    "legal_basis": "Police Act s.64",
+    "legal_basis_reference": "PA 1984 s.64A",
+    "responsible_person": "Records unit",
+    "retention_days": "3650",
+    "display_name": "Alex Example",
+}
 PROBE_FIELDS = {"purpose": "Robbery", "justification": "CCTV still of the robbery suspect at the station"}
 PUBLIC_FIELDS = {"kind": "access", "contact": "person@example.org"}
 # What a message for an officer or the public must not read like.
-TECHNICAL_WORDS = ("Traceback", "PIL", "Pillow", "cannot identify", "Errno", "MAX_TEXT_CHUNK", "broken data stream",
-                   "Exception", "NoneType")
+TECHNICAL_WORDS = (
+    "Traceback",
+    "PIL",
+    "Pillow",
+    "cannot identify",
+    "Errno",
+    "MAX_TEXT_CHUNK",
+    "broken data stream",
+    "Exception",
+    "NoneType",
+)
 # Bytes that would mean metadata or a payload survived the re-encode.
-LEFTOVER_MARKERS = (b"Exif\x00\x00", b"HostileCam", b"xmpmeta", b"ICC_PROFILE", b"51.5N", b"<script", b"<html",
-                    b"PK\x03\x04", b"payload.html")
+LEFTOVER_MARKERS = (
+    b"Exif\x00\x00",
+    b"HostileCam",
+    b"xmpmeta",
+    b"ICC_PROFILE",
+    b"51.5N",
+    b"<script",
+    b"<html",
+    b"PK\x03\x04",
+    b"payload.html",
+)
 
 
 def multipart(fields: dict[str, str], files: list[tuple[str, str, bytes]]) -> tuple[bytes, str]:
     """A multipart/form-data body written by hand: the test client would clean the file names."""
     boundary = f"hostile{secrets.token_hex(8)}"
-    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-             for name, value in fields.items()]
+    parts = [
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
     for field, file_name, data in files:
         quoted = file_name.replace("\\", "\\\\").replace('"', "%22")
-        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{quoted}"\r\n'
-                     f"Content-Type: image/jpeg\r\n\r\n".encode() + data + b"\r\n")
+        parts.append(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{quoted}"\r\n'
+            f"Content-Type: image/jpeg\r\n\r\n".encode()
+            + data
+            + b"\r\n"
+        )
     parts.append(f"--{boundary}--\r\n".encode())
     return b"".join(parts), f"multipart/form-data; boundary={boundary}"
 
@@ -80,18 +110,27 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
 
     def send_probe(self, files):
         sign_in(self.client, self.alice)
-        return self.post(reverse("search:probe-upload", args=[self.case.code]), PROBE_FIELDS,
-                         [("photos" if field is None else field, name, data) for field, name, data in files])
+        return self.post(
+            reverse("search:probe-upload", args=[self.case.code]),
+            PROBE_FIELDS,
+            [("photos" if field is None else field, name, data) for field, name, data in files],
+        )
 
     def send_enrolment(self, files):
         sign_in(self.client, self.erin)
-        return self.post(reverse("search:gallery-enrol"), NEW_GALLERY,
-                         [("photos" if field is None else field, name, data) for field, name, data in files])
+        return self.post(
+            reverse("search:gallery-enrol"),
+            NEW_GALLERY,
+            [("photos" if field is None else field, name, data) for field, name, data in files],
+        )
 
     def send_public_request(self, files):
         self.client.logout()
-        return self.post(reverse("privacy:request-new"), PUBLIC_FIELDS,
-                         [("photo" if field is None else field, name, data) for field, name, data in files])
+        return self.post(
+            reverse("privacy:request-new"),
+            PUBLIC_FIELDS,
+            [("photo" if field is None else field, name, data) for field, name, data in files],
+        )
 
     ENTRY_POINTS = ("probe", "enrolment", "public_request")
 
@@ -101,17 +140,22 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
     # --- What is left behind --------------------------------------------------------------------
 
     def snapshot(self) -> dict:
-        return {"rows": {model.__name__: model.objects.count() for model in PRODUCT_MODELS},
-                "audit": AuditEntry.objects.count(), "media": set(media_files())}
+        return {
+            "rows": {model.__name__: model.objects.count() for model in PRODUCT_MODELS},
+            "audit": AuditEntry.objects.count(),
+            "media": set(media_files()),
+        }
 
     def stored_names(self, entry_point: str, before: dict) -> list[str]:
         """The files the rows created by the request point to."""
         if entry_point == "probe":
-            return [probe.image.name for probe in Probe.objects.order_by("id")[before["rows"]["Probe"]:]]
+            return [probe.image.name for probe in Probe.objects.order_by("id")[before["rows"]["Probe"] :]]
         if entry_point == "enrolment":
-            faces = FaceImage.objects.order_by("id")[before["rows"]["FaceImage"]:]
+            faces = FaceImage.objects.order_by("id")[before["rows"]["FaceImage"] :]
             return [name for face in faces for name in (face.image.name, face.crop.name)]
-        return [request.photo.name for request in SubjectRequest.objects.order_by("id")[before["rows"]["SubjectRequest"]:]]
+        return [
+            request.photo.name for request in SubjectRequest.objects.order_by("id")[before["rows"]["SubjectRequest"] :]
+        ]
 
     def refusal_message(self, entry_point: str, response) -> str:
         """What the page tells the sender: the JSON errors, or the form's error texts."""
@@ -134,10 +178,17 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(after["rows"], before["rows"], "a refused upload left rows behind")
         self.assertEqual(after["media"], before["media"], "a refused upload left files behind")
         self.assertEqual(list(Path(self.upload_dir).iterdir()), [], "a temporary upload file was left behind")
-        new_audit = list(AuditEntry.objects.order_by("id")[before["audit"]:])
+        new_audit = list(AuditEntry.objects.order_by("id")[before["audit"] :])
         if entry_point == "enrolment":  # the attempt itself is recorded, and says nothing was kept
-            self.assertEqual([(e.action, e.data["faces_enrolled"], e.target_id) for e in new_audit],
-                             [(AuditEntry.Action.GALLERY_ENROLLED, 0, "")])
+            self.assertEqual(
+                [(e.action, e.data["faces_enrolled"], e.target_id) for e in new_audit],
+                [(AuditEntry.Action.GALLERY_ENROLLED, 0, "")],
+            )
+        elif entry_point == "public_request":  # the attempt counts toward the page's limit, and holds nothing
+            self.assertEqual(
+                [(e.action, e.target_id, e.detail, e.data) for e in new_audit],
+                [(AuditEntry.Action.SUBJECT_REQUEST_ATTEMPTED, "", "", {})],
+            )
         else:
             self.assertEqual(new_audit, [])
 
@@ -146,8 +197,9 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
         response = self.send(entry_point, files)
         if entry_point == "enrolment":
             result = response.json()
-            self.assertEqual((response.status_code, [r["ok"] for r in result["results"]]), (200, [True] * stored),
-                             result)
+            self.assertEqual(
+                (response.status_code, [r["ok"] for r in result["results"]]), (200, [True] * stored), result
+            )
         elif entry_point == "probe":
             self.assertEqual(response.status_code, 302, html.unescape(response.content.decode())[-3000:])
         else:
@@ -163,8 +215,10 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
         if case is not None and case.rotated:
             with Image.open(Path(settings.MEDIA_ROOT) / photo) as upright:
                 self.assertEqual(upright.size, self.face.size)
-        for kept in [*Probe.objects.values_list("original_name", flat=True),
-                     *FaceImage.objects.values_list("source_name", flat=True)]:
+        for kept in [
+            *Probe.objects.values_list("original_name", flat=True),
+            *FaceImage.objects.values_list("source_name", flat=True),
+        ]:
             self.assertLessEqual(len(kept), 255)
             self.assertFalse({"/", "\\"} & set(kept), kept)
 
@@ -197,8 +251,9 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
 
     def test_two_files_where_the_public_page_expects_one_are_refused(self):
         jpeg = encoded(self.face)
-        self.assert_refused("public_request", [(None, "a.jpg", jpeg), (None, "b.jpg", self.second_jpeg)],
-                            "Send one photo only")
+        self.assert_refused(
+            "public_request", [(None, "a.jpg", jpeg), (None, "b.jpg", self.second_jpeg)], "Send one photo only"
+        )
 
     def test_two_files_on_the_pages_that_take_several_are_each_handled(self):
         jpeg = encoded(self.face)
@@ -210,12 +265,17 @@ class HostileUploadTests(AgencyFixtureMixin, TestCase):
         jpeg = encoded(self.face)
         for entry_point in self.ENTRY_POINTS:
             with self.subTest(entry_point=entry_point):
-                self.assert_accepted(entry_point, [(None, "face.jpg", jpeg), ("smuggled", "other.jpg", self.second_jpeg)])
+                self.assert_accepted(
+                    entry_point, [(None, "face.jpg", jpeg), ("smuggled", "other.jpg", self.second_jpeg)]
+                )
 
     def test_a_file_named_only_dot_dot_is_no_photo_at_all(self):
         jpeg = encoded(self.face)
-        expected = {"probe": "Choose at least one photo.", "enrolment": "Choose at least one photo.",
-                    "public_request": "This field is required."}
+        expected = {
+            "probe": "Choose at least one photo.",
+            "enrolment": "Choose at least one photo.",
+            "public_request": "This field is required.",
+        }
         for entry_point in self.ENTRY_POINTS:
             with self.subTest(entry_point=entry_point):
                 before = self.snapshot()
@@ -249,6 +309,9 @@ class PillowVersionTests(TestCase):
         # 12.3 fixed decoder CVEs that a hostile upload could reach.
         installed = tuple(int(part) for part in PIL.__version__.split(".")[:2])
         self.assertGreaterEqual(installed, (12, 3), f"Pillow {PIL.__version__} is installed")
-        pinned = next(line for line in (settings.BASE_DIR / "requirements.txt").read_text().splitlines()
-                      if line.lower().startswith("pillow=="))
+        pinned = next(
+            line
+            for line in (settings.BASE_DIR / "requirements.txt").read_text().splitlines()
+            if line.lower().startswith("pillow==")
+        )
         self.assertGreaterEqual(tuple(int(part) for part in pinned.split("==")[1].split(".")[:2]), (12, 3))

@@ -20,7 +20,8 @@ class Command(BaseCommand):
         except AccountError as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
-            self.stdout.write(json.dumps({"slug": agency.slug, "id": agency.id, "name": agency.name,
-                                          "seats": agency.seats}))
+            self.stdout.write(
+                json.dumps({"slug": agency.slug, "id": agency.id, "name": agency.name, "seats": agency.seats})
+            )
         else:
             self.stdout.write(f"Created agency {agency.slug} ({agency.name}) with {agency.seats} seats.")

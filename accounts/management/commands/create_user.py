@@ -8,7 +8,7 @@ from accounts.services import AccountError, user_create_with_second_factor
 
 
 class Command(BaseCommand):
-    help = ("Create a user of an agency (--agency SLUG --role ROLE) or of the platform (--platform-role ROLE).")
+    help = "Create a user of an agency (--agency SLUG --role ROLE) or of the platform (--platform-role ROLE)."
 
     def add_arguments(self, parser):
         parser.add_argument("username")
@@ -23,25 +23,35 @@ class Command(BaseCommand):
         if platform_role and (agency or role):
             raise CommandError("Give either --agency with --role, or --platform-role, not both.")
         if not platform_role and not (agency and role):
-            raise CommandError("Give --agency SLUG with --role officer|supervisor|agency_admin,"
-                               " or --platform-role platform_staff|privacy_officer.")
+            raise CommandError(
+                "Give --agency SLUG with --role officer|supervisor|agency_admin,"
+                " or --platform-role platform_staff|privacy_officer."
+            )
         agency_obj = None
         if agency:
             agency_obj = agency_get_by_slug(agency)
             if agency_obj is None:
                 raise CommandError(f"No agency with the slug {agency!r}.")
         try:
-            created = user_create_with_second_factor(username=username, password=password,
-                                                     role=platform_role or role, agency=agency_obj, email=email)
+            created = user_create_with_second_factor(
+                username=username, password=password, role=platform_role or role, agency=agency_obj, email=email
+            )
         except AccountError as exc:
             raise CommandError(str(exc)) from None
         user = created.user
         if options["json"]:
             # The second factor is printed only where pre-enrolment is on (never in production, where the
             # user enrols their own device at first sign-in): then totp_secret is null.
-            self.stdout.write(json.dumps({"username": user.username, "id": user.id,
-                                          "totp_secret": created.totp_secret,
-                                          "backup_codes": created.backup_codes}))
+            self.stdout.write(
+                json.dumps(
+                    {
+                        "username": user.username,
+                        "id": user.id,
+                        "totp_secret": created.totp_secret,
+                        "backup_codes": created.backup_codes,
+                    }
+                )
+            )
             return
         where = f"of {agency_obj.name}" if agency_obj else "of the platform"
         self.stdout.write(f"Created {user.get_role_display().lower()} {user.username} {where}.")

@@ -8,8 +8,10 @@ from portal.backups import BackupError, backup_create
 
 
 class Command(BaseCommand):
-    help = ("Back the deployment up: a database dump, every media file and a manifest (SHA-256 and size of every "
-            "file, migrations, row counts, audit head hash). Refused when the audit log does not hold.")
+    help = (
+        "Back the deployment up: a database dump, every media file and a manifest (SHA-256 and size of every "
+        "file, migrations, row counts, audit head hash). Refused when the audit log does not hold."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("directory", nargs="?", help="A new or empty folder (default: a dated one in BACKUP_DIR)")
@@ -17,8 +19,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, directory, **options):
         try:
-            summary = backup_create(directory=directory, progress=lambda total, description: tqdm(
-                total=total, desc=description, unit="file", file=sys.stderr))
+            summary = backup_create(
+                directory=directory,
+                progress=lambda total, description: tqdm(total=total, desc=description, unit="file", file=sys.stderr),
+            )
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
@@ -30,6 +34,7 @@ class Command(BaseCommand):
             f"{len(summary.tables)} tables, {sum(summary.tables.values()):,} rows, "
             f"{summary.audit_entries} audit entries.\n"
             f"Audit head hash: {summary.audit_head_hash}\n"
-            f"Manifest SHA-256: {summary.manifest_sha256} (keep it apart from the backup)")
+            f"Manifest SHA-256: {summary.manifest_sha256} (keep it apart from the backup)"
+        )
         for name in summary.media_vanished:
             self.stdout.write(f"  deleted while the backup ran, not in it: {name}")

@@ -8,8 +8,10 @@ from portal.backups import BackupError, restore_from
 
 
 class Command(BaseCommand):
-    help = ("Restore a backup into an empty, migrated deployment: the manifest is checked first, then the data and "
-            "the media are loaded and checked, then the erasures of the erasure register are applied again.")
+    help = (
+        "Restore a backup into an empty, migrated deployment: the manifest is checked first, then the data and "
+        "the media are loaded and checked, then the erasures of the erasure register are applied again."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("directory", help="A folder written by manage.py backup")
@@ -17,8 +19,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, directory, **options):
         try:
-            summary = restore_from(directory=directory, progress=lambda total, description: tqdm(
-                total=total, desc=description, unit="file", file=sys.stderr))
+            summary = restore_from(
+                directory=directory,
+                progress=lambda total, description: tqdm(total=total, desc=description, unit="file", file=sys.stderr),
+            )
         except BackupError as exc:
             raise CommandError(str(exc)) from None
         if options["json"]:
@@ -27,8 +31,11 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Restored {summary.directory} (backup of {summary.backup_created_at}): {summary.files} files, "
             f"{summary.bytes:,} bytes, {len(summary.tables)} tables with the backup's row counts; every file's "
-            f"SHA-256 and the audit log's head hash agree.\nAudit head hash at the backup: {summary.audit_head_hash}")
+            f"SHA-256 and the audit log's head hash agree.\nAudit head hash at the backup: {summary.audit_head_hash}"
+        )
         for erasure in summary.erasures_reapplied:
-            self.stdout.write(f"  erasure {erasure['reference']} ({erasure['erased_at']}) applied again: "
-                              f"{len(erasure['profile_ids'])} profiles, {erasure['files_removed']} files, "
-                              f"{erasure['tombstones_restored']} tombstones restored from the register")
+            self.stdout.write(
+                f"  erasure {erasure['reference']} ({erasure['erased_at']}) applied again: "
+                f"{len(erasure['profile_ids'])} profiles, {erasure['files_removed']} files, "
+                f"{erasure['tombstones_restored']} tombstones restored from the register"
+            )

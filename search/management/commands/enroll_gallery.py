@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from accounts.models import User
 from accounts.selectors import agency_get_by_slug
-from search.services import EnrolmentItem, EnrolmentSkipped, gallery_enrol_batch, gallery_get_or_create
+from search.enrolment import EnrolmentItem, EnrolmentSkipped, gallery_enrol_batch, gallery_get_or_create
 
 
 def _profile_fields(person_dir: Path) -> dict:
@@ -38,14 +38,22 @@ def collect_items(directory: Path) -> list[EnrolmentItem]:
         fields = _profile_fields(person_dir)
         for photo in sorted(person_dir.iterdir()):
             if photo.is_file() and not photo.name.startswith(".") and photo.name != "profile.json":
-                items.append(EnrolmentItem(path=str(photo), display_name=person_dir.name, profile_fields=fields,
-                                           source_name=str(photo.relative_to(directory))))
+                items.append(
+                    EnrolmentItem(
+                        path=str(photo),
+                        display_name=person_dir.name,
+                        profile_fields=fields,
+                        source_name=str(photo.relative_to(directory)),
+                    )
+                )
     return items
 
 
 class Command(BaseCommand):
-    help = ("Enrol a folder into a gallery: one sub-folder per person (folder name = profile name) "
-            "holding that person's photos and an optional profile.json.")
+    help = (
+        "Enrol a folder into a gallery: one sub-folder per person (folder name = profile name) "
+        "holding that person's photos and an optional profile.json."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("directory")
@@ -53,15 +61,22 @@ class Command(BaseCommand):
         parser.add_argument("--gallery", required=True, help="Gallery name (created if missing)")
         parser.add_argument("--legal-basis", required=True, help="Legal basis of the records")
         parser.add_argument("--legal-reference", default="", help="The act, article or agreement")
-        parser.add_argument("--source-type", choices=["booking", "wanted", "missing", "other"],
-                            help="Kind of records (required for a new gallery)")
+        parser.add_argument(
+            "--source-type",
+            choices=["booking", "wanted", "missing", "other"],
+            help="Kind of records (required for a new gallery)",
+        )
         parser.add_argument("--responsible", default="", help="Person responsible (required for a new gallery)")
         parser.add_argument("--retention-days", type=int, help="Retention period (required for a new gallery)")
         parser.add_argument("--source", default="", help="Where the records come from")
         parser.add_argument("--user", help="Username recorded as the enroller")
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
-        parser.add_argument("--workers", type=int, default=settings.ENROL_WORKERS,
-                            help="Processes analysing photos (default: one per core)")
+        parser.add_argument(
+            "--workers",
+            type=int,
+            default=settings.ENROL_WORKERS,
+            help="Processes analysing photos (default: one per core)",
+        )
 
     def handle(self, *args, directory, agency, gallery, legal_basis, **options):
         folder = Path(directory)
@@ -80,15 +95,26 @@ class Command(BaseCommand):
             raise CommandError(f"{directory} holds no person folder with photos.")
         try:
             gallery_obj, created = gallery_get_or_create(
-                owner=owner, name=gallery, legal_basis=legal_basis, legal_basis_reference=options["legal_reference"],
-                source_type=options["source_type"] or "", responsible_person=options["responsible"],
-                retention_days=options["retention_days"], source_description=options["source"])
+                owner=owner,
+                name=gallery,
+                legal_basis=legal_basis,
+                legal_basis_reference=options["legal_reference"],
+                source_type=options["source_type"] or "",
+                responsible_person=options["responsible"],
+                retention_days=options["retention_days"],
+                source_description=options["source"],
+            )
         except EnrolmentSkipped as exc:
             raise CommandError(str(exc)) from None
         with tqdm(total=len(items), unit="photo", desc="Enrolling", file=sys.stderr) as bar:
-            summary = gallery_enrol_batch(gallery=gallery_obj, gallery_created=created, items=items,
-                                          enrolled_by=enrolled_by, workers=max(1, options["workers"]),
-                                          progress=lambda item: bar.update(1))
+            summary = gallery_enrol_batch(
+                gallery=gallery_obj,
+                gallery_created=created,
+                items=items,
+                enrolled_by=enrolled_by,
+                workers=max(1, options["workers"]),
+                progress=lambda item: bar.update(1),
+            )
         result = summary.as_dict()
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=None))
@@ -96,7 +122,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Gallery {gallery_obj.name!r} ({'created' if created else 'existing'}): "
             f"{result['profiles']} profiles, {result['faces_enrolled']} faces enrolled, "
-            f"{result['files_skipped']} files skipped.")
+            f"{result['files_skipped']} files skipped."
+        )
         for code, count in sorted(result["skip_reasons"].items()):
             self.stdout.write(f"  {count:>4} skipped: {code.replace('_', ' ')}")
         for note in result["notes"]:

@@ -4,13 +4,14 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import User
 from search.models import SubjectRequest
-from search.subject_requests import (AccessOutcome, RequestRefused, subject_request_complete,
-                                     subject_request_search)
+from search.subject_requests import AccessOutcome, RequestRefused, subject_request_complete, subject_request_search
 
 
 class Command(BaseCommand):
-    help = ("Work a data-subject request as the privacy officer does in the portal: search its photo against "
-            "every gallery, then (with --approve-all) release or erase every match.")
+    help = (
+        "Work a data-subject request as the privacy officer does in the portal: search its photo against "
+        "every gallery, then (with --approve-all) release or erase every match."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("reference")
@@ -31,16 +32,25 @@ class Command(BaseCommand):
             if not options["approve_all"]:
                 self._print({"reference": reference, "matches": matches}, options)
                 return
-            outcome = subject_request_complete(request=request, user=officer,
-                                               profile_ids=[m["profile_id"] for m in matches],
-                                               identity_note=options["identity_note"])
+            outcome = subject_request_complete(
+                request=request,
+                user=officer,
+                profile_ids=[m["profile_id"] for m in matches],
+                identity_note=options["identity_note"],
+            )
         except RequestRefused as exc:
             raise CommandError(str(exc)) from None
         if isinstance(outcome, AccessOutcome):
             self._print({"reference": reference, "matches": outcome.matches, "export": outcome.export_path}, options)
         else:
-            self._print({"reference": reference, "erased_profiles": outcome.erased_profiles,
-                         "files_removed": outcome.files_removed}, options)
+            self._print(
+                {
+                    "reference": reference,
+                    "erased_profiles": outcome.erased_profiles,
+                    "files_removed": outcome.files_removed,
+                },
+                options,
+            )
 
     def _print(self, result: dict, options) -> None:
         self.stdout.write(json.dumps(result) if options["json"] else json.dumps(result, indent=2))

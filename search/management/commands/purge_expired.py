@@ -14,7 +14,11 @@ class Command(BaseCommand):
         verb = "Would remove" if dry_run else "Removed"
         self.stdout.write(f"{verb} {len(plan.probes)} probe photos and {len(plan.face_images)} gallery faces.")
         for probe in plan.probes:
-            self.stdout.write(f"  probe {probe.code} of case {probe.case.number} (closed {probe.case.closed_at:%Y-%m-%d})")
+            self.stdout.write(
+                f"  probe {probe.code} of case {probe.case.number} (closed {probe.case.closed_at:%Y-%m-%d})"
+            )
         for face in plan.face_images:
-            self.stdout.write(f"  face {face.code} of {face.profile.display_name} in {face.gallery.name} "
-                              f"(enrolled {face.created_at:%Y-%m-%d}, retention {face.gallery.retention_days} days)")
+            self.stdout.write(
+                f"  face {face.code} of {face.profile.display_name} in {face.gallery.name} "
+                f"(enrolled {face.created_at:%Y-%m-%d}, retention {face.gallery.retention_days} days)"
+            )

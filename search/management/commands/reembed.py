@@ -9,8 +9,10 @@ from search.reembed import gallery_reembed, pending_faces
 
 
 class Command(BaseCommand):
-    help = ("Re-compute a gallery's descriptors with another engine (resumable), then switch the gallery to it "
-            "in one transaction; until then it is searched with its old engine.")
+    help = (
+        "Re-compute a gallery's descriptors with another engine (resumable), then switch the gallery to it "
+        "in one transaction; until then it is searched with its old engine."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--gallery", required=True)
@@ -30,11 +32,14 @@ class Command(BaseCommand):
                 summary = gallery_reembed(gallery=target, engine_name=engine, progress=lambda face: bar.update(1))
         except EngineNotAvailable as exc:
             raise CommandError(str(exc)) from None
-        self.stdout.write(f"{target.name}: {summary.described} described now, {summary.already} before, "
-                          f"{len(summary.skipped)} without a face for {engine}.")
+        self.stdout.write(
+            f"{target.name}: {summary.described} described now, {summary.already} before, "
+            f"{len(summary.skipped)} without a face for {engine}."
+        )
         for skipped in summary.skipped:
             self.stdout.write(f"  skipped {skipped['file']}: {skipped['reason']}")
         if not summary.switched:
-            raise CommandError(f"{target.name} keeps its engine {target.engine}: not every photo has a {engine} "
-                               "descriptor.")
+            raise CommandError(
+                f"{target.name} keeps its engine {target.engine}: not every photo has a {engine} descriptor."
+            )
         self.stdout.write(f"{target.name} is now searched with {engine}.")

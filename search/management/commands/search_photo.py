@@ -13,7 +13,7 @@ from search import selectors
 from search.imaging import PhotoRejected
 from search.models import SearchJob
 from search.services import SearchRefused, probe_submit, search_purpose_check
-from search.worker_control import TemporaryWorker, worker_consuming_search_queue
+from search.workers import TemporaryWorker, worker_consuming_search_queue
 
 
 class Command(BaseCommand):
@@ -27,8 +27,9 @@ class Command(BaseCommand):
         parser.add_argument("--top-k", type=int, default=None, help="Candidates per face (default 10)")
         parser.add_argument("--purpose", default="", help="Offense category (required), e.g. Robbery")
         parser.add_argument("--justification", default="", help="Why this search is needed (required, 20+ chars)")
-        parser.add_argument("--sensitive", action="store_true",
-                            help="A slower, more sensitive detector for small or distant faces")
+        parser.add_argument(
+            "--sensitive", action="store_true", help="A slower, more sensitive detector for small or distant faces"
+        )
         parser.add_argument("--timeout", type=float, default=600, help="Seconds to wait for the result")
         parser.add_argument("--json", action="store_true", help="Print the result as JSON (always on)")
 
@@ -56,9 +57,16 @@ class Command(BaseCommand):
         worker = contextlib.nullcontext() if worker_consuming_search_queue() else TemporaryWorker()
         with worker:
             try:
-                job = probe_submit(case=case_obj, uploaded_by=officer, data=data, original_name=path.name,
-                                   top_k=options["top_k"], purpose=options["purpose"],
-                                   justification=options["justification"], sensitive=options["sensitive"])
+                job = probe_submit(
+                    case=case_obj,
+                    uploaded_by=officer,
+                    data=data,
+                    original_name=path.name,
+                    top_k=options["top_k"],
+                    purpose=options["purpose"],
+                    justification=options["justification"],
+                    sensitive=options["sensitive"],
+                )
             except (PhotoRejected, SearchRefused) as exc:
                 self._print({"job": None, "status": "failed", "error": str(exc), "faces": []})
                 raise SystemExit(1) from None

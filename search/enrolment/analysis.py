@@ -11,12 +11,13 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from multiprocessing import get_context
 
+import django
 import numpy as np
 from django.conf import settings
 
 from search.faces import get_engine
-from search.facework import PhotoFaces
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
+from search.photo_faces import FoundFace, PhotoFaces
 
 
 class EnrolmentSkipped(ValueError):
@@ -48,6 +49,36 @@ def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def enrolment_quality_gate(faces: list) -> FoundFace:
+    """The face to enrol, or EnrolmentSkipped: no face, too small, ambiguous, or too blurred.
+
+    The limits are settings chosen from the shared labelled photos (docs/quality-gate.md).
+    """
+    if not faces:
+        raise EnrolmentSkipped("No face found in the photo.", "no_face")
+    ranked = sorted(faces, key=lambda face: face.width, reverse=True)
+    largest = ranked[0]
+    if largest.width < settings.ENROL_MIN_FACE_PX:
+        raise EnrolmentSkipped(
+            f"The face is too small ({largest.width} px wide; at least "
+            f"{settings.ENROL_MIN_FACE_PX} px at the photo's own resolution).",
+            "too_small",
+        )
+    if len(ranked) > 1 and ranked[1].width >= settings.ENROL_AMBIGUOUS_RATIO * largest.width:
+        raise EnrolmentSkipped(
+            f"Two faces of similar size ({largest.width} and {ranked[1].width} px): which person "
+            "is meant is ambiguous. Crop the photo to one face.",
+            "ambiguous",
+        )
+    if largest.quality["sharpness"] < settings.ENROL_MIN_SHARPNESS:
+        raise EnrolmentSkipped(
+            f"The face is too blurred (sharpness {largest.quality['sharpness']:.0f}, at least "
+            f"{settings.ENROL_MIN_SHARPNESS:.0f}).",
+            "blurred",
+        )
+    return largest
+
+
 def enrolment_faces(faces_in_photo: PhotoFaces) -> list:
     """The faces the quality gate needs, found the quick way when that cannot change its answer.
 
@@ -67,8 +98,6 @@ def enrolment_faces(faces_in_photo: PhotoFaces) -> list:
 
 def enrolment_analyse(data: bytes, engine_name: str) -> AnalysedPhoto:
     """Decode, detect, describe and check one gallery photo; raise EnrolmentSkipped with the reason."""
-    from search.services import enrolment_quality_gate
-
     try:
         photo = decode_photo(data)
     except PhotoRejected as exc:
@@ -77,9 +106,14 @@ def enrolment_analyse(data: bytes, engine_name: str) -> AnalysedPhoto:
     faces = enrolment_faces(faces_in_photo)
     largest = enrolment_quality_gate(faces)
     return AnalysedPhoto(
-        content_hash=photo.content_hash, image_jpeg=encode_jpeg(photo.image),
-        crop_jpeg=faces_in_photo.crop_jpeg(largest), box=largest.box, landmarks=largest.landmarks,
-        embedding=largest.embedding, quality=largest.quality, faces_found=len(faces),
+        content_hash=photo.content_hash,
+        image_jpeg=encode_jpeg(photo.image),
+        crop_jpeg=faces_in_photo.crop_jpeg(largest),
+        box=largest.box,
+        landmarks=largest.landmarks,
+        embedding=largest.embedding,
+        quality=largest.quality,
+        faces_found=len(faces),
     )
 
 
@@ -96,19 +130,13 @@ def analyse_file(path: str, engine_name: str) -> AnalysedPhoto | EnrolmentSkippe
         return exc
 
 
-def _start_worker() -> None:
-    import django
-
-    django.setup()
-
-
 def analyse_files(paths: list[str], engine_name: str, workers: int):
     """analyse_file over many files, in order, on `workers` processes (in this process when 1)."""
     if workers <= 1 or len(paths) < 2:
         for path in paths:
             yield analyse_file(path, engine_name)
         return
-    # spawn, not fork: OpenCV's and dlib's thread pools do not survive a fork.
-    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"),
-                             initializer=_start_worker) as pool:
+    # spawn, not fork: OpenCV's and dlib's thread pools do not survive a fork. Each worker sets Django up
+    # before it unpickles its first call: importing search.enrolment loads the models.
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn"), initializer=django.setup) as pool:
         yield from pool.map(analyse_file, paths, [engine_name] * len(paths), chunksize=1)

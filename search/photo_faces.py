@@ -67,13 +67,15 @@ class PhotoFaces:
                 embedding = self.engine.embed(self.array, face)
                 chip = self.engine.aligned_crop(self.array, face, 150)
                 gray = np.asarray(Image.fromarray(chip).convert("L"))
-                faces.append(FoundFace(
-                    box=[round(v / self.scale) for v in face.box],
-                    landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
-                    embedding=embedding,
-                    quality=face.quality(sharpness(gray)) | {"face_width_px": round(face.box[2] / self.scale)},
-                    detected=face,
-                ))
+                faces.append(
+                    FoundFace(
+                        box=[round(v / self.scale) for v in face.box],
+                        landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
+                        embedding=embedding,
+                        quality=face.quality(sharpness(gray)) | {"face_width_px": round(face.box[2] / self.scale)},
+                        detected=face,
+                    )
+                )
         return faces
 
     def crop_jpeg(self, face: FoundFace) -> bytes:

@@ -21,37 +21,58 @@ def _check_agency(user: User, candidate: Candidate) -> None:
 
 
 @transaction.atomic
-def candidate_mark(*, user: User, candidate: Candidate, decision: str, note: str = "",
-                   ip_address: str | None = None) -> LeadReview:
+def candidate_mark(
+    *, user: User, candidate: Candidate, decision: str, note: str = "", ip_address: str | None = None
+) -> LeadReview:
     """The first person's decision: a possible lead, or excluded. Unmarked candidates block nothing."""
     _check_agency(user, candidate)
     if decision not in (LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED):
         raise ReviewRefused("Mark a candidate as a possible lead or exclude it.")
     review = LeadReview.objects.select_for_update().filter(candidate=candidate).first()
     if review and review.status in (LeadReview.Status.CONFIRMED, LeadReview.Status.REJECTED):
-        raise ReviewRefused(f"This candidate was already reviewed by {review.reviewed_by.username}: "
-                            f"{review.get_status_display().lower()}.")
+        raise ReviewRefused(
+            f"This candidate was already reviewed by {review.reviewed_by.username}: "
+            f"{review.get_status_display().lower()}."
+        )
     if review and review.proposed_by_id != user.id:
         # A proposal belongs to its author: another officer neither overwrites nor withdraws it; the
         # supervisor's confirmation or rejection is the second person's say.
-        raise ReviewRefused(f"{review.proposed_by.username} already marked this candidate "
-                            f"({review.get_status_display().lower()}); only they can change their decision, and a "
-                            "supervisor confirms or rejects a proposal.")
+        raise ReviewRefused(
+            f"{review.proposed_by.username} already marked this candidate "
+            f"({review.get_status_display().lower()}); only they can change their decision, and a "
+            "supervisor confirms or rejects a proposal."
+        )
     review = review or LeadReview(candidate=candidate)
     review.status, review.proposed_by, review.proposed_at, review.proposal_note = (
-        decision, user, timezone.now(), note.strip())
+        decision,
+        user,
+        timezone.now(),
+        note.strip(),
+    )
     review.save()
-    audit_record(action=AuditEntry.Action.LEAD_PROPOSED if decision == LeadReview.Status.POSSIBLE_LEAD
-                 else AuditEntry.Action.CANDIDATE_EXCLUDED, actor=user, case=candidate.job.probe.case,
-                 target=candidate, ip_address=ip_address, detail=note.strip(),
-                 data={"job": str(candidate.job.code), "profile_id": candidate.profile_id, "rank": candidate.rank,
-                       "distance": round(candidate.distance, 4)})
+    audit_record(
+        action=AuditEntry.Action.LEAD_PROPOSED
+        if decision == LeadReview.Status.POSSIBLE_LEAD
+        else AuditEntry.Action.CANDIDATE_EXCLUDED,
+        actor=user,
+        case=candidate.job.probe.case,
+        target=candidate,
+        ip_address=ip_address,
+        detail=note.strip(),
+        data={
+            "job": str(candidate.job.code),
+            "profile_id": candidate.profile_id,
+            "rank": candidate.rank,
+            "distance": round(candidate.distance, 4),
+        },
+    )
     return review
 
 
 @transaction.atomic
-def lead_decide(*, user: User, candidate: Candidate, confirm: bool, note: str = "",
-                ip_address: str | None = None) -> LeadReview:
+def lead_decide(
+    *, user: User, candidate: Candidate, confirm: bool, note: str = "", ip_address: str | None = None
+) -> LeadReview:
     """The second person's decision on a possible lead: confirm it, or reject it with a reason."""
     _check_agency(user, candidate)
     if user.role != Role.SUPERVISOR:
@@ -66,8 +87,17 @@ def lead_decide(*, user: User, candidate: Candidate, confirm: bool, note: str = 
     review.status = LeadReview.Status.CONFIRMED if confirm else LeadReview.Status.REJECTED
     review.reviewed_by, review.reviewed_at, review.review_note = user, timezone.now(), note.strip()
     review.save()
-    audit_record(action=AuditEntry.Action.LEAD_CONFIRMED if confirm else AuditEntry.Action.LEAD_REJECTED,
-                 actor=user, case=candidate.job.probe.case, target=candidate, ip_address=ip_address,
-                 detail=note.strip(), data={"proposed_by": review.proposed_by.username,
-                                            "profile_id": candidate.profile_id, "job": str(candidate.job.code)})
+    audit_record(
+        action=AuditEntry.Action.LEAD_CONFIRMED if confirm else AuditEntry.Action.LEAD_REJECTED,
+        actor=user,
+        case=candidate.job.probe.case,
+        target=candidate,
+        ip_address=ip_address,
+        detail=note.strip(),
+        data={
+            "proposed_by": review.proposed_by.username,
+            "profile_id": candidate.profile_id,
+            "job": str(candidate.job.code),
+        },
+    )
     return review

@@ -1,4 +1,4 @@
-"""Finding a Celery worker for the search queue, or starting one for a single command."""
+"""Celery workers of the search queue: is one consuming it, and a temporary one for a single command."""
 
 from __future__ import annotations
 
@@ -12,8 +12,14 @@ from django.conf import settings
 from portal.celery import app
 
 
-def worker_consuming_search_queue(timeout: float = 1.5) -> bool:
-    replies = app.control.inspect(timeout=timeout).active_queues() or {}
+def worker_consuming_search_queue(*, worker_name: str | None = None, timeout: float = 1.5) -> bool:
+    """Whether a worker (that one, if named) answers now that it consumes CELERY_TASK_DEFAULT_QUEUE.
+
+    A live answer over the broker: unlike the heartbeat keys of portal/ops/heartbeat.py, which a killed
+    worker leaves behind until they expire, a worker that is gone does not reply.
+    """
+    destination = [worker_name] if worker_name else None
+    replies = app.control.inspect(destination=destination, timeout=timeout).active_queues() or {}
     queue = settings.CELERY_TASK_DEFAULT_QUEUE
     return any(q.get("name") == queue for queues in replies.values() for q in queues)
 
@@ -27,10 +33,27 @@ class TemporaryWorker:
 
     def __enter__(self):
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", "solo", "--loglevel", "WARNING",
-             "-Q", settings.CELERY_TASK_DEFAULT_QUEUE, "-n", f"temporary-{os.getpid()}@%h",
-             "--without-gossip", "--without-mingle"],
-            cwd=settings.BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "portal",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "WARNING",
+                "-Q",
+                settings.CELERY_TASK_DEFAULT_QUEUE,
+                "-n",
+                f"temporary-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
+            ],
+            cwd=settings.BASE_DIR,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
         )
         deadline = time.monotonic() + self.startup_timeout
         while not worker_consuming_search_queue():

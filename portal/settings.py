@@ -68,8 +68,8 @@ def database_from_url(url: str) -> dict:
         "PORT": str(parsed.port or ""),
         "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60),
         "CONN_HEALTH_CHECKS": True,
-        # Automatic prepared statements switched the filtered vector query to a generic plan
-        # 40x slower; every query is planned with its real values instead.
+        # Automatic prepared statements switch the filtered vector query to a much slower generic plan
+        # (docs/architecture.md); every query is planned with its real values instead.
         "OPTIONS": {"prepare_threshold": None},
         "TEST": {"NAME": os.environ.get("DATABASE_TEST_NAME") or None},
     }
@@ -297,19 +297,19 @@ FACES_DIR = Path(os.environ.get("FACES_DIR", BASE_DIR.parent / "shared" / "faces
 FACE_ENGINE = os.environ.get("FACE_ENGINE", "dlib-resnet-v1")
 FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
 FACE_DETECT_UPSAMPLE = env_int("FACE_DETECT_UPSAMPLE", 1)
-# The YuNet + SFace engine: cosine distance (1 − similarity); similarity 0.363 is SFace's published
-# threshold, and all 300 labelled shared pairs are right there (docs/benchmarks.md).
+# The YuNet + SFace engine: cosine distance (1 − similarity) at SFace's published threshold; how the
+# labelled shared pairs fall around it is in docs/benchmarks.md.
 SFACE_MATCH_THRESHOLD = env_float("SFACE_MATCH_THRESHOLD", 0.637)
-# Open-set answer: the chance that one unrelated person falls under the engine's threshold. Among the
-# 262 labelled pairs of different people none did for either engine (docs/benchmarks.md), so the
-# estimate is the rule-of-three 95 % upper bound, 3/262; real galleries measured later replace it.
+# Open-set answer: the chance that one unrelated person falls under the engine's threshold. No labelled
+# pair of different people did for either engine, so the estimate is the rule-of-three 95 % upper bound,
+# 3 / the number of those pairs (docs/benchmarks.md); real galleries measured later replace it.
 OPEN_SET_IMPOSTOR_RATE = {"dlib-resnet-v1": 3 / 262, "yunet-sface-int8": 3 / 262}
-# The same chance measured by make bench-scale on synthetic faces (distractors drawn from a Gaussian fitted
-# without the probe's person): dlib 279 of 1,000,000 per search, SFace 202 of 100,000 (docs/benchmarks.md).
-# Shown beside the estimate above, labelled synthetic.
+# The same chance from make bench-scale on synthetic faces (distractors drawn from a Gaussian fitted
+# without the probe's person; the runs are in docs/benchmarks.md). Shown beside the estimate above,
+# labelled synthetic.
 OPEN_SET_SYNTHETIC_RATE = {"dlib-resnet-v1": 279 / 1_000_000, "yunet-sface-int8": 202 / 100_000}
 YUNET_SCORE_THRESHOLD = env_float("YUNET_SCORE_THRESHOLD", 0.6)
-# Photos are scaled to this longest side before detection: the measured figures hold at 1024.
+# Photos are scaled to this longest side before detection: the side the benchmarks were measured at.
 FACE_DETECT_MAX_SIDE = env_int("FACE_DETECT_MAX_SIDE", 1024)
 FACE_CROP_SIZE = env_int("FACE_CROP_SIZE", 200)
 SEARCH_TOP_K = env_int("SEARCH_TOP_K", 10)

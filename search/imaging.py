@@ -23,8 +23,8 @@ ALLOWED_FORMATS = ("JPEG", "PNG", "WEBP")
 # A JPEG with several pictures (a phone's depth or preview images) opens as MPO: its first is the photo.
 _JPEG_FAMILY = ("JPEG", "MPO")
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-# Every kept photo is re-encoded as JPEG, which holds at most 65,500 pixels a side (found by fuzzing:
-# a 90-byte WebP 5,911,240 × 1 pixels decoded, then failed to store).
+# Every kept photo is re-encoded as JPEG, which holds at most 65,500 pixels a side (a JPEG format limit;
+# fuzzing found a tiny WebP under the pixel limit that decoded and then could not be stored: docs/reliability.md).
 MAX_SIDE = 65_500
 
 # Other formats are named from their first bytes only, so that no other parser ever reads an upload.

@@ -83,7 +83,7 @@ def nearest_profiles(
     with transaction.atomic(), connection.cursor() as cursor:
         if gallery_ids is not None and _estimated_faces(cursor, engine, gallery_ids) <= settings.EXACT_SEARCH_MAX_FACES:
             # Few faces allowed: reading them all is exact and faster than walking the graph of every face
-            # until enough of them turn up (1 % of a million faces: 3.5 ms against 40 ms, bench-scale).
+            # until enough of them turn up (the bench-scale figures are in docs/scaling.md).
             cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * OVERFETCH)])
         # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.

@@ -1,10 +1,7 @@
-import json
-import sys
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
-
-from portal.backups import BackupError, backup_create
+from portal.backups import backup_create
+from portal.management.commands._backup_run import run_backup_operation
 
 
 class Command(BaseCommand):
@@ -18,15 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
 
     def handle(self, *args, directory, **options):
-        try:
-            summary = backup_create(
-                directory=directory,
-                progress=lambda total, description: tqdm(total=total, desc=description, unit="file", file=sys.stderr),
-            )
-        except BackupError as exc:
-            raise CommandError(str(exc)) from None
-        if options["json"]:
-            self.stdout.write(json.dumps(summary.as_dict()))
+        summary = run_backup_operation(self, backup_create, directory=directory, as_json=options["json"])
+        if summary is None:
             return
         self.stdout.write(
             f"Backup written to {summary.directory} ({summary.created_at}): {summary.files} files, "

@@ -1,10 +1,7 @@
-import json
-import sys
+from django.core.management.base import BaseCommand
 
-from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
-
-from portal.backups import BackupError, restore_from
+from portal.backups import restore_from
+from portal.management.commands._backup_run import run_backup_operation
 
 
 class Command(BaseCommand):
@@ -18,15 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
 
     def handle(self, *args, directory, **options):
-        try:
-            summary = restore_from(
-                directory=directory,
-                progress=lambda total, description: tqdm(total=total, desc=description, unit="file", file=sys.stderr),
-            )
-        except BackupError as exc:
-            raise CommandError(str(exc)) from None
-        if options["json"]:
-            self.stdout.write(json.dumps(summary.as_dict()))
+        summary = run_backup_operation(self, restore_from, directory=directory, as_json=options["json"])
+        if summary is None:
             return
         self.stdout.write(
             f"Restored {summary.directory} (backup of {summary.backup_created_at}): {summary.files} files, "

@@ -98,7 +98,7 @@ from portal.services import case_create  # noqa: E402
 from scripts.figures import percentile  # noqa: E402
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create  # noqa: E402
 from search.models import SearchJob  # noqa: E402
-from search.workers import worker_consuming_search_queue  # noqa: E402
+from search.workers import stop_process_group, worker_consuming_search_queue  # noqa: E402
 
 PASSWORD = "load-test-password-1"
 ACCESS_LOG = WORK_DIR / "access.log"
@@ -196,13 +196,7 @@ class Processes:
 
     def stop_all(self) -> None:
         for _name, process in reversed(self.started):
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+            stop_process_group(process)
         self.started.clear()
 
 

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import connection
 
 from portal.celery import app
-from search.workers import worker_consuming_search_queue
+from search.workers import stop_process_group, worker_consuming_search_queue
 
 
 class WorkerProcess:
@@ -70,17 +70,6 @@ class WorkerProcess:
 
     def stop(self) -> None:
         stop_process_group(self.process)
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM to a process started in its own session, SIGKILL after 30 s."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,7 @@ from django.db import connection
 
 from portal import embedded
 from portal.celery import app
-from tests.e2e.conftest import stop_process_group
+from search.workers import stop_process_group
 
 SEARCH_TASK = "search.tasks.search_job_run"
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -22,6 +19,7 @@ from portal.ops import health
 from portal.ops.broker import broker_channel
 from portal.ops.heartbeat import heartbeat_clear, heartbeat_write, workers_alive
 from search.faces import ModelFile
+from tests.portal.test_security_headers import run_under_production_settings
 
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1
 
@@ -186,24 +184,7 @@ print(json.dumps(answers))
 
 
 def test_probes_are_exempt_from_the_https_redirect_in_production():
-    test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
-    env = {k: v for k, v in os.environ.items() if k not in test_only}
-    env.update(
-        PORTAL_PRODUCTION="true",
-        DJANGO_SECRET_KEY=secrets.token_urlsafe(64),
-        DJANGO_ALLOWED_HOSTS="faces.example.org",
-        DJANGO_SETTINGS_MODULE="portal.settings",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", PRODUCTION_PROBE],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
+    answers = run_under_production_settings(PRODUCTION_PROBE)
     # Plain HTTP: the probes and the scrape answer (the scrape from 127.0.0.1, allowed by default), the rest
     # is still sent to HTTPS.
     assert answers["/healthz"] == 200

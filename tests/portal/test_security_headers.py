@@ -349,6 +349,19 @@ print(json.dumps([{"label": label, "status": r.status_code, "headers": dict(r.it
 
 
 def test_production_responses_add_strict_transport_security():
+    answers = run_under_production_settings(PRODUCTION_PROBE)
+    assert [a["status"] for a in answers] == [200, 200, 404, 301]
+    for answer in answers:
+        assert header_problems(answer["headers"]) == [], answer
+        if answer["label"].startswith("https"):
+            assert (
+                answer["headers"].get("Strict-Transport-Security") == "max-age=31536000; includeSubDomains; preload"
+            ), answer
+
+
+def run_under_production_settings(probe: str):
+    """Run a probe script in a process of its own with production settings (HTTPS, HSTS, no test-only
+    values), as `manage.py check --deploy` sees them; what it printed last, as JSON."""
     test_only = ("OTP_PREENROL", "DJANGO_DEBUG", "SEARCH_DEFAULT_PURPOSE", "SEARCH_DEFAULT_JUSTIFICATION")
     env = {k: v for k, v in os.environ.items() if k not in test_only}
     env.update(
@@ -358,19 +371,7 @@ def test_production_responses_add_strict_transport_security():
         DJANGO_SETTINGS_MODULE="portal.settings",
     )
     result = subprocess.run(
-        [sys.executable, "-c", PRODUCTION_PROBE],
-        cwd=settings.BASE_DIR,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [sys.executable, "-c", probe], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr
-    answers = json.loads(result.stdout.strip().splitlines()[-1])
-    assert [a["status"] for a in answers] == [200, 200, 404, 301]
-    for answer in answers:
-        assert header_problems(answer["headers"]) == [], answer
-        if answer["label"].startswith("https"):
-            assert (
-                answer["headers"].get("Strict-Transport-Security") == "max-age=31536000; includeSubDomains; preload"
-            ), answer
+    return json.loads(result.stdout.strip().splitlines()[-1])

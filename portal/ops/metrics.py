@@ -29,7 +29,7 @@ from search import selectors
 
 logger = logging.getLogger(__name__)
 
-# The stages a search times into SearchJob.stage_ms (search/pipeline.py, search/facework.py).
+# The stages a search times into SearchJob.stage_ms (search/pipeline.py, search/photo_faces.py).
 STAGES = ("decode", "detect", "embed", "search", "render")
 STAGE_BUCKETS_SECONDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 

@@ -73,7 +73,7 @@ def audit_entries(
 
 
 def _under_own_threshold():
-    """A candidate under the threshold of the engine that found it (the same rule as Candidate.is_match)."""
+    """A candidate under the threshold of the engine that found it (the same rule as selectors.candidate_is_match)."""
     rule = Q(engine="", distance__lte=F("job__threshold"))
     for engine, threshold in engine_thresholds().items():
         rule |= Q(engine=engine, distance__lte=threshold)

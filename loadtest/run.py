@@ -98,7 +98,7 @@ from portal.services import case_create  # noqa: E402
 from scripts.figures import percentile  # noqa: E402
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create  # noqa: E402
 from search.models import SearchJob  # noqa: E402
-from search.workers import stop_process_group, worker_consuming_search_queue  # noqa: E402
+from search.workers import celery_worker_command, stop_process_group, worker_consuming_search_queue  # noqa: E402
 
 PASSWORD = "load-test-password-1"
 ACCESS_LOG = WORK_DIR / "access.log"
@@ -505,27 +505,9 @@ def main() -> int:
         worker_name = f"load-{os.getpid()}@{platform.node()}"
         worker = processes.start(
             "worker",
-            [
-                "nice",
-                "-n",
-                str(NICE),
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--concurrency",
-                str(WORKER_CONCURRENCY),
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "-n",
-                worker_name,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "WARNING",
-            ],
+            ["nice", "-n", str(NICE)]
+            + celery_worker_command(name=worker_name, concurrency=WORKER_CONCURRENCY, loglevel="WARNING")
+            + ["--without-gossip", "--without-mingle"],
         )
         wait_for("web server", lambda: web_ready(url), web, "web.log")
         wait_for(

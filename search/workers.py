@@ -25,6 +25,15 @@ def worker_consuming_search_queue(*, worker_name: str | None = None, timeout: fl
     return any(q.get("name") == queue for queues in replies.values() for q in queues)
 
 
+def celery_worker_command(
+    *, name: str, pool: str = "prefork", concurrency: int = 1, loglevel: str = "INFO", queue: str | None = None
+) -> list[str]:
+    """The command line of a Celery worker of this portal on the search queue (`queue`: another one)."""
+    return [sys.executable, "-m", "celery", "-A", "portal", "worker", "--pool", pool,
+            "--concurrency", str(concurrency), "--loglevel", loglevel,
+            "-Q", queue or settings.CELERY_TASK_DEFAULT_QUEUE, "-n", name]  # fmt: skip
+
+
 class TemporaryWorker:
     """A worker process that lives for one command, for when no worker is running."""
 
@@ -34,24 +43,8 @@ class TemporaryWorker:
 
     def __enter__(self):
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "WARNING",
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "-n",
-                f"temporary-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
-            ],
+            celery_worker_command(name=f"temporary-{os.getpid()}@%h", pool="solo", loglevel="WARNING")
+            + ["--without-gossip", "--without-mingle"],
             cwd=settings.BASE_DIR,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -15,7 +14,7 @@ from django.conf import settings
 from django.db import connection
 
 from portal.celery import app
-from search.workers import stop_process_group, worker_consuming_search_queue
+from search.workers import celery_worker_command, stop_process_group, worker_consuming_search_queue
 
 
 class WorkerProcess:
@@ -32,26 +31,7 @@ class WorkerProcess:
         )
         self.log = Path(settings.MEDIA_ROOT).parent / f"{self.name.split('@')[0]}.log"
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "portal",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "1",
-                "-Q",
-                settings.CELERY_TASK_DEFAULT_QUEUE,
-                "-n",
-                self.name,
-                "--without-gossip",
-                "--without-mingle",
-                "--loglevel",
-                "INFO",
-            ],
+            celery_worker_command(name=self.name) + ["--without-gossip", "--without-mingle"],
             cwd=settings.BASE_DIR,
             env=env,
             stdout=self.log.open("wb"),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -121,6 +123,20 @@ class DrillBroker:
             if client.type(key) == b"list"
             for raw in client.lrange(key, 0, -1)
         ]
+
+
+@contextmanager
+def drill_broker_running(prefix: str, *, persistent: bool = True):
+    """A drill's own Valkey, started, with this process's producer on it; stopped and removed afterwards."""
+    directory = Path(tempfile.mkdtemp(prefix=prefix))  # short: a unix socket path has ~100 bytes
+    broker = DrillBroker(directory, persistent=persistent)
+    broker.start()
+    try:
+        with producer_on(broker.url):
+            yield broker
+    finally:
+        broker.stop()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager

@@ -7,11 +7,8 @@ timeouts are short through the environment of the worker and beat processes only
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +20,7 @@ from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_
 from search.models import Candidate, ProbeFace, Profile, SearchJob
 from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
-from tests.e2e.drill import BeatProcess, DrillBroker, producer_on
+from tests.e2e.drill import BeatProcess, drill_broker_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -66,15 +63,8 @@ PROBES = {
 
 @pytest.fixture
 def drill_broker(clean_test_broker):
-    directory = Path(tempfile.mkdtemp(prefix="crash-drill-"))  # short: a unix socket path has ~100 bytes
-    broker = DrillBroker(directory)
-    broker.start()
-    try:
-        with producer_on(broker.url):
-            yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    with drill_broker_running("crash-drill-") as broker:
+        yield broker
 
 
 @pytest.fixture

@@ -6,11 +6,8 @@ server of the drill's own (the shared one is never touched), killed with SIGKILL
 
 from __future__ import annotations
 
-import shutil
 import signal
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,7 +20,7 @@ from search.jobs import search_job_enqueue
 from search.models import Candidate, ProbeFace, SearchJob
 from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, faces_dir, photo_bytes
-from tests.e2e.drill import BeatProcess, DrillBroker, producer_on
+from tests.e2e.drill import BeatProcess, drill_broker_running
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -40,15 +37,8 @@ def volatile_broker(clean_test_broker):
     # second of messages, and whether a given one is among them is a matter of timing. Without any
     # persistence a SIGKILL loses every message the broker held: the same state after the restart (the
     # job says it was published, the broker has no message), every time.
-    directory = Path(tempfile.mkdtemp(prefix="lost-drill-"))  # short: a unix socket path has ~100 bytes
-    broker = DrillBroker(directory, persistent=False)
-    broker.start()
-    try:
-        with producer_on(broker.url):
-            yield broker
-    finally:
-        broker.stop()
-        shutil.rmtree(directory, ignore_errors=True)
+    with drill_broker_running("lost-drill-", persistent=False) as broker:
+        yield broker
 
 
 def wait_until(predicate, timeout: float, what: str):

@@ -6,89 +6,37 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0001_initial"),
+        ('accounts', '0001_initial'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="agency",
-            name="licence_until",
-            field=models.DateField(
-                blank=True, help_text="Last day its users may sign in; empty = no end date", null=True
-            ),
+            model_name='agency',
+            name='licence_until',
+            field=models.DateField(blank=True, help_text='Last day its users may sign in; empty = no end date', null=True),
         ),
         migrations.AddField(
-            model_name="user",
-            name="session_generation",
+            model_name='user',
+            name='session_generation',
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.CreateModel(
-            name="SecurityEvent",
+            name='SecurityEvent',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("at", models.DateTimeField(db_index=True)),
-                (
-                    "action",
-                    models.CharField(
-                        choices=[
-                            ("sign_in", "Signed in"),
-                            ("sign_in_failed", "Sign-in failed"),
-                            ("second_factor_failed", "Second factor failed"),
-                            ("locked_out", "Locked out"),
-                            ("unlocked", "Unlocked"),
-                            ("sign_out", "Signed out"),
-                            ("sign_out_everywhere", "Signed out everywhere"),
-                            ("session_expired", "Session expired"),
-                            ("second_factor_enrolled", "Second factor enrolled"),
-                            ("user_created", "User created"),
-                            ("user_deactivated", "User deactivated"),
-                            ("user_reactivated", "User reactivated"),
-                            ("role_changed", "Role changed"),
-                            ("seats_changed", "Seats changed"),
-                        ],
-                        max_length=30,
-                    ),
-                ),
-                (
-                    "username",
-                    models.CharField(blank=True, db_index=True, help_text="As typed at sign-in", max_length=150),
-                ),
-                ("ip_address", models.GenericIPAddressField(blank=True, db_index=True, null=True)),
-                ("detail", models.CharField(blank=True, max_length=300)),
-                (
-                    "actor",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "agency",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to="accounts.agency",
-                    ),
-                ),
-                (
-                    "subject_user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('at', models.DateTimeField(db_index=True)),
+                ('action', models.CharField(choices=[('sign_in', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('second_factor_failed', 'Second factor failed'), ('locked_out', 'Locked out'), ('unlocked', 'Unlocked'), ('sign_out', 'Signed out'), ('sign_out_everywhere', 'Signed out everywhere'), ('session_expired', 'Session expired'), ('second_factor_enrolled', 'Second factor enrolled'), ('user_created', 'User created'), ('user_deactivated', 'User deactivated'), ('user_reactivated', 'User reactivated'), ('role_changed', 'Role changed'), ('seats_changed', 'Seats changed')], max_length=30)),
+                ('username', models.CharField(blank=True, db_index=True, help_text='As typed at sign-in', max_length=150)),
+                ('ip_address', models.GenericIPAddressField(blank=True, db_index=True, null=True)),
+                ('detail', models.CharField(blank=True, max_length=300)),
+                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('agency', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='accounts.agency')),
+                ('subject_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-at"],
+                'ordering': ['-at'],
             },
         ),
     ]

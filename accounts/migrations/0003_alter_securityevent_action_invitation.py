@@ -7,84 +7,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0002_agency_licence_until_user_session_generation_and_more"),
+        ('accounts', '0002_agency_licence_until_user_session_generation_and_more'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="securityevent",
-            name="action",
-            field=models.CharField(
-                choices=[
-                    ("sign_in", "Signed in"),
-                    ("sign_in_failed", "Sign-in failed"),
-                    ("second_factor_failed", "Second factor failed"),
-                    ("locked_out", "Locked out"),
-                    ("unlocked", "Unlocked"),
-                    ("sign_out", "Signed out"),
-                    ("sign_out_everywhere", "Signed out everywhere"),
-                    ("session_expired", "Session expired"),
-                    ("second_factor_enrolled", "Second factor enrolled"),
-                    ("user_created", "User created"),
-                    ("user_deactivated", "User deactivated"),
-                    ("user_reactivated", "User reactivated"),
-                    ("role_changed", "Role changed"),
-                    ("seats_changed", "Seats changed"),
-                    ("invitation_sent", "Invitation sent"),
-                    ("invitation_accepted", "Invitation accepted"),
-                    ("invitation_revoked", "Invitation revoked"),
-                ],
-                max_length=30,
-            ),
+            model_name='securityevent',
+            name='action',
+            field=models.CharField(choices=[('sign_in', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('second_factor_failed', 'Second factor failed'), ('locked_out', 'Locked out'), ('unlocked', 'Unlocked'), ('sign_out', 'Signed out'), ('sign_out_everywhere', 'Signed out everywhere'), ('session_expired', 'Session expired'), ('second_factor_enrolled', 'Second factor enrolled'), ('user_created', 'User created'), ('user_deactivated', 'User deactivated'), ('user_reactivated', 'User reactivated'), ('role_changed', 'Role changed'), ('seats_changed', 'Seats changed'), ('invitation_sent', 'Invitation sent'), ('invitation_accepted', 'Invitation accepted'), ('invitation_revoked', 'Invitation revoked')], max_length=30),
         ),
         migrations.CreateModel(
-            name="Invitation",
+            name='Invitation',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("email", models.EmailField(max_length=254)),
-                (
-                    "role",
-                    models.CharField(
-                        choices=[
-                            ("officer", "Officer"),
-                            ("supervisor", "Supervisor"),
-                            ("agency_admin", "Agency admin"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("token_hash", models.CharField(help_text="SHA-256 of the link's token", max_length=64, unique=True)),
-                ("created_at", models.DateTimeField()),
-                ("expires_at", models.DateTimeField()),
-                ("accepted_at", models.DateTimeField(blank=True, null=True)),
-                ("revoked_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "accepted_user",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "agency",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="invitations", to="accounts.agency"
-                    ),
-                ),
-                (
-                    "invited_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('email', models.EmailField(max_length=254)),
+                ('role', models.CharField(choices=[('officer', 'Officer'), ('supervisor', 'Supervisor'), ('agency_admin', 'Agency admin')], max_length=20)),
+                ('token_hash', models.CharField(help_text="SHA-256 of the link's token", max_length=64, unique=True)),
+                ('created_at', models.DateTimeField()),
+                ('expires_at', models.DateTimeField()),
+                ('accepted_at', models.DateTimeField(blank=True, null=True)),
+                ('revoked_at', models.DateTimeField(blank=True, null=True)),
+                ('accepted_user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('agency', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='invitations', to='accounts.agency')),
+                ('invited_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
     ]

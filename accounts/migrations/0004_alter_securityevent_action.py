@@ -4,38 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0003_alter_securityevent_action_invitation"),
+        ('accounts', '0003_alter_securityevent_action_invitation'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="securityevent",
-            name="action",
-            field=models.CharField(
-                choices=[
-                    ("sign_in", "Signed in"),
-                    ("sign_in_failed", "Sign-in failed"),
-                    ("second_factor_failed", "Second factor failed"),
-                    ("locked_out", "Locked out"),
-                    ("unlocked", "Unlocked"),
-                    ("sign_out", "Signed out"),
-                    ("sign_out_everywhere", "Signed out everywhere"),
-                    ("session_expired", "Session expired"),
-                    ("second_factor_enrolled", "Second factor enrolled"),
-                    ("user_created", "User created"),
-                    ("user_deactivated", "User deactivated"),
-                    ("user_reactivated", "User reactivated"),
-                    ("role_changed", "Role changed"),
-                    ("seats_changed", "Seats changed"),
-                    ("invitation_sent", "Invitation sent"),
-                    ("invitation_accepted", "Invitation accepted"),
-                    ("invitation_revoked", "Invitation revoked"),
-                    ("password_reset_requested", "Password reset requested"),
-                    ("password_reset", "Password reset"),
-                    ("rate_limited", "Rate limited"),
-                ],
-                max_length=30,
-            ),
+            model_name='securityevent',
+            name='action',
+            field=models.CharField(choices=[('sign_in', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('second_factor_failed', 'Second factor failed'), ('locked_out', 'Locked out'), ('unlocked', 'Unlocked'), ('sign_out', 'Signed out'), ('sign_out_everywhere', 'Signed out everywhere'), ('session_expired', 'Session expired'), ('second_factor_enrolled', 'Second factor enrolled'), ('user_created', 'User created'), ('user_deactivated', 'User deactivated'), ('user_reactivated', 'User reactivated'), ('role_changed', 'Role changed'), ('seats_changed', 'Seats changed'), ('invitation_sent', 'Invitation sent'), ('invitation_accepted', 'Invitation accepted'), ('invitation_revoked', 'Invitation revoked'), ('password_reset_requested', 'Password reset requested'), ('password_reset', 'Password reset'), ('rate_limited', 'Rate limited')], max_length=30),
         ),
     ]

@@ -4,12 +4,13 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("accounts", "0004_alter_securityevent_action"),
+        ('accounts', '0004_alter_securityevent_action'),
     ]
 
     operations = [
         migrations.DeleteModel(
-            name="SecurityEvent",
+            name='SecurityEvent',
         ),
     ]

@@ -7,45 +7,31 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0001_initial"),
+        ('accounts', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="Case",
+            name='Case',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("number", models.CharField(max_length=64)),
-                ("title", models.CharField(max_length=200)),
-                (
-                    "status",
-                    models.CharField(choices=[("open", "Open"), ("closed", "Closed")], default="open", max_length=10),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("closed_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "agency",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="cases", to="accounts.agency"
-                    ),
-                ),
-                (
-                    "created_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('number', models.CharField(max_length=64)),
+                ('title', models.CharField(max_length=200)),
+                ('status', models.CharField(choices=[('open', 'Open'), ('closed', 'Closed')], default='open', max_length=10)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('closed_at', models.DateTimeField(blank=True, null=True)),
+                ('agency', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='cases', to='accounts.agency')),
+                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-created_at"],
-                "constraints": [
-                    models.UniqueConstraint(fields=("agency", "number"), name="case_number_once_per_agency")
-                ],
+                'ordering': ['-created_at'],
+                'constraints': [models.UniqueConstraint(fields=('agency', 'number'), name='case_number_once_per_agency')],
             },
         ),
     ]

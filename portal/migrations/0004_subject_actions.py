@@ -4,63 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("portal", "0003_case_report"),
+        ('portal', '0003_case_report'),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="auditentry",
-            name="action",
-            field=models.CharField(
-                choices=[
-                    ("sign_in", "Signed in"),
-                    ("sign_in_failed", "Sign-in failed"),
-                    ("second_factor_failed", "Second factor failed"),
-                    ("locked_out", "Locked out"),
-                    ("unlocked", "Unlocked"),
-                    ("sign_out", "Signed out"),
-                    ("sign_out_everywhere", "Signed out everywhere"),
-                    ("session_expired", "Session expired"),
-                    ("second_factor_enrolled", "Second factor enrolled"),
-                    ("rate_limited", "Rate limited"),
-                    ("password_reset_requested", "Password reset requested"),
-                    ("password_reset", "Password reset"),
-                    ("user_created", "User created"),
-                    ("user_deactivated", "User deactivated"),
-                    ("user_reactivated", "User reactivated"),
-                    ("role_changed", "Role changed"),
-                    ("seats_changed", "Seats changed"),
-                    ("invitation_sent", "Invitation sent"),
-                    ("invitation_accepted", "Invitation accepted"),
-                    ("invitation_revoked", "Invitation revoked"),
-                    ("case_opened", "Case opened"),
-                    ("case_closed", "Case closed"),
-                    ("case_reopened", "Case reopened"),
-                    ("search_started", "Search started"),
-                    ("search_results", "Search results returned"),
-                    ("search_failed", "Search failed"),
-                    ("results_viewed", "Results viewed"),
-                    ("comparison_viewed", "Comparison viewed"),
-                    ("profile_viewed", "Profile viewed"),
-                    ("lead_proposed", "Possible lead proposed"),
-                    ("candidate_excluded", "Candidate excluded"),
-                    ("lead_confirmed", "Lead confirmed"),
-                    ("lead_rejected", "Lead rejected"),
-                    ("gallery_enrolled", "Photos enrolled into a gallery"),
-                    ("audit_exported", "Audit log exported"),
-                    ("report_requested", "Case report requested"),
-                    ("report_generated", "Case report generated"),
-                    ("report_downloaded", "Case report downloaded"),
-                    ("subject_request_filed", "Data-subject request filed"),
-                    ("subject_search", "Data-subject request searched"),
-                    ("subject_access_released", "Data-subject access export released"),
-                    ("subject_erased", "Profiles erased at the person's request"),
-                    ("tombstone_hit", "Enrolment of an erased face refused"),
-                    ("retention_purge", "Expired data purged"),
-                ],
-                db_index=True,
-                max_length=40,
-            ),
+            model_name='auditentry',
+            name='action',
+            field=models.CharField(choices=[('sign_in', 'Signed in'), ('sign_in_failed', 'Sign-in failed'), ('second_factor_failed', 'Second factor failed'), ('locked_out', 'Locked out'), ('unlocked', 'Unlocked'), ('sign_out', 'Signed out'), ('sign_out_everywhere', 'Signed out everywhere'), ('session_expired', 'Session expired'), ('second_factor_enrolled', 'Second factor enrolled'), ('rate_limited', 'Rate limited'), ('password_reset_requested', 'Password reset requested'), ('password_reset', 'Password reset'), ('user_created', 'User created'), ('user_deactivated', 'User deactivated'), ('user_reactivated', 'User reactivated'), ('role_changed', 'Role changed'), ('seats_changed', 'Seats changed'), ('invitation_sent', 'Invitation sent'), ('invitation_accepted', 'Invitation accepted'), ('invitation_revoked', 'Invitation revoked'), ('case_opened', 'Case opened'), ('case_closed', 'Case closed'), ('case_reopened', 'Case reopened'), ('search_started', 'Search started'), ('search_results', 'Search results returned'), ('search_failed', 'Search failed'), ('results_viewed', 'Results viewed'), ('comparison_viewed', 'Comparison viewed'), ('profile_viewed', 'Profile viewed'), ('lead_proposed', 'Possible lead proposed'), ('candidate_excluded', 'Candidate excluded'), ('lead_confirmed', 'Lead confirmed'), ('lead_rejected', 'Lead rejected'), ('gallery_enrolled', 'Photos enrolled into a gallery'), ('audit_exported', 'Audit log exported'), ('report_requested', 'Case report requested'), ('report_generated', 'Case report generated'), ('report_downloaded', 'Case report downloaded'), ('subject_request_filed', 'Data-subject request filed'), ('subject_search', 'Data-subject request searched'), ('subject_access_released', 'Data-subject access export released'), ('subject_erased', "Profiles erased at the person's request"), ('tombstone_hit', 'Enrolment of an erased face refused'), ('retention_purge', 'Expired data purged')], db_index=True, max_length=40),
         ),
     ]

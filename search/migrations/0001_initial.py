@@ -10,302 +10,176 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     initial = True
 
     dependencies = [
-        ("accounts", "0001_initial"),
-        ("portal", "0001_initial"),
+        ('accounts', '0001_initial'),
+        ('portal', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         VectorExtension(),
         migrations.CreateModel(
-            name="Gallery",
+            name='Gallery',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("name", models.CharField(max_length=200)),
-                ("legal_basis", models.TextField()),
-                ("source_description", models.TextField(blank=True)),
-                (
-                    "engine",
-                    models.CharField(
-                        default="dlib-resnet-v1", help_text="Engine the gallery is searched with", max_length=40
-                    ),
-                ),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "owner",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="galleries", to="accounts.agency"
-                    ),
-                ),
-                (
-                    "shared_with",
-                    models.ManyToManyField(blank=True, related_name="shared_galleries", to="accounts.agency"),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('name', models.CharField(max_length=200)),
+                ('legal_basis', models.TextField()),
+                ('source_description', models.TextField(blank=True)),
+                ('engine', models.CharField(default='dlib-resnet-v1', help_text='Engine the gallery is searched with', max_length=40)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('owner', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='galleries', to='accounts.agency')),
+                ('shared_with', models.ManyToManyField(blank=True, related_name='shared_galleries', to='accounts.agency')),
             ],
             options={
-                "verbose_name_plural": "galleries",
-                "ordering": ["name"],
+                'verbose_name_plural': 'galleries',
+                'ordering': ['name'],
             },
         ),
         migrations.CreateModel(
-            name="Probe",
+            name='Probe',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("image", models.FileField(upload_to="probes/")),
-                ("original_name", models.CharField(blank=True, max_length=255)),
-                ("content_hash", models.CharField(help_text="SHA-256 of the photo as received", max_length=64)),
-                ("width", models.PositiveIntegerField()),
-                ("height", models.PositiveIntegerField()),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "agency",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="probes", to="accounts.agency"
-                    ),
-                ),
-                (
-                    "case",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="probes", to="portal.case"
-                    ),
-                ),
-                (
-                    "uploaded_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('image', models.FileField(upload_to='probes/')),
+                ('original_name', models.CharField(blank=True, max_length=255)),
+                ('content_hash', models.CharField(help_text='SHA-256 of the photo as received', max_length=64)),
+                ('width', models.PositiveIntegerField()),
+                ('height', models.PositiveIntegerField()),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('agency', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='probes', to='accounts.agency')),
+                ('case', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='probes', to='portal.case')),
+                ('uploaded_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="ProbeFace",
+            name='ProbeFace',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("index", models.PositiveSmallIntegerField(help_text="1-based, left to right")),
-                ("box", models.JSONField(help_text="[x, y, width, height] in the stored probe image")),
-                ("landmarks", models.JSONField(default=list)),
-                ("embedding", pgvector.django.vector.VectorField(dimensions=128)),
-                ("engine", models.CharField(max_length=40)),
-                ("quality", models.JSONField(default=dict)),
-                ("crop", models.FileField(blank=True, upload_to="crops/probes/")),
-                (
-                    "probe",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="faces", to="search.probe"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('index', models.PositiveSmallIntegerField(help_text='1-based, left to right')),
+                ('box', models.JSONField(help_text='[x, y, width, height] in the stored probe image')),
+                ('landmarks', models.JSONField(default=list)),
+                ('embedding', pgvector.django.vector.VectorField(dimensions=128)),
+                ('engine', models.CharField(max_length=40)),
+                ('quality', models.JSONField(default=dict)),
+                ('crop', models.FileField(blank=True, upload_to='crops/probes/')),
+                ('probe', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='faces', to='search.probe')),
             ],
             options={
-                "ordering": ["index"],
+                'ordering': ['index'],
             },
         ),
         migrations.CreateModel(
-            name="Profile",
+            name='Profile',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("display_name", models.CharField(max_length=200)),
-                ("aliases", models.JSONField(blank=True, default=list)),
-                ("date_of_birth", models.DateField(blank=True, null=True)),
-                ("record_reference", models.CharField(blank=True, max_length=200)),
-                ("notes", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "gallery",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="profiles", to="search.gallery"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('display_name', models.CharField(max_length=200)),
+                ('aliases', models.JSONField(blank=True, default=list)),
+                ('date_of_birth', models.DateField(blank=True, null=True)),
+                ('record_reference', models.CharField(blank=True, max_length=200)),
+                ('notes', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('gallery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='profiles', to='search.gallery')),
             ],
             options={
-                "ordering": ["display_name"],
+                'ordering': ['display_name'],
             },
         ),
         migrations.CreateModel(
-            name="FaceImage",
+            name='FaceImage',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ("image", models.FileField(upload_to="gallery/")),
-                ("crop", models.FileField(blank=True, upload_to="crops/gallery/")),
-                (
-                    "source_name",
-                    models.CharField(blank=True, help_text="File name or record reference", max_length=255),
-                ),
-                ("box", models.JSONField(help_text="[x, y, width, height] in the stored image")),
-                ("landmarks", models.JSONField(default=list)),
-                ("embedding", pgvector.django.vector.VectorField(dimensions=128)),
-                ("engine", models.CharField(max_length=40)),
-                ("quality", models.JSONField(default=dict)),
-                ("content_hash", models.CharField(help_text="SHA-256 of the photo as received", max_length=64)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "enrolled_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "gallery",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="face_images", to="search.gallery"
-                    ),
-                ),
-                (
-                    "profile",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="face_images", to="search.profile"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('image', models.FileField(upload_to='gallery/')),
+                ('crop', models.FileField(blank=True, upload_to='crops/gallery/')),
+                ('source_name', models.CharField(blank=True, help_text='File name or record reference', max_length=255)),
+                ('box', models.JSONField(help_text='[x, y, width, height] in the stored image')),
+                ('landmarks', models.JSONField(default=list)),
+                ('embedding', pgvector.django.vector.VectorField(dimensions=128)),
+                ('engine', models.CharField(max_length=40)),
+                ('quality', models.JSONField(default=dict)),
+                ('content_hash', models.CharField(help_text='SHA-256 of the photo as received', max_length=64)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('enrolled_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('gallery', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='face_images', to='search.gallery')),
+                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='face_images', to='search.profile')),
             ],
         ),
         migrations.CreateModel(
-            name="SearchJob",
+            name='SearchJob',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("code", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")],
-                        default="queued",
-                        max_length=10,
-                    ),
-                ),
-                (
-                    "stage",
-                    models.CharField(
-                        choices=[
-                            ("queued", "Queued"),
-                            ("detecting", "Detecting faces"),
-                            ("searching", "Searching galleries"),
-                            ("rendering", "Rendering candidates"),
-                            ("done", "Done"),
-                            ("failed", "Failed"),
-                        ],
-                        default="queued",
-                        max_length=12,
-                    ),
-                ),
-                ("engine", models.CharField(max_length=40)),
-                ("threshold", models.FloatField()),
-                ("top_k", models.PositiveSmallIntegerField(default=10)),
-                ("purpose", models.CharField(blank=True, max_length=100)),
-                ("justification", models.TextField(blank=True)),
-                ("attempts", models.PositiveSmallIntegerField(default=0)),
-                ("heartbeat_at", models.DateTimeField(blank=True, null=True)),
-                ("stage_ms", models.JSONField(blank=True, default=dict, help_text="Milliseconds per stage")),
-                ("error", models.TextField(blank=True)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                ("started_at", models.DateTimeField(blank=True, null=True)),
-                ("finished_at", models.DateTimeField(blank=True, null=True)),
-                (
-                    "agency",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="search_jobs", to="accounts.agency"
-                    ),
-                ),
-                (
-                    "probe",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="jobs", to="search.probe"
-                    ),
-                ),
-                (
-                    "started_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('code', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=10)),
+                ('stage', models.CharField(choices=[('queued', 'Queued'), ('detecting', 'Detecting faces'), ('searching', 'Searching galleries'), ('rendering', 'Rendering candidates'), ('done', 'Done'), ('failed', 'Failed')], default='queued', max_length=12)),
+                ('engine', models.CharField(max_length=40)),
+                ('threshold', models.FloatField()),
+                ('top_k', models.PositiveSmallIntegerField(default=10)),
+                ('purpose', models.CharField(blank=True, max_length=100)),
+                ('justification', models.TextField(blank=True)),
+                ('attempts', models.PositiveSmallIntegerField(default=0)),
+                ('heartbeat_at', models.DateTimeField(blank=True, null=True)),
+                ('stage_ms', models.JSONField(blank=True, default=dict, help_text='Milliseconds per stage')),
+                ('error', models.TextField(blank=True)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('started_at', models.DateTimeField(blank=True, null=True)),
+                ('finished_at', models.DateTimeField(blank=True, null=True)),
+                ('agency', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='search_jobs', to='accounts.agency')),
+                ('probe', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='jobs', to='search.probe')),
+                ('started_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["-created_at"],
+                'ordering': ['-created_at'],
             },
         ),
         migrations.CreateModel(
-            name="Candidate",
+            name='Candidate',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("distance", models.FloatField()),
-                ("rank", models.PositiveSmallIntegerField()),
-                (
-                    "face_image",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="candidates", to="search.faceimage"
-                    ),
-                ),
-                (
-                    "probe_face",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="candidates", to="search.probeface"
-                    ),
-                ),
-                (
-                    "profile",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="candidates", to="search.profile"
-                    ),
-                ),
-                (
-                    "job",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="candidates", to="search.searchjob"
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('distance', models.FloatField()),
+                ('rank', models.PositiveSmallIntegerField()),
+                ('face_image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='search.faceimage')),
+                ('probe_face', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='search.probeface')),
+                ('profile', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='search.profile')),
+                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='candidates', to='search.searchjob')),
             ],
             options={
-                "ordering": ["probe_face__index", "rank"],
+                'ordering': ['probe_face__index', 'rank'],
             },
         ),
         migrations.AddConstraint(
-            model_name="gallery",
-            constraint=models.UniqueConstraint(fields=("owner", "name"), name="gallery_name_once_per_agency"),
+            model_name='gallery',
+            constraint=models.UniqueConstraint(fields=('owner', 'name'), name='gallery_name_once_per_agency'),
         ),
         migrations.AddConstraint(
-            model_name="probeface",
-            constraint=models.UniqueConstraint(fields=("probe", "index"), name="probe_face_index_once"),
+            model_name='probeface',
+            constraint=models.UniqueConstraint(fields=('probe', 'index'), name='probe_face_index_once'),
         ),
         migrations.AddConstraint(
-            model_name="profile",
-            constraint=models.UniqueConstraint(
-                fields=("gallery", "display_name"), name="profile_name_once_per_gallery"
-            ),
+            model_name='profile',
+            constraint=models.UniqueConstraint(fields=('gallery', 'display_name'), name='profile_name_once_per_gallery'),
         ),
         migrations.AddIndex(
-            model_name="faceimage",
-            index=pgvector.django.indexes.HnswIndex(
-                condition=models.Q(("engine", "dlib-resnet-v1")),
-                ef_construction=64,
-                fields=["embedding"],
-                m=16,
-                name="face_embedding_dlib_hnsw",
-                opclasses=["vector_l2_ops"],
-            ),
+            model_name='faceimage',
+            index=pgvector.django.indexes.HnswIndex(condition=models.Q(('engine', 'dlib-resnet-v1')), ef_construction=64, fields=['embedding'], m=16, name='face_embedding_dlib_hnsw', opclasses=['vector_l2_ops']),
         ),
         migrations.AddConstraint(
-            model_name="faceimage",
-            constraint=models.UniqueConstraint(fields=("gallery", "content_hash"), name="face_image_once_per_gallery"),
+            model_name='faceimage',
+            constraint=models.UniqueConstraint(fields=('gallery', 'content_hash'), name='face_image_once_per_gallery'),
         ),
         migrations.AddIndex(
-            model_name="searchjob",
-            index=models.Index(fields=["status", "heartbeat_at"], name="search_job_sweep_idx"),
+            model_name='searchjob',
+            index=models.Index(fields=['status', 'heartbeat_at'], name='search_job_sweep_idx'),
         ),
         migrations.AddConstraint(
-            model_name="candidate",
-            constraint=models.UniqueConstraint(
-                fields=("job", "probe_face", "face_image"), name="candidate_once_per_job_face"
-            ),
+            model_name='candidate',
+            constraint=models.UniqueConstraint(fields=('job', 'probe_face', 'face_image'), name='candidate_once_per_job_face'),
         ),
     ]

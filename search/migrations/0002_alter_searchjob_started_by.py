@@ -6,19 +6,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0001_initial"),
+        ('search', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name="searchjob",
-            name="started_by",
-            field=models.ForeignKey(
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="search_jobs_started",
-                to=settings.AUTH_USER_MODEL,
-            ),
+            model_name='searchjob',
+            name='started_by',
+            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='search_jobs_started', to=settings.AUTH_USER_MODEL),
         ),
     ]

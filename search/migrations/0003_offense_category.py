@@ -5,33 +5,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0002_alter_searchjob_started_by"),
+        ('search', '0002_alter_searchjob_started_by'),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="OffenseCategory",
+            name='OffenseCategory',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("name", models.CharField(max_length=100, unique=True)),
-                ("is_active", models.BooleanField(default=True)),
-                ("is_missing_person", models.BooleanField(default=False, help_text="Searches for a missing person")),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('name', models.CharField(max_length=100, unique=True)),
+                ('is_active', models.BooleanField(default=True)),
+                ('is_missing_person', models.BooleanField(default=False, help_text='Searches for a missing person')),
             ],
             options={
-                "verbose_name_plural": "offense categories",
-                "ordering": ["name"],
+                'verbose_name_plural': 'offense categories',
+                'ordering': ['name'],
             },
         ),
         migrations.RemoveField(
-            model_name="searchjob",
-            name="purpose",
+            model_name='searchjob',
+            name='purpose',
         ),
         migrations.AddField(
-            model_name="searchjob",
-            name="offense_category",
-            field=models.ForeignKey(
-                null=True, on_delete=django.db.models.deletion.PROTECT, related_name="+", to="search.offensecategory"
-            ),
+            model_name='searchjob',
+            name='offense_category',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='search.offensecategory'),
         ),
     ]

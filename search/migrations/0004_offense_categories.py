@@ -1,24 +1,9 @@
 from django.db import migrations
 
 CATEGORIES = [
-    "Homicide",
-    "Attempted homicide",
-    "Robbery",
-    "Assault",
-    "Sexual offence",
-    "Child sexual exploitation",
-    "Kidnapping",
-    "Human trafficking",
-    "Terrorism",
-    "Drug trafficking",
-    "Burglary",
-    "Theft",
-    "Fraud",
-    "Arson",
-    "Weapons offence",
-    "Missing person",
-    "Wanted person",
-    "Other serious crime",
+    "Homicide", "Attempted homicide", "Robbery", "Assault", "Sexual offence", "Child sexual exploitation",
+    "Kidnapping", "Human trafficking", "Terrorism", "Drug trafficking", "Burglary", "Theft", "Fraud",
+    "Arson", "Weapons offence", "Missing person", "Wanted person", "Other serious crime",
 ]
 
 

@@ -6,66 +6,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0004_offense_categories"),
+        ('search', '0004_offense_categories'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name="LeadReview",
+            name='LeadReview',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[
-                            ("possible_lead", "Possible lead"),
-                            ("excluded", "Excluded"),
-                            ("confirmed", "Confirmed lead"),
-                            ("rejected", "Rejected by the reviewer"),
-                        ],
-                        max_length=20,
-                    ),
-                ),
-                ("proposed_at", models.DateTimeField()),
-                ("proposal_note", models.TextField(blank=True)),
-                ("reviewed_at", models.DateTimeField(blank=True, null=True)),
-                ("review_note", models.TextField(blank=True)),
-                (
-                    "candidate",
-                    models.OneToOneField(
-                        on_delete=django.db.models.deletion.CASCADE, related_name="review", to="search.candidate"
-                    ),
-                ),
-                (
-                    "proposed_by",
-                    models.ForeignKey(
-                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
-                    ),
-                ),
-                (
-                    "reviewed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('status', models.CharField(choices=[('possible_lead', 'Possible lead'), ('excluded', 'Excluded'), ('confirmed', 'Confirmed lead'), ('rejected', 'Rejected by the reviewer')], max_length=20)),
+                ('proposed_at', models.DateTimeField()),
+                ('proposal_note', models.TextField(blank=True)),
+                ('reviewed_at', models.DateTimeField(blank=True, null=True)),
+                ('review_note', models.TextField(blank=True)),
+                ('candidate', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='review', to='search.candidate')),
+                ('proposed_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('reviewed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "constraints": [
-                    models.CheckConstraint(
-                        condition=models.Q(
-                            ("reviewed_by__isnull", True),
-                            models.Q(("reviewed_by", models.F("proposed_by")), _negated=True),
-                            _connector="OR",
-                        ),
-                        name="lead_reviewed_by_a_second_person",
-                    )
-                ],
+                'constraints': [models.CheckConstraint(condition=models.Q(('reviewed_by__isnull', True), models.Q(('reviewed_by', models.F('proposed_by')), _negated=True), _connector='OR'), name='lead_reviewed_by_a_second_person')],
             },
         ),
     ]

@@ -4,52 +4,40 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0005_lead_review"),
+        ('search', '0005_lead_review'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="faceimage",
-            name="minor_at_enrolment",
+            model_name='faceimage',
+            name='minor_at_enrolment',
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name="gallery",
-            name="legal_basis_reference",
-            field=models.CharField(
-                blank=True, help_text="The act, article or agreement the records rest on", max_length=300
-            ),
+            model_name='gallery',
+            name='legal_basis_reference',
+            field=models.CharField(blank=True, help_text='The act, article or agreement the records rest on', max_length=300),
         ),
         migrations.AddField(
-            model_name="gallery",
-            name="legal_hold",
-            field=models.BooleanField(default=False, help_text="Suspends the retention purge"),
+            model_name='gallery',
+            name='legal_hold',
+            field=models.BooleanField(default=False, help_text='Suspends the retention purge'),
         ),
         migrations.AddField(
-            model_name="gallery",
-            name="responsible_person",
+            model_name='gallery',
+            name='responsible_person',
             field=models.CharField(blank=True, max_length=200),
         ),
         migrations.AddField(
-            model_name="gallery",
-            name="retention_days",
-            field=models.PositiveIntegerField(
-                blank=True, help_text="Face images are purged this many days after enrolment", null=True
-            ),
+            model_name='gallery',
+            name='retention_days',
+            field=models.PositiveIntegerField(blank=True, help_text='Face images are purged this many days after enrolment', null=True),
         ),
         migrations.AddField(
-            model_name="gallery",
-            name="source_type",
-            field=models.CharField(
-                choices=[
-                    ("booking", "Booking photos"),
-                    ("wanted", "Wanted persons"),
-                    ("missing", "Missing persons (with consent)"),
-                    ("other", "Other lawful source"),
-                ],
-                default="other",
-                max_length=10,
-            ),
+            model_name='gallery',
+            name='source_type',
+            field=models.CharField(choices=[('booking', 'Booking photos'), ('wanted', 'Wanted persons'), ('missing', 'Missing persons (with consent)'), ('other', 'Other lawful source')], default='other', max_length=10),
         ),
     ]

@@ -7,100 +7,61 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0006_gallery_provenance"),
+        ('search', '0006_gallery_provenance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="candidate",
-            name="erased_at",
+            model_name='candidate',
+            name='erased_at',
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name="candidate",
-            name="face_image",
-            field=models.ForeignKey(
-                null=True,
-                on_delete=django.db.models.deletion.SET_NULL,
-                related_name="candidates",
-                to="search.faceimage",
-            ),
+            model_name='candidate',
+            name='face_image',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='candidates', to='search.faceimage'),
         ),
         migrations.AlterField(
-            model_name="candidate",
-            name="profile",
-            field=models.ForeignKey(
-                null=True, on_delete=django.db.models.deletion.SET_NULL, related_name="candidates", to="search.profile"
-            ),
+            model_name='candidate',
+            name='profile',
+            field=models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='candidates', to='search.profile'),
         ),
         migrations.CreateModel(
-            name="SubjectRequest",
+            name='SubjectRequest',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("reference", models.CharField(max_length=20, unique=True)),
-                ("kind", models.CharField(choices=[("access", "Access"), ("erasure", "Erasure")], max_length=10)),
-                ("contact", models.EmailField(max_length=254)),
-                ("photo", models.FileField(blank=True, upload_to="subject-requests/")),
-                ("photo_hash", models.CharField(max_length=64)),
-                (
-                    "status",
-                    models.CharField(
-                        choices=[("received", "Received"), ("completed", "Completed"), ("rejected", "Rejected")],
-                        default="received",
-                        max_length=10,
-                    ),
-                ),
-                ("created_at", models.DateTimeField()),
-                ("due_at", models.DateTimeField()),
-                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
-                ("identity_note", models.TextField(blank=True)),
-                ("matches", models.JSONField(blank=True, default=list)),
-                ("completed_at", models.DateTimeField(blank=True, null=True)),
-                ("export", models.FileField(blank=True, upload_to="subject-requests/")),
-                ("outcome", models.JSONField(blank=True, default=dict)),
-                (
-                    "completed_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
-                (
-                    "identity_verified_by",
-                    models.ForeignKey(
-                        blank=True,
-                        null=True,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="+",
-                        to=settings.AUTH_USER_MODEL,
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('reference', models.CharField(max_length=20, unique=True)),
+                ('kind', models.CharField(choices=[('access', 'Access'), ('erasure', 'Erasure')], max_length=10)),
+                ('contact', models.EmailField(max_length=254)),
+                ('photo', models.FileField(blank=True, upload_to='subject-requests/')),
+                ('photo_hash', models.CharField(max_length=64)),
+                ('status', models.CharField(choices=[('received', 'Received'), ('completed', 'Completed'), ('rejected', 'Rejected')], default='received', max_length=10)),
+                ('created_at', models.DateTimeField()),
+                ('due_at', models.DateTimeField()),
+                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
+                ('identity_note', models.TextField(blank=True)),
+                ('matches', models.JSONField(blank=True, default=list)),
+                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                ('export', models.FileField(blank=True, upload_to='subject-requests/')),
+                ('outcome', models.JSONField(blank=True, default=dict)),
+                ('completed_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ('identity_verified_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
             options={
-                "ordering": ["due_at"],
+                'ordering': ['due_at'],
             },
         ),
         migrations.CreateModel(
-            name="Tombstone",
+            name='Tombstone',
             fields=[
-                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
-                ("engine", models.CharField(max_length=40)),
-                ("embedding", pgvector.django.vector.VectorField(dimensions=128)),
-                ("created_at", models.DateTimeField(auto_now_add=True)),
-                (
-                    "request",
-                    models.ForeignKey(
-                        null=True,
-                        on_delete=django.db.models.deletion.SET_NULL,
-                        related_name="tombstones",
-                        to="search.subjectrequest",
-                    ),
-                ),
+                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
+                ('engine', models.CharField(max_length=40)),
+                ('embedding', pgvector.django.vector.VectorField(dimensions=128)),
+                ('created_at', models.DateTimeField(auto_now_add=True)),
+                ('request', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='tombstones', to='search.subjectrequest')),
             ],
         ),
     ]

@@ -4,24 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0007_subject_requests"),
+        ('search', '0007_subject_requests'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="candidate",
-            name="erased_reason",
+            model_name='candidate',
+            name='erased_reason',
             field=models.CharField(blank=True, max_length=100),
         ),
         migrations.AddField(
-            model_name="probe",
-            name="purged_at",
-            field=models.DateTimeField(blank=True, help_text="Image and crops deleted under retention", null=True),
+            model_name='probe',
+            name='purged_at',
+            field=models.DateTimeField(blank=True, help_text='Image and crops deleted under retention', null=True),
         ),
         migrations.AlterField(
-            model_name="probe",
-            name="image",
-            field=models.FileField(blank=True, upload_to="probes/"),
+            model_name='probe',
+            name='image',
+            field=models.FileField(blank=True, upload_to='probes/'),
         ),
     ]

@@ -6,21 +6,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0008_retention"),
+        ('search', '0008_retention'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name="faceimage",
-            index=pgvector.django.indexes.HnswIndex(
-                condition=models.Q(("engine", "yunet-sface-int8")),
-                ef_construction=64,
-                fields=["embedding"],
-                m=16,
-                name="face_embedding_sface_hnsw",
-                opclasses=["vector_cosine_ops"],
-            ),
+            model_name='faceimage',
+            index=pgvector.django.indexes.HnswIndex(condition=models.Q(('engine', 'yunet-sface-int8')), ef_construction=64, fields=['embedding'], m=16, name='face_embedding_sface_hnsw', opclasses=['vector_cosine_ops']),
         ),
     ]

@@ -5,25 +5,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0009_sface_index"),
+        ('search', '0009_sface_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name="faceimage",
-            name="face_image_once_per_gallery",
+            model_name='faceimage',
+            name='face_image_once_per_gallery',
         ),
         migrations.AddField(
-            model_name="candidate",
-            name="engine",
-            field=models.CharField(blank=True, help_text="Engine of the gallery face it was found with", max_length=40),
+            model_name='candidate',
+            name='engine',
+            field=models.CharField(blank=True, help_text='Engine of the gallery face it was found with', max_length=40),
         ),
         migrations.AddConstraint(
-            model_name="faceimage",
-            constraint=models.UniqueConstraint(
-                fields=("gallery", "content_hash", "engine"), name="face_image_once_per_engine"
-            ),
+            model_name='faceimage',
+            constraint=models.UniqueConstraint(fields=('gallery', 'content_hash', 'engine'), name='face_image_once_per_engine'),
         ),
     ]

@@ -4,14 +4,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0010_engines"),
+        ('search', '0010_engines'),
     ]
 
     operations = [
         migrations.AddField(
-            model_name="searchjob",
-            name="sensitive",
-            field=models.BooleanField(default=False, help_text="Slower detector for small or distant faces"),
+            model_name='searchjob',
+            name='sensitive',
+            field=models.BooleanField(default=False, help_text='Slower detector for small or distant faces'),
         ),
     ]

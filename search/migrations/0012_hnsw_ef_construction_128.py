@@ -6,40 +6,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
+
     dependencies = [
-        ("search", "0011_sensitive"),
+        ('search', '0011_sensitive'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name="faceimage",
-            name="face_embedding_dlib_hnsw",
+            model_name='faceimage',
+            name='face_embedding_dlib_hnsw',
         ),
         migrations.RemoveIndex(
-            model_name="faceimage",
-            name="face_embedding_sface_hnsw",
+            model_name='faceimage',
+            name='face_embedding_sface_hnsw',
         ),
         migrations.AddIndex(
-            model_name="faceimage",
-            index=pgvector.django.indexes.HnswIndex(
-                condition=models.Q(("engine", "dlib-resnet-v1")),
-                ef_construction=128,
-                fields=["embedding"],
-                m=16,
-                name="face_embedding_dlib_hnsw",
-                opclasses=["vector_l2_ops"],
-            ),
+            model_name='faceimage',
+            index=pgvector.django.indexes.HnswIndex(condition=models.Q(('engine', 'dlib-resnet-v1')), ef_construction=128, fields=['embedding'], m=16, name='face_embedding_dlib_hnsw', opclasses=['vector_l2_ops']),
         ),
         migrations.AddIndex(
-            model_name="faceimage",
-            index=pgvector.django.indexes.HnswIndex(
-                condition=models.Q(("engine", "yunet-sface-int8")),
-                ef_construction=128,
-                fields=["embedding"],
-                m=16,
-                name="face_embedding_sface_hnsw",
-                opclasses=["vector_cosine_ops"],
-            ),
+            model_name='faceimage',
+            index=pgvector.django.indexes.HnswIndex(condition=models.Q(('engine', 'yunet-sface-int8')), ef_construction=128, fields=['embedding'], m=16, name='face_embedding_sface_hnsw', opclasses=['vector_cosine_ops']),
         ),
     ]

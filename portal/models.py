@@ -86,6 +86,8 @@ class AuditEntry(models.Model):
         SUBJECT_ERASED = "subject_erased", "Profiles erased at the person's request"
         TOMBSTONE_HIT = "tombstone_hit", "Enrolment of an erased face refused"
         RETENTION_PURGE = "retention_purge", "Expired data purged"
+        THRESHOLD_CALIBRATED = "threshold_calibrated", "Likely-candidate threshold recalibrated"
+        THRESHOLD_SETTING_CHANGED = "threshold_setting_changed", "Threshold setting changed"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

@@ -73,11 +73,12 @@ def audit_entries(
 
 
 def _under_own_threshold():
-    """A candidate under the threshold of the engine that found it (the same rule as selectors.candidate_is_match)."""
-    rule = Q(engine="", distance__lte=F("job__threshold"))
+    """A candidate presented as likely (the same rule as search.selectors.candidate_is_match): the search's
+    recorded decision, or for candidates from before decisions were recorded, the fixed bound they ran under."""
+    legacy = Q(engine="", distance__lte=F("job__threshold"))
     for engine, threshold in engine_thresholds().items():
-        rule |= Q(engine=engine, distance__lte=threshold)
-    return rule
+        legacy |= Q(engine=engine, distance__lte=threshold)
+    return Q(likely=True) | (Q(likely__isnull=True, erased_at__isnull=True) & legacy)
 
 
 def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:

@@ -294,20 +294,28 @@ DEMO_LOGINS_FILE = Path(os.environ.get("DEMO_LOGINS_FILE", VAR_DIR / "demo-login
 # --- Faces ----------------------------------------------------------------------------------
 # Real labelled photos for tests, benchmarks and the demo gallery; never copied into the repository.
 FACES_DIR = Path(os.environ.get("FACES_DIR", BASE_DIR.parent / "shared" / "faces")).resolve()
-FACE_ENGINE = os.environ.get("FACE_ENGINE", "dlib-resnet-v1")
-FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)
+FACE_ENGINE = os.environ.get("FACE_ENGINE", "yunet-sface-int8")
+# Each engine's mate-based bound: no decision counts two faces further apart than this as a likely match.
+# The threshold searches use is calibrated under it to the gallery's size (OPEN_SET_EXPECTED_FALSE below).
+FACE_MATCH_THRESHOLD = env_float("FACE_MATCH_THRESHOLD", 0.6)  # dlib: Euclidean distance
 FACE_DETECT_UPSAMPLE = env_int("FACE_DETECT_UPSAMPLE", 1)
-# The YuNet + SFace engine: cosine distance (1 − similarity) at SFace's published threshold; how the
-# labelled shared pairs fall around it is in docs/benchmarks.md.
+# YuNet + SFace: cosine distance (1 − similarity) at SFace's published threshold; how the labelled shared
+# pairs fall around it is in docs/benchmarks.md.
 SFACE_MATCH_THRESHOLD = env_float("SFACE_MATCH_THRESHOLD", 0.637)
-# Open-set answer: the chance that one unrelated person falls under the engine's threshold. No labelled
-# pair of different people did for either engine, so the estimate is the rule-of-three 95 % upper bound,
-# 3 / the number of those pairs (docs/benchmarks.md); real galleries measured later replace it.
-OPEN_SET_IMPOSTOR_RATE = {"dlib-resnet-v1": 3 / 262, "yunet-sface-int8": 3 / 262}
-# The same chance from make bench-scale on synthetic faces (distractors drawn from a Gaussian fitted
-# without the probe's person; the runs are in docs/benchmarks.md). Shown beside the estimate above,
-# labelled synthetic.
-OPEN_SET_SYNTHETIC_RATE = {"dlib-resnet-v1": 279 / 1_000_000, "yunet-sface-int8": 202 / 100_000}
+# The open-set decision (search/open_set.py, docs/open-set.md): the "likely candidate" threshold is the
+# distance under which the expected number of unrelated gallery faces per search, N × FMR(t), stays at or
+# below this, FMR estimated from real impostor distances (labelled pairs and the agency's own galleries).
+OPEN_SET_EXPECTED_FALSE = env_float("OPEN_SET_EXPECTED_FALSE", 0.01)
+# At most this many pairs of different gallery profiles are sampled per calibration.
+CALIBRATION_MAX_PAIRS = env_int("CALIBRATION_MAX_PAIRS", 10_000_000)
+# How often the beat recalibrates the agencies whose searchable galleries changed.
+CALIBRATION_SECONDS = env_int("CALIBRATION_SECONDS", 600)
+# The quality floors of a face to compare (docs/quality-gate.md): below them a face's candidates may be
+# listed for an examiner, never as a likely candidate. Sharpness: variance of the Laplacian of the
+# engine's aligned face at 150 px.
+QUALITY_MIN_EYE_DISTANCE_PX = env_float("QUALITY_MIN_EYE_DISTANCE_PX", 10.0)
+SFACE_QUALITY_MIN_SHARPNESS = env_float("SFACE_QUALITY_MIN_SHARPNESS", 5.0)
+DLIB_QUALITY_MIN_SHARPNESS = env_float("DLIB_QUALITY_MIN_SHARPNESS", 10.0)
 YUNET_SCORE_THRESHOLD = env_float("YUNET_SCORE_THRESHOLD", 0.6)
 # Photos are scaled to this longest side before detection: the side the benchmarks were measured at.
 FACE_DETECT_MAX_SIDE = env_int("FACE_DETECT_MAX_SIDE", 1024)
@@ -390,6 +398,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-data": {
         "task": "search.tasks.purge_expired",
         "schedule": 24 * 3600.0,
+    },
+    "recalibrate-thresholds": {
+        "task": "search.tasks.calibrations_refresh",
+        "schedule": float(CALIBRATION_SECONDS),
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

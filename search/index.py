@@ -135,3 +135,63 @@ def nearest_tombstone_distance(embedding: np.ndarray, *, engine: str) -> float |
         )
         row = cursor.fetchone()
     return None if row is None or row[0] is None else float(row[0])
+
+
+def gallery_faces_count(*, engine: str, gallery_ids: list[int]) -> int:
+    """How many faces of that engine the galleries hold (the N a search compares the probe with)."""
+    if not gallery_ids:
+        return 0
+    with connection.cursor() as cursor:
+        estimate = _estimated_faces(cursor, engine, gallery_ids)
+        if estimate > settings.EXACT_SEARCH_MAX_FACES:
+            return estimate  # counting a large gallery exactly costs more than the threshold gains from it
+        cursor.execute(
+            "SELECT COUNT(*) FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+            [engine, list(gallery_ids)],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def gallery_signature(*, engine: str, gallery_ids: list[int]) -> str:
+    """What the galleries hold, in a word: changes when a face of that engine is added or removed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM search_faceimage"
+            " WHERE engine = %s AND gallery_id = ANY(%s)",
+            [engine, list(gallery_ids)],
+        )
+        count, newest, total = cursor.fetchone()
+    return f"{sorted(gallery_ids)}:{count}:{newest}:{total}"
+
+
+@dataclass(frozen=True)
+class ImpostorSample:
+    pairs: int  # pairs of faces of different profiles in the sample
+    lowest: list[tuple[float, int, int]]  # (distance, profile a, profile b), ascending, at most `lowest`
+
+
+def gallery_impostor_sample(*, engine: str, gallery_ids: list[int], max_pairs: int, lowest: int) -> ImpostorSample:
+    """Distances between faces of different profiles of the galleries: every pair, or when there are more
+    than max_pairs, every pair among a random sample of faces (√(2·max_pairs) of them)."""
+    if engine not in ENGINES or not gallery_ids:
+        return ImpostorSample(0, [])
+    operator = _OPERATORS[ENGINES[engine].metric]
+    max_faces = max(2, int((2 * max_pairs) ** 0.5))
+    sql = f"""
+        WITH faces AS (
+            SELECT id, profile_id, embedding FROM search_faceimage
+            WHERE engine = '{engine}' AND gallery_id = ANY(%(galleries)s)
+            ORDER BY random() LIMIT %(max_faces)s
+        ), pairs AS (
+            SELECT a.embedding {operator} b.embedding AS distance, a.profile_id AS pa, b.profile_id AS pb
+            FROM faces a JOIN faces b ON a.id < b.id AND a.profile_id <> b.profile_id
+        )
+        SELECT (SELECT COUNT(*) FROM pairs), distance, pa, pb FROM pairs ORDER BY distance LIMIT %(lowest)s
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_indexscan = off")
+        cursor.execute(sql, {"galleries": list(gallery_ids), "max_faces": max_faces, "lowest": max(lowest, 1)})
+        rows = cursor.fetchall()
+    if not rows:
+        return ImpostorSample(0, [])
+    return ImpostorSample(int(rows[0][0]), [(float(d), int(a), int(b)) for _, d, a, b in rows])

@@ -52,7 +52,9 @@ class Gallery(models.Model):
     legal_hold = models.BooleanField(default=False, help_text="Suspends the retention purge")
     source_description = models.TextField(blank=True)
     shared_with = models.ManyToManyField("accounts.Agency", blank=True, related_name="shared_galleries")
-    engine = models.CharField(max_length=40, default="dlib-resnet-v1", help_text="Engine the gallery is searched with")
+    engine = models.CharField(
+        max_length=40, default="yunet-sface-int8", help_text="Engine the gallery is searched with"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -170,6 +172,9 @@ class ProbeFace(models.Model):
     embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
     engine = models.CharField(max_length=40)
     quality = models.JSONField(default=dict)
+    # The open-set answer for this face (search.open_set): likely, none or low_quality; empty on faces
+    # searched before decisions were recorded.
+    decision = models.CharField(max_length=12, blank=True)
     crop = models.FileField(upload_to="crops/probes/", blank=True)
 
     class Meta:
@@ -218,6 +223,8 @@ class SearchJob(models.Model):
     # is SEARCH_REPUBLISH_SECONDS old.
     published_at = models.DateTimeField(null=True, blank=True)
     stage_ms = models.JSONField(default=dict, blank=True, help_text="Milliseconds per stage")
+    # Per engine searched, the likely-candidate threshold used and the data behind it (open_set.Threshold).
+    thresholds = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -259,6 +266,9 @@ class Candidate(models.Model):
     engine = models.CharField(max_length=40, blank=True, help_text="Engine of the gallery face it was found with")
     distance = models.FloatField()
     rank = models.PositiveSmallIntegerField()
+    # Presented as a likely candidate: under the search's calibrated threshold of its engine, the probe
+    # face of usable quality (empty on candidates from before decisions were recorded).
+    likely = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ["probe_face__index", "rank"]
@@ -350,6 +360,40 @@ class SubjectRequest(models.Model):
 
     def __str__(self) -> str:
         return self.reference
+
+
+class ThresholdCalibration(models.Model):
+    """A fit of the impostor distances of one engine for one agency's searchable galleries (a version).
+
+    Searches derive their likely-candidate threshold from the newest fit and the galleries' size at that
+    moment (search.calibration); the beat makes a new version when the galleries change.
+    """
+
+    # Empty: the deployment's every gallery (data-subject requests and tombstones search them all).
+    agency = models.ForeignKey("accounts.Agency", null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    engine = models.CharField(max_length=40)
+    version = models.PositiveIntegerField()
+    fit = models.JSONField(help_text="The tail model (search.open_set.TailFit)")
+    labelled_pairs = models.PositiveIntegerField()
+    gallery_pairs = models.PositiveIntegerField()
+    gallery_faces = models.PositiveIntegerField()
+    gallery_signature = models.CharField(max_length=2000)
+    # Pairs of different profiles closer than a likely match: possibly one person recorded twice.
+    possible_duplicates = models.JSONField(default=list, blank=True)
+    fit_check = models.JSONField(default=dict, blank=True)
+    settings_used = models.JSONField(default=dict)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["agency", "engine", "version"], name="calibration_version_once", nulls_distinct=False
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Calibration {self.engine} v{self.version}"
 
 
 class Tombstone(models.Model):

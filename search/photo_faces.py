@@ -10,7 +10,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from search.faces import DetectedFace, FaceEngine, sharpness
+from search.faces import DetectedFace, FaceEngine, face_quality, sharpness
 from search.imaging import encode_jpeg, scaled_for_detection
 
 
@@ -72,7 +72,7 @@ class PhotoFaces:
                         box=[round(v / self.scale) for v in face.box],
                         landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
                         embedding=embedding,
-                        quality=face.quality(sharpness(gray)) | {"face_width_px": round(face.box[2] / self.scale)},
+                        quality=face_quality(self.engine, face, sharpness=sharpness(gray), scale=self.scale),
                         detected=face,
                     )
                 )

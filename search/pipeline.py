@@ -11,11 +11,12 @@ from django.db import transaction
 
 from portal.audit import audit_record
 from portal.models import AuditEntry
-from search import index, jobs
-from search.faces import engine_is_match, engine_threshold, get_engine
+from search import calibration, index, jobs
+from search.faces import get_engine, quality_usable
 from search.gallery_scope import gallery_ids_by_engine
 from search.imaging import PhotoRejected, decode_photo
 from search.models import Candidate, FaceImage, ProbeFace, SearchJob
+from search.open_set import face_decision
 from search.photo_faces import PhotoFaces, box_overlap, timed
 from search.storage import media_store
 
@@ -37,7 +38,7 @@ def search_job_run(*, job_id: int) -> None:
     timings: dict[str, float] = {}
     try:
         with jobs.Heartbeat(job_id, attempt):
-            results = _analyse_and_search(job, attempt, timings)
+            results, thresholds = _analyse_and_search(job, attempt, timings)
     except (PhotoRejected, NoFaceFound) as exc:
         jobs.search_job_fail(job_id=job_id, attempt=attempt, reason=str(exc), timings=timings)
         logger.info("Search job %s failed: %s", job_id, exc, extra=context)
@@ -57,7 +58,7 @@ def search_job_run(*, job_id: int) -> None:
         if jobs.search_job_requeue(job_id=job_id, attempt=attempt, error=str(exc)):
             jobs.search_job_enqueue(job_id, countdown=5)
         return
-    _finish_done(job, attempt, results, timings)
+    _finish_done(job, attempt, results, thresholds, timings)
     logger.info("Search job %s ran to its end: %s faces, stages %s ms", job_id, len(results), timings, extra=context)
 
 
@@ -74,6 +75,8 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
         raise NoFaceFound("No face found in the photo.")
 
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.SEARCHING)
+    with timed(timings, "calibrate"):
+        thresholds = calibration.search_thresholds(agency_id=job.agency_id)
     include_minors = bool(job.offense_category and job.offense_category.is_missing_person)
     found: list[list[tuple]] = [[] for _ in faces]
     # Each gallery is searched with its own engine (a gallery being re-embedded keeps its old one until
@@ -99,7 +102,8 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
                     )
                 ]
     timings.setdefault("search", 0.0)
-    hits_per_face = [_best_per_profile(hits, job.top_k) for hits in found]
+    bounds = {engine_name: threshold.distance for engine_name, threshold in thresholds.items()}
+    hits_per_face = [_best_per_profile(hits, job.top_k, bounds) for hits in found]
 
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.RENDERING)
     results = []
@@ -107,12 +111,12 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
         # Deterministic names: a re-run overwrites its own crops instead of leaving orphans.
         crop_name = media_store(f"crops/probes/{job.code}/face-{number}.jpg", photo_faces.crop_jpeg(face))
         results.append((number, face, crop_name, hits))
-    return results
+    return results, thresholds
 
 
-def _best_per_profile(hits: list[tuple], limit: int) -> list[tuple]:
+def _best_per_profile(hits: list[tuple], limit: int, bounds: dict[str, float]) -> list[tuple]:
     """Distances of two engines compare through their thresholds; one entry per profile, closest first."""
-    ranked = sorted(hits, key=lambda pair: pair[0].distance / engine_threshold(pair[1]))
+    ranked = sorted(hits, key=lambda pair: pair[0].distance / bounds[pair[1]])
     seen, best = set(), []
     for hit, engine_name in ranked:
         if hit.profile_id not in seen:
@@ -132,7 +136,7 @@ def _describe_with(engine_name: str, image, faces: list, timings: dict, sensitiv
     return matched
 
 
-def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> None:
+def _finish_done(job: SearchJob, attempt: int, results: list, thresholds: dict, timings: dict) -> None:
     with transaction.atomic():
         current = jobs.search_job_lock_owned(job_id=job.id, attempt=attempt)
         if current is None:
@@ -145,8 +149,14 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
                 id__in=[hit.face_image_id for _, _, _, hits in results for hit, _ in hits]
             ).values_list("id", flat=True)
         )
-        candidates = []
+        candidates, decisions = [], []
         for number, face, crop_name, hits in results:
+            kept = [(hit, engine_name) for hit, engine_name in hits if hit.face_image_id in still_held]
+            usable = quality_usable(face.quality)
+            decision = face_decision(
+                usable=usable, compared=[(hit.distance, thresholds[engine_name].distance) for hit, engine_name in kept]
+            )
+            decisions.append(decision)
             probe_face = ProbeFace.objects.create(
                 probe_id=job.probe_id,
                 index=number,
@@ -155,6 +165,7 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
                 embedding=face.embedding,
                 engine=job.engine,
                 quality=face.quality,
+                decision=decision,
                 crop=crop_name,
             )
             candidates += [
@@ -166,12 +177,16 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
                     face_image_id=hit.face_image_id,
                     distance=hit.distance,
                     rank=rank,
+                    likely=usable and hit.distance <= thresholds[engine_name].distance,
                 )
-                for rank, (hit, engine_name) in enumerate(
-                    [(h, e) for h, e in hits if h.face_image_id in still_held], start=1
-                )
+                for rank, (hit, engine_name) in enumerate(kept, start=1)
             ]
         Candidate.objects.bulk_create(candidates)
+        recorded = {engine_name: threshold.as_json() for engine_name, threshold in thresholds.items()}
+        SearchJob.objects.filter(pk=job.id).update(
+            thresholds=recorded,
+            threshold=thresholds[job.engine].distance if job.engine in thresholds else job.threshold,
+        )
         jobs.search_job_mark_done(job_id=job.id, timings=timings)
         # Recorded also when nothing was found: searches that found no one are audited too.
         audit_record(
@@ -183,7 +198,12 @@ def _finish_done(job: SearchJob, attempt: int, results: list, timings: dict) -> 
             data={
                 "candidate_ids": [c.id for c in candidates],
                 "profile_ids": [c.profile_id for c in candidates],
-                "likely": sum(engine_is_match(engine=c.engine, distance=c.distance) for c in candidates),
+                "likely": sum(bool(c.likely) for c in candidates),
                 "faces": len(results),
+                "decisions": decisions,
+                "thresholds": {
+                    name: {"distance": t.distance, "calibration_id": t.calibration_id, "version": t.version}
+                    for name, t in thresholds.items()
+                },
             },
         )

@@ -1,7 +1,9 @@
 """Re-computing a gallery's descriptors with another engine, resumably, then switching in one transaction.
 
 Until the switch the gallery is searched with its old engine; the new descriptors sit beside the old
-ones (one row per photo and engine), so there is no moment where the gallery returns nothing.
+ones (one row per photo and engine), so there is no moment where the gallery returns nothing. Moving a
+whole deployment (galleries_reembed) is the same, gallery after gallery: each switches on its own once
+complete, and a second run does only what is left.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class ReembedSummary:
     already: int = 0
     skipped: list = field(default_factory=list)
     switched: bool = False
+    already_on_engine: bool = False  # searched with the engine before this run: nothing was done
 
 
 def pending_faces(gallery: Gallery, engine_name: str):
@@ -45,7 +48,7 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
     engine = get_engine(engine_name)  # EngineNotAvailable when it is not installed
     summary = ReembedSummary(gallery=gallery, engine=engine_name)
     if gallery.engine == engine_name:
-        summary.switched = True
+        summary.switched = summary.already_on_engine = True
         return summary
     summary.already = FaceImage.objects.filter(gallery=gallery, engine=engine_name).count()
     for face in pending_faces(gallery, engine_name).iterator():
@@ -98,3 +101,22 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
             summary.switched = True
     gallery.refresh_from_db()
     return summary
+
+
+def galleries_pending(engine_name: str):
+    """The galleries not yet searched with the engine, in the order galleries_reembed takes them."""
+    return Gallery.objects.exclude(engine=engine_name).select_related("owner").order_by("id")
+
+
+def galleries_reembed(*, engine_name: str, progress=None) -> list[ReembedSummary]:
+    """Re-embed every gallery with the engine, one after the other (by id); one summary per gallery.
+
+    Each gallery switches in its own transaction when complete, so an interruption leaves the finished ones
+    switched and the others searched with their old engine; a gallery that cannot switch (a photo the
+    engine finds no face in) keeps its old one and the others go on.
+    """
+    get_engine(engine_name)  # EngineNotAvailable before any gallery is touched
+    return [
+        gallery_reembed(gallery=gallery, engine_name=engine_name, progress=progress)
+        for gallery in Gallery.objects.select_related("owner").order_by("id")
+    ]

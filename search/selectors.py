@@ -14,8 +14,8 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from portal.models import AuditEntry
-from search.faces import engine_is_match, engine_threshold
-from search.gallery_scope import galleries_searchable_by, gallery_ids_searchable_by
+from search.faces import engine_is_match, engine_threshold, quality_usable
+from search.gallery_scope import galleries_searchable_by
 from search.models import (
     Candidate,
     FaceImage,
@@ -27,35 +27,43 @@ from search.models import (
     SearchJob,
     SubjectRequest,
 )
+from search.open_set import DECISION_WORDS, LIKELY, LOW_QUALITY, NONE
+
+
+def job_threshold(job: SearchJob, engine: str) -> float:
+    """The likely-candidate threshold the search used for that engine (searches from before thresholds
+    were calibrated: the fixed bound they ran under)."""
+    recorded = (job.thresholds or {}).get(engine)
+    return recorded["distance"] if recorded else engine_threshold(engine)
 
 
 def candidate_threshold(candidate: Candidate) -> float:
-    """The distance bound of the engine the candidate was found with."""
-    return engine_threshold(candidate.found_with)
+    """The likely-candidate threshold of the engine the candidate was found with, in its search."""
+    return job_threshold(candidate.job, candidate.found_with)
 
 
-def candidate_is_match(candidate: Candidate, threshold: float | None = None) -> bool:
-    """Under its engine's bound (or the one given): a likely candidate."""
-    return engine_is_match(engine=candidate.found_with, distance=candidate.distance, threshold=threshold)
-
-
-def similarity_strength(distance: float, threshold: float) -> tuple[str, str]:
-    """A plain-words strength for a distance, relative to the engine's threshold: (key, label)."""
-    if distance <= threshold * 0.85:
-        return "strong", "Strong similarity"
-    if distance <= threshold:
-        return "possible", "Possible similarity"
-    return "weak", "Weak similarity — above the threshold"
+def candidate_is_match(candidate: Candidate) -> bool:
+    """Presented as a likely candidate: the search's decision, recorded with the candidate."""
+    if candidate.erased_at:
+        return False
+    if candidate.likely is not None:
+        return candidate.likely
+    return engine_is_match(engine=candidate.found_with, distance=candidate.distance)
 
 
 def candidate_strength(candidate: Candidate) -> tuple[str, str]:
-    return similarity_strength(candidate.distance, candidate_threshold(candidate))
+    """A candidate's standing in plain words: (key, label)."""
+    if candidate_is_match(candidate):
+        return "likely", "Likely candidate"
+    if candidate.probe_face.decision == LOW_QUALITY:
+        return "low_quality", "For an examiner only: the probe face is too small or blurred to compare reliably"
+    return "weak", "Above the likely-candidate threshold"
 
 
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
     return (
         Candidate.objects.filter(job=job)
-        .select_related("probe_face", "profile", "profile__gallery", "face_image", "review")
+        .select_related("job", "probe_face", "profile", "profile__gallery", "face_image", "review")
         .order_by("probe_face__index", "rank")
     )
 
@@ -65,9 +73,17 @@ def search_job_result(*, job: SearchJob) -> dict:
     faces = []
     candidates = list(search_job_candidates(job=job))
     for probe_face in job.probe.faces.order_by("index"):
+        quality = probe_face.quality or {}
         faces.append(
             {
                 "box": list(probe_face.box),
+                "quality": {
+                    "eye_distance_px": quality.get("eye_distance_px"),
+                    "sharpness": quality.get("sharpness"),
+                    "usable": quality_usable(quality),
+                },
+                "decision": probe_face.decision or _legacy_decision(probe_face, candidates),
+                "threshold": round(job_threshold(job, probe_face.engine), 4),
                 "candidates": [
                     {
                         "rank": c.rank,
@@ -87,6 +103,12 @@ def search_job_result(*, job: SearchJob) -> dict:
         "error": job.error or None,
         "faces": faces if job.status == SearchJob.Status.DONE else [],
     }
+
+
+def _legacy_decision(probe_face: ProbeFace, candidates: list[Candidate]) -> str:
+    """The decision of a face searched before decisions were recorded, by the rule it ran under."""
+    own = [c for c in candidates if c.probe_face_id == probe_face.id]
+    return LIKELY if any(candidate_is_match(c) for c in own) else NONE
 
 
 # --- Scoped getters for the pages ------------------------------------------------------------
@@ -147,73 +169,78 @@ def profile_searches(*, user: User, profile: Profile) -> QuerySet[Candidate]:
     )
 
 
+@dataclass(frozen=True)
+class ThresholdContext:
+    """What a search's likely-candidate threshold rests on, for the page (open_set.Threshold as recorded)."""
+
+    engine: str
+    distance: float
+    gallery_faces: int
+    expected_false: float
+    fmr: float
+    fmr_rule_of_three: float | None
+    labelled_pairs: int
+    gallery_pairs: int
+    capped_by_mate_bound: bool
+    version: int | None
+    method: str
+
+    @property
+    def calibrated(self) -> bool:
+        return self.version is not None
+
+    @classmethod
+    def of(cls, job: SearchJob, engine: str) -> ThresholdContext:
+        recorded = (job.thresholds or {}).get(engine)
+        if not recorded:
+            # A search from before thresholds were calibrated: the engine's fixed bound.
+            return cls(engine, job.threshold, 0, 0.0, 0.0, None, 0, 0, True, None, "")
+        return cls(**{field: recorded.get(field) for field in cls.__dataclass_fields__})
+
+
 @dataclass
 class ResultFace:
     probe_face: ProbeFace
     candidates: list[Candidate]
+    threshold: ThresholdContext
 
     @property
     def likely(self) -> list[Candidate]:
-        return [c for c in self.candidates if candidate_is_match(c) and not c.erased_at]
+        return [c for c in self.candidates if candidate_is_match(c)]
 
     @property
-    def answer(self) -> tuple[str, str]:
-        """The open-set answer for this face: strong, possible, or no likely candidate."""
-        strengths = {candidate_strength(c)[0] for c in self.likely}
-        if "strong" in strengths:
-            return "strong", "Strong candidate"
-        if "possible" in strengths:
-            return "possible", "Possible candidate"
-        return "none", "No likely candidate"
-
-
-@dataclass
-class OpenSetContext:
-    profiles_searched: int
-    expected_unrelated: float
-    expected_synthetic: float = 0.0  # the same expectation from the scale benchmark's synthetic faces
+    def decision(self) -> str:
+        return self.probe_face.decision or _legacy_decision(self.probe_face, self.candidates)
 
     @property
-    def expected_words(self) -> str:
-        if self.expected_unrelated < 0.05:
-            return "fewer than one in twenty searches is expected to show an unrelated person this close"
-        if self.expected_unrelated < 1:
-            return (
-                f"about one search in {max(2, round(1 / self.expected_unrelated))} is expected to show an "
-                "unrelated person this close"
-            )
-        return f"about {self.expected_unrelated:.0f} unrelated people are expected this close in every search"
+    def decision_words(self) -> str:
+        return DECISION_WORDS[self.decision]
 
     @property
-    def synthetic_words(self) -> str:
-        """The scale benchmark's figure on synthetic faces, for a gallery of this size."""
-        if self.expected_synthetic < 0.01:
-            return "fewer than one such face in a hundred searches"
-        if self.expected_synthetic < 1:
-            return f"about one such face in {max(2, round(1 / self.expected_synthetic))} searches"
-        return f"about {self.expected_synthetic:.0f} such faces per search"
+    def quality(self) -> dict:
+        return self.probe_face.quality or {}
+
+    @property
+    def likely_first(self) -> list[Candidate]:
+        """Likely candidates, then the rest, each by rank."""
+        return sorted(self.candidates, key=lambda c: (not candidate_is_match(c), c.rank))
 
 
 def job_result_faces(*, job: SearchJob) -> list[ResultFace]:
-    candidates = list(search_job_candidates(job=job).select_related("job"))
+    candidates = list(search_job_candidates(job=job))
     return [
-        ResultFace(probe_face=face, candidates=[c for c in candidates if c.probe_face_id == face.id])
+        ResultFace(
+            probe_face=face,
+            candidates=[c for c in candidates if c.probe_face_id == face.id],
+            threshold=ThresholdContext.of(job, face.engine),
+        )
         for face in job.probe.faces.order_by("index")
     ]
 
 
-def open_set_context(*, job: SearchJob) -> OpenSetContext:
-    """How many unrelated people a search of this size is expected to bring under the threshold."""
-    from django.conf import settings
-
-    profiles = Profile.objects.filter(
-        gallery_id__in=gallery_ids_searchable_by(agency_id=job.agency_id, engine=job.engine)
-    ).count()
-    rate = settings.OPEN_SET_IMPOSTOR_RATE.get(job.engine, 0.0)
-    synthetic_rate = settings.OPEN_SET_SYNTHETIC_RATE.get(job.engine, 0.0)
-    return OpenSetContext(
-        profiles_searched=profiles, expected_unrelated=profiles * rate, expected_synthetic=profiles * synthetic_rate
-    )
+def searchable_face_count(*, agency_id: int) -> int:
+    """How many gallery faces the agency's searches compare with (0: nothing to search yet)."""
+    return FaceImage.objects.filter(gallery__in=galleries_searchable_by(agency_id=agency_id)).count()
 
 
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from search import jobs, pipeline, retention
+from search import calibration, jobs, pipeline, retention
 
 
 @shared_task(name="search.tasks.search_job_run", acks_late=True, reject_on_worker_lost=True)
@@ -18,3 +18,8 @@ def search_jobs_sweep_task() -> None:
 @shared_task(name="search.tasks.purge_expired", ignore_result=True)
 def purge_expired_task() -> None:
     retention.purge_expired()
+
+
+@shared_task(name="search.tasks.calibrations_refresh", ignore_result=True)
+def calibrations_refresh_task() -> None:
+    calibration.calibrations_refresh()

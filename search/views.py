@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -82,8 +83,8 @@ def _job_context(job: SearchJob) -> dict:
         "job": job,
         "faces": selectors.job_result_faces(job=job) if done else [],
         "stages": _stage_list(job),
-        "threshold": job.threshold,
-        "open_set": selectors.open_set_context(job=job) if done else None,
+        "expected_false": settings.OPEN_SET_EXPECTED_FALSE,
+        "quality_min_eye_px": settings.QUALITY_MIN_EYE_DISTANCE_PX,
     }
 
 

@@ -75,6 +75,10 @@ class FaceEngine:
         """A square crop of the face, rotated so the eyes are level, the same framing for all faces."""
         raise NotImplementedError
 
+    def eyes_and_nose(self, face: DetectedFace) -> tuple[tuple[float, float], tuple[float, float], tuple[float, float]]:
+        """The centres of the two eyes and the nose tip, from the engine's own landmarks."""
+        raise NotImplementedError
+
 
 DLIB_RESNET = "dlib-resnet-v1"
 YUNET_SFACE = "yunet-sface-int8"
@@ -89,12 +93,20 @@ class EngineEntry:
     metric: str  # "euclidean" or "cosine"; the engine's HNSW index uses the same
     dimensions: int
     hnsw_index: str  # the partial HNSW index of its descriptors (search.models declares it)
-    # The setting holding the mate-based distance bound: at or under it, two faces count as a match.
+    # The setting holding the mate-based distance bound: no decision ever counts two faces further apart
+    # than this as a likely match (the calibrated threshold, search.open_set, is at or under it).
     threshold_setting: str
+    # The setting holding the least sharpness of a face the engine still compares reliably
+    # (docs/quality-gate.md: the curve it was read from).
+    min_sharpness_setting: str
 
     @property
     def threshold(self) -> float:
         return getattr(settings, self.threshold_setting)
+
+    @property
+    def min_sharpness(self) -> float:
+        return getattr(settings, self.min_sharpness_setting)
 
 
 ENGINES = {
@@ -107,6 +119,7 @@ ENGINES = {
             dimensions=128,
             hnsw_index="face_embedding_dlib_hnsw",
             threshold_setting="FACE_MATCH_THRESHOLD",
+            min_sharpness_setting="DLIB_QUALITY_MIN_SHARPNESS",
         ),
         EngineEntry(
             YUNET_SFACE,
@@ -115,10 +128,11 @@ ENGINES = {
             dimensions=128,
             hnsw_index="face_embedding_sface_hnsw",
             threshold_setting="SFACE_MATCH_THRESHOLD",
+            min_sharpness_setting="SFACE_QUALITY_MIN_SHARPNESS",
         ),
     )
 }
-DEFAULT_ENGINE = DLIB_RESNET
+DEFAULT_ENGINE = YUNET_SFACE
 
 
 def engine_entry(name: str) -> EngineEntry:
@@ -142,6 +156,13 @@ def engine_is_match(*, engine: str, distance: float, threshold: float | None = N
     return distance <= (engine_threshold(engine) if threshold is None else threshold)
 
 
+def engine_distance(name: str, a: np.ndarray, b: np.ndarray) -> float:
+    """The distance of that engine's metric between two descriptors (as pgvector computes it)."""
+    if engine_entry(name).metric == "cosine":
+        return 1.0 - float(np.dot(a, b) / max(float(np.linalg.norm(a) * np.linalg.norm(b)), 1e-12))
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)))
+
+
 def _engine_module(name: str):
     try:
         return importlib.import_module(engine_entry(name).implementation.rsplit(".", 1)[0])
@@ -158,6 +179,43 @@ def get_engine(name: str = DEFAULT_ENGINE) -> FaceEngine:
 def engine_model_files(name: str) -> list[ModelFile]:
     """The model files the engine loads, found without loading any model (readiness checks use it)."""
     return _engine_module(name).model_files()
+
+
+def face_quality(engine: FaceEngine, face: DetectedFace, *, sharpness: float, scale: float = 1.0) -> dict:
+    """What a face's descriptor can be trusted for: the distance between the eyes (in the photo's own
+    pixels), the sharpness of the aligned face, the pose from the landmarks and the detector's score.
+
+    usable is False below the floors read from the shared photos (docs/quality-gate.md): such a face's
+    candidates may be listed for an examiner, never as a likely candidate.
+    """
+    first, second, (nx, ny) = engine.eyes_and_nose(face)
+    (ax, ay), (bx, by) = sorted([first, second])  # left to right in the photo
+    eye_distance = float(np.hypot(bx - ax, by - ay))
+    # Yaw: how far the nose sits from the midpoint between the eyes, in half eye-distances (0 frontal,
+    # about ±1 in profile); roll: the tilt of the line between the eyes, in degrees.
+    mid_x, mid_y = (ax + bx) / 2, (ay + by) / 2
+    yaw = ((nx - mid_x) * (bx - ax) + (ny - mid_y) * (by - ay)) / max(eye_distance, 1e-6) ** 2 * 2
+    roll = float(np.degrees(np.arctan2(by - ay, bx - ax)))
+    eye_distance_px = round(eye_distance / scale, 1)
+    floors = {
+        "small": eye_distance_px < settings.QUALITY_MIN_EYE_DISTANCE_PX,
+        "blurred": sharpness < ENGINES[engine.name].min_sharpness,
+    }
+    return {
+        "eye_distance_px": eye_distance_px,
+        "sharpness": round(sharpness, 1),
+        "yaw": round(float(yaw), 2),
+        "roll_degrees": round(roll, 1),
+        "detector_score": round(face.detector_score, 3),
+        "face_width_px": round(face.box[2] / scale),
+        "usable": not any(floors.values()),
+        "below": [name for name, below in floors.items() if below],
+    }
+
+
+def quality_usable(quality: dict) -> bool:
+    """Whether a stored face's quality passed the floors (faces stored before the measure existed: yes)."""
+    return bool(quality.get("usable", True))
 
 
 def sharpness(gray: np.ndarray) -> float:

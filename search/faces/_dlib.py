@@ -73,5 +73,12 @@ class DlibEngine(FaceEngine):
     def embed(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
         return np.asarray(self._describe.compute_face_descriptor(image, face.handle), dtype=np.float32)
 
+    def eyes_and_nose(self, face: DetectedFace):
+        # dlib's five points: the corners of one eye (0, 1), of the other (2, 3), and below the nose (4).
+        p = face.landmarks
+        first = ((p[2][0] + p[3][0]) / 2, (p[2][1] + p[3][1]) / 2)
+        second = ((p[0][0] + p[1][0]) / 2, (p[0][1] + p[1][1]) / 2)
+        return first, second, p[4]
+
     def aligned_crop(self, image: np.ndarray, face: DetectedFace, size: int) -> np.ndarray:
         return dlib.get_face_chip(image, face.handle, size=size, padding=0.45)

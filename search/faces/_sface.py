@@ -105,6 +105,10 @@ class SFaceEngine(FaceEngine):
         vector = self._net.forward().reshape(-1).astype(np.float32)
         return vector / max(float(np.linalg.norm(vector)), 1e-12)
 
+    def eyes_and_nose(self, face: DetectedFace):
+        # YuNet's five points: right eye, left eye, nose tip, right and left mouth corners.
+        return face.landmarks[0], face.landmarks[1], face.landmarks[2]
+
     def aligned_crop(self, image: np.ndarray, face: DetectedFace, size: int) -> np.ndarray:
         rgb = np.ascontiguousarray(self._aligned_bgr(image, face)[:, :, ::-1])
         return self._cv2.resize(rgb, (size, size), interpolation=self._cv2.INTER_CUBIC)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 from django.utils import timezone
 
@@ -28,7 +29,7 @@ from search import index
 from search.faces import ENGINES, engine_threshold
 from search.gallery_scope import gallery_ids_by_engine
 from search.models import Gallery, ThresholdCalibration, Tombstone
-from search.open_set import KEEP_LOWEST, TAIL_SHARE, TailFit, Threshold, TooFewPairs, tail_fit, threshold_for
+from search.open_set import KEEP_LOWEST, MIN_TAIL, TAIL_SHARE, TailFit, Threshold, tail_fit, threshold_for
 
 LABELLED_PAIRS_FILE = Path(__file__).parent / "data" / "labelled_pairs.json"
 # Possible duplicate records listed per calibration, closest first.
@@ -104,9 +105,10 @@ def calibrate(*, agency_id: int | None, engine: str) -> ThresholdCalibration:
     duplicates = [row for row in sample.lowest if row[0] <= duplicate_bound]
     gallery_lowest = [row[0] for row in sample.lowest if row[0] > duplicate_bound]
     gallery_pairs = sample.pairs - len(duplicates)
-    try:
+    if gallery_pairs > MIN_TAIL:
         fit = tail_fit(np.concatenate([labelled, gallery_lowest]), total=len(labelled) + gallery_pairs)
-    except TooFewPairs:
+    else:
+        # Too few pairs of its own to say anything of their tail: the labelled pairs alone (the page says so).
         fit, gallery_pairs = labelled_only, 0
     with transaction.atomic():
         previous = (
@@ -163,6 +165,9 @@ def latest_calibration(*, agency_id: int | None, engine: str) -> ThresholdCalibr
 
 def search_thresholds(*, agency_id: int) -> dict[str, Threshold]:
     """Per engine the agency's galleries are searched with: the likely-candidate threshold right now."""
+    problems = threshold_settings_problems()
+    if problems:
+        raise ImproperlyConfigured(" ".join(problems))
     thresholds = {}
     for engine, gallery_ids in gallery_ids_by_engine(agency_id=agency_id).items():
         faces = index.gallery_faces_count(engine=engine, gallery_ids=gallery_ids)
@@ -194,3 +199,31 @@ def calibrations_refresh() -> list[ThresholdCalibration]:
         if latest is None or latest.gallery_signature != signature or latest.settings_used != _settings_used(engine):
             made.append(calibrate(agency_id=agency_id, engine=engine))
     return made
+
+
+# The expected number of unrelated faces per search that a setting may ask for.
+EXPECTED_FALSE_RANGE = (1e-6, 1.0)
+
+
+def threshold_settings_problems() -> list[str]:
+    """Threshold settings outside what the labelled data supports, each with the supported range.
+
+    An engine's mate-based bound must keep every labelled mate pair under it (below the furthest, known
+    mates would never be likely) and stay under the distance where 1 % of labelled impostor pairs fall
+    (above it, the bound no longer limits anything a gallery could calibrate to).
+    """
+    problems = []
+    low, high = EXPECTED_FALSE_RANGE
+    if not low <= settings.OPEN_SET_EXPECTED_FALSE <= high:
+        problems.append(f"OPEN_SET_EXPECTED_FALSE={settings.OPEN_SET_EXPECTED_FALSE} is outside {low:g}–{high:g}.")
+    for name, entry in ENGINES.items():
+        if name not in labelled_pairs():
+            continue
+        floor = furthest_labelled_mate(name)
+        ceiling = float(np.percentile(labelled_impostors(name), 1))
+        if not floor <= entry.threshold <= ceiling:
+            problems.append(
+                f"{entry.threshold_setting}={entry.threshold} is outside what the labelled pairs support for "
+                f"{name}: {floor:.3f}–{ceiling:.3f} (the furthest mate pair – the 1st percentile of impostor pairs)."
+            )
+    return problems

@@ -67,12 +67,15 @@ class PhotoFaces:
                 embedding = self.engine.embed(self.array, face)
                 chip = self.engine.aligned_crop(self.array, face, 150)
                 gray = np.asarray(Image.fromarray(chip).convert("L"))
+                # The face's interior only: an aligned crop reaching past the photo's edge has a black
+                # border, whose edges would read as sharpness.
+                inner = gray[30:120, 30:120]
                 faces.append(
                     FoundFace(
                         box=[round(v / self.scale) for v in face.box],
                         landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
                         embedding=embedding,
-                        quality=face_quality(self.engine, face, sharpness=sharpness(gray), scale=self.scale),
+                        quality=face_quality(self.engine, face, sharpness=sharpness(inner), scale=self.scale),
                         detected=face,
                     )
                 )

@@ -63,7 +63,16 @@ def candidate_strength(candidate: Candidate) -> tuple[str, str]:
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
     return (
         Candidate.objects.filter(job=job)
-        .select_related("job", "probe_face", "profile", "profile__gallery", "face_image", "review")
+        .select_related(
+            "job",
+            "probe_face",
+            "profile",
+            "profile__gallery",
+            "face_image",
+            "review",
+            "review__proposed_by",
+            "review__reviewed_by",
+        )
         .order_by("probe_face__index", "rank")
     )
 

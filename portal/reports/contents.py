@@ -16,7 +16,7 @@ from portal.reports.layout import (
     ReportSearch,
 )
 from search.models import Candidate, LeadReview, SearchJob
-from search.selectors import candidate_is_match
+from search.selectors import candidate_is_match, job_result_faces
 
 # The only places the product writes images; a report embeds nothing else.
 _IMAGE_PREFIXES = ("crops/", "probes/", "gallery/")
@@ -64,22 +64,16 @@ def _candidate(candidate: Candidate) -> ReportCandidate:
 
 
 def _search(job: SearchJob) -> ReportSearch:
-    faces = []
-    for face in job.probe.faces.order_by("index"):
-        candidates = (
-            job.candidates.filter(probe_face=face)
-            .select_related(
-                "profile", "profile__gallery", "face_image", "review", "review__proposed_by", "review__reviewed_by"
-            )
-            .order_by("rank")
+    faces = [
+        ReportFace(
+            index=face.probe_face.index,
+            crop_jpeg=_image_bytes(face.probe_face.crop),
+            candidates=[_candidate(candidate) for candidate in face.candidates],
+            decision=face.decision_words,
+            threshold=face.threshold.distance,
         )
-        faces.append(
-            ReportFace(
-                index=face.index,
-                crop_jpeg=_image_bytes(face.crop),
-                candidates=[_candidate(candidate) for candidate in candidates],
-            )
-        )
+        for face in job_result_faces(job=job)
+    ]
     return ReportSearch(
         photo_name=job.probe.original_name or "probe photo",
         created_at=timezone.localtime(job.created_at),

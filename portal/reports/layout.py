@@ -56,6 +56,8 @@ class ReportFace:
     index: int
     crop_jpeg: bytes | None
     candidates: list[ReportCandidate] = field(default_factory=list)
+    decision: str = ""  # the open-set answer in words ("Likely candidate", …)
+    threshold: float | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +195,9 @@ def _face_block(face: ReportFace, styles) -> KeepTogether:
                     [
                         _image(face.crop_jpeg, 30),
                         Paragraph(
-                            f"{len(face.candidates)} candidates shown; * marks a distance under the threshold.",
+                            (f"<b>{text(face.decision)}</b><br/>" if face.decision else "")
+                            + f"{len(face.candidates)} candidates shown; * marks a likely candidate"
+                            + (f" (distance under the threshold {face.threshold:.3f})." if face.threshold else "."),
                             styles["small"],
                         ),
                     ]
@@ -241,7 +245,7 @@ def case_report_pdf(contents: CaseReportContents) -> bytes:
                 f"{search.created_at:%d %b %Y %H:%M} by {text(search.started_by)} · purpose: "
                 f"{text(search.purpose)} · justification: {text(search.justification)} · status: {search.status}"
                 f"{(' — ' + text(search.error)) if search.error else ''} · engine {text(search.engine)}, "
-                f"threshold {search.threshold:.2f}",
+                f"threshold {search.threshold:.3f}",
                 styles["small"],
             )
         )

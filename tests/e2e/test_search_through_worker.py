@@ -77,7 +77,7 @@ def test_search_photo_returns_the_identity_at_rank_one(start_worker, north):
     assert all(not c["match"] for c in face["candidates"][1:])
     job = SearchJob.objects.get(pk=result["job"])
     assert job.probe.case.number == "N-1"
-    assert set(job.stage_ms) == {"decode", "detect", "embed", "search", "render"}
+    assert set(job.stage_ms) == {"decode", "detect", "embed", "calibrate", "search", "render"}
 
 
 def test_search_photo_reports_a_photo_without_a_face(start_worker, north, tmp_path):

@@ -183,4 +183,6 @@ class NoGalleryTests(AgencyFixtureMixin, TestCase):
         sign_in(self.client, self.alice)
         page = self.client.get(reverse("portal:case-detail", args=[self.case.code])).content.decode()
         self.assertIn("Your agency has no gallery it may search", page)
-        self.assertNotIn("data-upload-form", page)
+        gallery_make(owner=self.south, name="Shared", people={"P01": _paths(["img1.jpg"])}).shared_with.add(self.north)
+        page = self.client.get(reverse("portal:case-detail", args=[self.case.code])).content.decode()
+        self.assertNotIn("Your agency has no gallery it may search", page)  # a gallery shared with it counts

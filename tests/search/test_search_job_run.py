@@ -46,7 +46,7 @@ class SearchJobRunTests(AgencyFixtureMixin, TestCase):
         pipeline.search_job_run(job_id=job.id)
         job.refresh_from_db()
         self.assertEqual(job.status, SearchJob.Status.DONE)
-        self.assertEqual(set(job.stage_ms), {"decode", "detect", "embed", "search", "render"})
+        self.assertEqual(set(job.stage_ms), {"decode", "detect", "embed", "calibrate", "search", "render"})
         result = search_job_result(job=job)
         self.assertEqual(len(result["faces"]), 1)
         first = result["faces"][0]["candidates"][0]

@@ -1,5 +1,5 @@
 """Decode every file of a folder with search.imaging.decode_photo, one after another, in this process,
-and find the faces of each accepted photo as a worker does (the default dlib engine loaded).
+and find the faces of each accepted photo as a worker does (the default engine loaded).
 
 Run by test_decoding_memory.py in a child process whose address space is capped (RLIMIT_AS) before
 Python starts, so a decoder that needs more memory than the cap fails here instead of in a worker.

@@ -1,9 +1,12 @@
-"""Decoding the whole hostile corpus, and photos at the 40 MP limit, stays under 1 GiB of memory.
+"""Decoding the whole hostile corpus, and photos at the 40 MP limit, stays under 1.5 GiB of address space.
 
 Enforced, not watched: the decoding runs in a child process whose address space is capped with
 RLIMIT_AS before Python starts (decode_under_limit.py), with the face models loaded as in a worker.
 An allocation past the cap fails there; the test wants a clean exit with every file refused or
 accepted as the corpus says.
+
+The cap is on address space, not resident memory: the default engine's OpenCV runtime reserves about
+0.7 GB of address space when its models load (0.22 GB resident), dlib's about 0.25 GB.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from tests.base import faces_dir
 from tests.security.corpus import BIG_CASES, HOSTILE_CASES
 
 GIB = 1024**3
+CAP = GIB * 3 // 2
 FACE_PHOTO = "img10.jpg"
 
 
@@ -40,6 +44,11 @@ def decode_in_child(folder: Path, address_space_bytes: int) -> subprocess.Comple
             "FACE_DETECT_MAX_SIDE",
             "FACE_DETECT_UPSAMPLE",
             "FACE_MATCH_THRESHOLD",
+            "SFACE_MATCH_THRESHOLD",
+            "YUNET_SCORE_THRESHOLD",
+            "QUALITY_MIN_EYE_DISTANCE_PX",
+            "SFACE_QUALITY_MIN_SHARPNESS",
+            "DLIB_QUALITY_MIN_SHARPNESS",
         )
     }
     return subprocess.run(
@@ -67,8 +76,8 @@ class DecodingMemoryTests(SimpleTestCase):
         shutil.rmtree(cls.folder)
         super().tearDownClass()
 
-    def test_the_corpus_decodes_under_one_gib(self):
-        child = decode_in_child(self.folder, GIB)
+    def test_the_corpus_decodes_under_the_cap(self):
+        child = decode_in_child(self.folder, CAP)
         self.assertEqual(child.returncode, 0, child.stderr[-3000:])
         results = {row["file"]: row for row in map(json.loads, child.stdout.splitlines())}
         self.assertEqual(set(results), set(self.cases), "files the child did not report on")
@@ -78,10 +87,10 @@ class DecodingMemoryTests(SimpleTestCase):
                 self.assertEqual(row["outcome"], "refused" if case.refused else "accepted", row)
                 self.assertIn(case.refused, row["detail"])
         peak = max(row["peak_vm_mb"] for row in results.values())
-        self.assertLess(peak, 1024)
+        self.assertLess(peak, CAP // 1024**2)
         print(
             f"\ndecoding + face detection of {len(results)} files: peak address space {peak} MB, "
-            f"peak RSS {max(row['peak_rss_mb'] for row in results.values())} MB (cap 1024 MB)"
+            f"peak RSS {max(row['peak_rss_mb'] for row in results.values())} MB (cap {CAP // 1024**2} MB)"
         )
 
     def test_the_cap_is_real(self):
@@ -90,7 +99,7 @@ class DecodingMemoryTests(SimpleTestCase):
         self.addCleanup(shutil.rmtree, folder)
         for name in ("jpeg_exif_rotated", "webp_40mp"):
             (folder / name).write_bytes((self.folder / name).read_bytes())
-        child = decode_in_child(folder, 500 * 1024**2)
+        child = decode_in_child(folder, 900 * 1024**2)
         self.assertEqual(child.returncode, 0, child.stderr[-3000:])
         outcomes = {row["file"]: row["outcome"] for row in map(json.loads, child.stdout.splitlines())}
         self.assertEqual(outcomes["jpeg_exif_rotated"], "accepted")

@@ -10,6 +10,7 @@ from tqdm import tqdm
 
 from accounts.models import User
 from accounts.selectors import agency_get_by_slug
+from search.calibration import calibrations_refresh, search_thresholds
 from search.enrolment import EnrolmentItem, EnrolmentSkipped, gallery_enrol_batch, gallery_get_or_create
 
 
@@ -116,6 +117,17 @@ class Command(BaseCommand):
                 progress=lambda item: bar.update(1),
             )
         result = summary.as_dict()
+        # The galleries changed: recalibrate now rather than at the beat's next round, so that the very
+        # next search is decided on this gallery's own impostor pairs too.
+        calibrations_refresh()
+        threshold = search_thresholds(agency_id=gallery_obj.owner_id).get(gallery_obj.engine)
+        if threshold is not None:
+            result["threshold"] = {
+                "engine": threshold.engine,
+                "distance": threshold.distance,
+                "gallery_faces": threshold.gallery_faces,
+                "version": threshold.version,
+            }
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=None))
             return
@@ -124,6 +136,11 @@ class Command(BaseCommand):
             f"{result['profiles']} profiles, {result['faces_enrolled']} faces enrolled, "
             f"{result['files_skipped']} files skipped."
         )
+        if threshold is not None:
+            self.stdout.write(
+                f"Likely-candidate threshold of {gallery_obj.owner.name}'s searches: {threshold.distance:.3f} "
+                f"({threshold.engine}, {threshold.gallery_faces} faces searchable, calibration v{threshold.version})."
+            )
         for code, count in sorted(result["skip_reasons"].items()):
             self.stdout.write(f"  {count:>4} skipped: {code.replace('_', ' ')}")
         for note in result["notes"]:

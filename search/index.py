@@ -195,3 +195,25 @@ def gallery_impostor_sample(*, engine: str, gallery_ids: list[int], max_pairs: i
     if not rows:
         return ImpostorSample(0, [])
     return ImpostorSample(int(rows[0][0]), [(float(d), int(a), int(b)) for _, d, a, b in rows])
+
+
+@dataclass(frozen=True)
+class TombstoneHit:
+    tombstone_id: int
+    request_id: int | None
+    distance: float
+
+
+def nearest_tombstone(embedding: np.ndarray, *, engine: str) -> TombstoneHit | None:
+    """The closest erased face of that engine (which one, and whose request), or None when there is none."""
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}")
+    operator = _OPERATORS[ENGINES[engine].metric]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, request_id, embedding {operator} %s::vector AS distance FROM search_tombstone"
+            " WHERE engine = %s ORDER BY distance LIMIT 1",
+            [_vector_literal(embedding), engine],
+        )
+        row = cursor.fetchone()
+    return None if row is None else TombstoneHit(int(row[0]), row[1], float(row[2]))

@@ -39,6 +39,16 @@ def box_overlap(a, b) -> float:
     return inter / float(aw * ah + bw * bh - inter) if inter else 0.0
 
 
+# Two detectors found the same face when their boxes overlap at least this much (intersection over union).
+SAME_FACE_OVERLAP = 0.3
+
+
+def same_face(box, faces: list[FoundFace]) -> FoundFace | None:
+    """The face among `faces` (another engine's) found where `box` is: the one overlapping it most, if enough."""
+    overlap, match = max(((box_overlap(box, f.box), f) for f in faces), key=lambda pair: pair[0], default=(0.0, None))
+    return match if match is not None and overlap >= SAME_FACE_OVERLAP else None
+
+
 @contextmanager
 def timed(timings: dict, stage: str):
     started = time.perf_counter()

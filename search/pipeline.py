@@ -17,7 +17,7 @@ from search.gallery_scope import gallery_ids_by_engine
 from search.imaging import PhotoRejected, decode_photo
 from search.models import Candidate, FaceImage, ProbeFace, SearchJob
 from search.open_set import face_decision
-from search.photo_faces import PhotoFaces, box_overlap, timed
+from search.photo_faces import PhotoFaces, same_face, timed
 from search.storage import media_store
 
 logger = logging.getLogger(__name__)
@@ -128,12 +128,7 @@ def _best_per_profile(hits: list[tuple], limit: int, bounds: dict[str, float]) -
 def _describe_with(engine_name: str, image, faces: list, timings: dict, sensitive: bool) -> list:
     """Descriptors of another engine for the same faces, matched by box overlap (None where unmatched)."""
     other = PhotoFaces(image, get_engine(engine_name), timings).find(sensitive=sensitive)
-    matched = []
-    for face in faces:
-        overlaps = [(box_overlap(face.box, candidate.box), candidate) for candidate in other]
-        overlap, best = max(overlaps, key=lambda pair: pair[0], default=(0.0, None))
-        matched.append(best.embedding if best is not None and overlap >= 0.3 else None)
-    return matched
+    return [match.embedding if (match := same_face(face.box, other)) is not None else None for face in faces]
 
 
 def _finish_done(job: SearchJob, attempt: int, results: list, thresholds: dict, timings: dict) -> None:

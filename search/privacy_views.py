@@ -20,6 +20,8 @@ from search.models import SubjectRequest
 from search.subject_requests import (
     AccessOutcome,
     RequestRefused,
+    match_decision_words,
+    match_is_likely,
     subject_request_complete,
     subject_request_file,
     subject_request_search,
@@ -105,7 +107,10 @@ def request_queue(request):
 @privacy_officer_required
 def request_detail(request, reference):
     subject_request = selectors.subject_request_get(reference=reference)
-    matches = selectors.subject_request_matches(subject_request=subject_request)
+    matches = [
+        match | {"likely": match_is_likely(match), "decision_words": match_decision_words(match)}
+        for match in selectors.subject_request_matches(subject_request=subject_request)
+    ]
     return render(
         request,
         "search/privacy_request.html",

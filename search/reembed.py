@@ -18,7 +18,7 @@ from portal.models import AuditEntry
 from search.faces import get_engine
 from search.imaging import decode_photo
 from search.models import FaceImage, Gallery
-from search.photo_faces import PhotoFaces, box_overlap
+from search.photo_faces import PhotoFaces, same_face
 from search.storage import media_store
 
 
@@ -57,10 +57,8 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
         photo_faces = PhotoFaces(photo.image, engine)
         found = photo_faces.find()
         # The same person: the new engine's face that overlaps the enrolled box most.
-        overlap, match = max(
-            ((box_overlap(face.box, f.box), f) for f in found), key=lambda pair: pair[0], default=(0.0, None)
-        )
-        if match is None or overlap < 0.3:
+        match = same_face(face.box, found)
+        if match is None:
             summary.skipped.append({"file": face.source_name, "reason": f"{engine_name} finds no matching face"})
         else:
             # FileField names hold at most 100 characters.

@@ -1,11 +1,16 @@
 """Data-subject rights: filing access and erasure requests, the privacy officer's search, the export,
-and complete erasure with a tombstone that refuses the same face later."""
+and complete erasure with tombstones that refuse the same face later, whatever engine enrols it.
+
+A match is released or erased only when the one open-set decision (search.open_set) calls it likely: the
+request photo searched every gallery of the deployment, so each engine's threshold is the one calibrated to
+all the faces of that engine (calibration.deployment_threshold)."""
 
 from __future__ import annotations
 
 import fcntl
 import io
 import json
+import logging
 import os
 import secrets
 import zipfile
@@ -22,12 +27,16 @@ from accounts.models import Role, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import index
-from search.enrolment import EnrolmentSkipped, enrolment_quality_gate
-from search.faces import get_engine
+from search.calibration import deployment_threshold
+from search.enrolment import EnrolmentSkipped, enrolment_quality_gate, face_described_with, stored_image
+from search.faces import ENGINES, EngineNotAvailable, engine_threshold, get_engine, quality_usable
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
 from search.models import Candidate, FaceImage, Gallery, Profile, SubjectRequest, Tombstone
+from search.open_set import DECISION_WORDS, LIKELY, face_decision
 from search.photo_faces import PhotoFaces
 from search.storage import media_delete, media_store
+
+logger = logging.getLogger(__name__)
 
 REQUEST_DUE_DAYS = 30
 MAX_MATCHES = 50
@@ -93,40 +102,97 @@ def _require_privacy_officer(user: User) -> None:
 
 def subject_request_search(*, request: SubjectRequest, user: User) -> list[dict]:
     """Search the request's photo against every gallery of every agency: its own audited action,
-    outside any case. The matches under the engine's threshold, one per profile."""
+    outside any case. One entry per profile within the engine's mate-based bound, each with the decision:
+    likely only at or under the threshold calibrated to every face of that engine (the likely ones first)."""
     _require_privacy_officer(user)
     if request.status != SubjectRequest.Status.RECEIVED:
         raise RequestRefused(f"Request {request.reference} is already {request.get_status_display().lower()}.")
     with default_storage.open(request.photo.name, "rb") as stored:
-        _, face = _one_clear_face(stored.read())
-    engine = get_engine(settings.FACE_ENGINE)
-    gallery_ids = list(Gallery.objects.filter(engine=engine.name).values_list("id", flat=True))
-    hits = index.nearest_profiles(
-        face.embedding, engine=engine.name, gallery_ids=gallery_ids, limit=MAX_MATCHES, include_minors=True
-    )
-    hits = [hit for hit in hits if hit.distance <= engine.default_threshold]
-    profiles = Profile.objects.select_related("gallery", "gallery__owner").in_bulk([hit.profile_id for hit in hits])
-    matches = [
-        {
-            "profile_id": hit.profile_id,
-            "profile": profiles[hit.profile_id].display_name,
-            "gallery": profiles[hit.profile_id].gallery.name,
-            "agency": profiles[hit.profile_id].gallery.owner.name,
-            "distance": round(hit.distance, 4),
-        }
-        for hit in hits
-    ]
+        photo, face = _one_clear_face(stored.read())
+    galleries_by_engine: dict[str, list[int]] = {}
+    for gallery_id, engine_name in Gallery.objects.values_list("id", "engine"):
+        galleries_by_engine.setdefault(engine_name, []).append(gallery_id)
+    found, thresholds, not_described = [], {}, []
+    # Each gallery is searched with its own engine, so the photo is described once per engine in use.
+    for engine_name, gallery_ids in sorted(galleries_by_engine.items()):
+        try:
+            described = (
+                face if engine_name == settings.FACE_ENGINE else face_described_with(engine_name, photo.image, face.box)
+            )
+        except EngineNotAvailable as exc:
+            raise RequestRefused(f"The galleries of {engine_name} cannot be searched: {exc}") from None
+        if described is None:
+            not_described.append(engine_name)
+            continue
+        threshold = thresholds[engine_name] = deployment_threshold(engine=engine_name)
+        usable = quality_usable(described.quality)
+        hits = index.nearest_profiles(
+            described.embedding, engine=engine_name, gallery_ids=gallery_ids, limit=MAX_MATCHES, include_minors=True
+        )
+        # Beyond the mate-based bound no face is the same person: not even listed for the officer.
+        found += [
+            (hit, engine_name, face_decision(usable=usable, compared=[(hit.distance, threshold.distance)]))
+            for hit in hits
+            if hit.distance <= engine_threshold(engine_name)
+        ]
+    # Distances of two engines compare through their thresholds; likely matches first.
+    found.sort(key=lambda row: (row[2] != LIKELY, row[0].distance / thresholds[row[1]].distance))
+    profile_ids = {hit.profile_id for hit, _, _ in found}
+    profiles = Profile.objects.select_related("gallery", "gallery__owner").in_bulk(profile_ids)
+    matches, seen = [], set()
+    for hit, engine_name, decision in found:
+        if hit.profile_id in seen or hit.profile_id not in profiles:
+            continue
+        seen.add(hit.profile_id)
+        profile = profiles[hit.profile_id]
+        matches.append(
+            {
+                "profile_id": hit.profile_id,
+                "profile": profile.display_name,
+                "gallery": profile.gallery.name,
+                "agency": profile.gallery.owner.name,
+                "distance": round(hit.distance, 4),
+                "engine": engine_name,
+                "threshold": thresholds[engine_name].distance,
+                "decision": decision,
+            }
+        )
+    matches = matches[:MAX_MATCHES]
+    likely = [m["profile_id"] for m in matches if m["decision"] == LIKELY]
     with transaction.atomic():
         SubjectRequest.objects.filter(pk=request.pk).update(matches=matches)
         audit_record(
             action=AuditEntry.Action.SUBJECT_SEARCH,
             actor=user,
             target=request,
-            detail=f"{len(matches)} matching profiles for {request.reference}",
-            data={"profile_ids": [m["profile_id"] for m in matches]},
+            detail=f"{len(matches)} matching profiles for {request.reference}, {len(likely)} likely",
+            data={
+                "profile_ids": [m["profile_id"] for m in matches],
+                "likely_profile_ids": likely,
+                "thresholds": {name: threshold.as_json() for name, threshold in thresholds.items()},
+                # Galleries of these engines were not searched: the engine found no face where the photo's is.
+                "engines_without_face": not_described,
+            },
         )
     request.matches = matches
     return matches
+
+
+def match_is_likely(match: dict) -> bool:
+    """Whether a stored match may be released or erased: only what the decision calls a likely match."""
+    return match.get("decision") == LIKELY
+
+
+def match_decision_words(match: dict) -> str:
+    """The decision on a stored match in words, with the figures it rests on."""
+    if "decision" not in match:
+        return "Matched before the likely-match decision: search again"
+    figures = f"{match['engine']}: distance {match['distance']:.3f}"
+    if match["decision"] == LIKELY:
+        figures += f" under the likely-match threshold {match['threshold']:.3f}"
+    elif match["distance"] > match["threshold"]:
+        figures += f" over the likely-match threshold {match['threshold']:.3f}"
+    return f"{DECISION_WORDS[match['decision']]} ({figures})"
 
 
 def _profile_provenance(profile: Profile) -> dict:
@@ -175,9 +241,17 @@ def subject_request_complete(
     _require_privacy_officer(user)
     if request.status != SubjectRequest.Status.RECEIVED:
         raise RequestRefused(f"Request {request.reference} is already {request.get_status_display().lower()}.")
-    matched = {m["profile_id"] for m in request.matches}
-    if not set(profile_ids) <= matched:
+    matched = {m["profile_id"]: m for m in request.matches}
+    if not set(profile_ids) <= set(matched):
         raise RequestRefused("Only profiles that matched the request's photo can be released or erased.")
+    # Another person is never released or erased: a match the decision does not call likely is refused here too.
+    refused = [matched[pid] for pid in dict.fromkeys(profile_ids) if not match_is_likely(matched[pid])]
+    if refused:
+        raise RequestRefused(
+            "Only likely matches can be released or erased; not "
+            + "; ".join(f"{m['profile']} ({m['gallery']}, {m['agency']}): {match_decision_words(m)}" for m in refused)
+            + "."
+        )
     if not identity_note.strip():
         raise RequestRefused("Record how the requester's identity was verified.")
     if request.kind == SubjectRequest.Kind.ACCESS:
@@ -244,17 +318,61 @@ class _Erasure:
     tombstones: list[dict] = field(default_factory=list)
 
 
+def engines_installed() -> list[str]:
+    """The engines of the registry this installation can run."""
+    installed = []
+    for name in ENGINES:
+        try:
+            get_engine(name)
+        except EngineNotAvailable:
+            continue
+        installed.append(name)
+    return installed
+
+
+def _erased_descriptors(faces: list[FaceImage], engines: list[str]) -> list[dict]:
+    """Each erased photo described by every installed engine, so that its tombstones refuse it whatever engine a
+    gallery enrols it with later: {"face": the code of the photo's row, "engine", "embedding"} per engine, the
+    stored descriptor where the photo has one of that engine (a gallery being re-embedded holds two)."""
+    by_photo: dict[str, list[FaceImage]] = {}
+    for face in faces:
+        by_photo.setdefault(face.content_hash, []).append(face)
+    descriptors = []
+    for rows in by_photo.values():
+        stored = {row.engine: row.embedding for row in rows}
+        first, image = rows[0], None
+        for name in dict.fromkeys([*stored, *engines]):
+            embedding = stored.get(name)
+            if embedding is None:
+                try:
+                    if image is None:
+                        with default_storage.open(first.image.name, "rb") as photo_file:
+                            image = stored_image(photo_file.read())
+                    found = face_described_with(name, image, first.box)
+                except OSError:
+                    # The photo cannot be read: its own engine's tombstone stands; the erasure goes on.
+                    logger.warning("Erased face %s: photo unreadable, no %s tombstone", first.code, name)
+                    break
+                if found is None:
+                    continue  # that engine finds no face where the enrolled one is
+                embedding = found.embedding
+            descriptors.append({"face": str(first.code), "engine": name, "embedding": [float(v) for v in embedding]})
+    return descriptors
+
+
 def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, erased_at: datetime) -> _Erasure:
-    """Erase profiles completely, in the caller's transaction: a tombstone per face, past results marked, the rows
-    deleted. The files are the caller's to delete once the transaction commits."""
+    """Erase profiles completely, in the caller's transaction: a tombstone per face and installed engine, past results
+    marked, the rows deleted. The files are the caller's to delete once the transaction commits."""
     erasure = _Erasure()
     profiles = list(
         Profile.objects.select_for_update().select_related("gallery", "gallery__owner").filter(id__in=profile_ids)
     )
+    engines = engines_installed()
     for profile in profiles:
         faces = list(profile.face_images.all())
+        descriptors = _erased_descriptors(faces, engines)
         Tombstone.objects.bulk_create(
-            [Tombstone(engine=f.engine, embedding=f.embedding, request=request) for f in faces]
+            [Tombstone(engine=d["engine"], embedding=d["embedding"], request=request) for d in descriptors]
         )
         erasure.files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
         # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
@@ -280,7 +398,7 @@ def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, e
                 ],
             }
         )
-        erasure.tombstones += [{"engine": f.engine, "embedding": [float(v) for v in f.embedding]} for f in faces]
+        erasure.tombstones += descriptors
         profile.delete()
     return erasure
 

@@ -16,7 +16,9 @@ from search.enrolment.store import (
     EnrolmentSummary,
     EnrolResult,
     GalleryRefused,
+    TombstoneMatch,
     UploadEnrolment,
+    face_described_with,
     face_image_enrol,
     face_image_store,
     gallery_enrol_batch,
@@ -24,6 +26,8 @@ from search.enrolment.store import (
     gallery_photos_enrol,
     profile_get_or_create,
     profile_is_minor,
+    stored_image,
+    tombstone_match,
 )
 
 __all__ = [
@@ -33,6 +37,7 @@ __all__ = [
     "EnrolmentSkipped",
     "EnrolmentSummary",
     "GalleryRefused",
+    "TombstoneMatch",
     "UploadEnrolment",
     "analyse_file",
     "analyse_files",
@@ -40,6 +45,7 @@ __all__ = [
     "enrolment_analyse",
     "enrolment_faces",
     "enrolment_quality_gate",
+    "face_described_with",
     "face_image_enrol",
     "face_image_store",
     "gallery_enrol_batch",
@@ -47,4 +53,6 @@ __all__ = [
     "gallery_photos_enrol",
     "profile_get_or_create",
     "profile_is_minor",
+    "stored_image",
+    "tombstone_match",
 ]

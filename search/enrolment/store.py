@@ -3,21 +3,25 @@ enrolled already, an erased face), storing an analysed photo, a batch, and the g
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass, field
 from datetime import date
 
 from django.conf import settings
 from django.utils import timezone
+from PIL import Image
 
 from accounts.models import Agency, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
-from search import index
+from search import calibration, index
 from search.enrolment.analysis import AnalysedPhoto, EnrolmentSkipped, analyse_files, content_hash, enrolment_analyse
-from search.faces import engine_is_match
+from search.faces import ENGINES, EngineNotAvailable, get_engine, quality_usable
 from search.imaging import PhotoRejected, photo_size_check
-from search.models import FaceImage, Gallery, Profile
+from search.models import FaceImage, Gallery, Profile, Tombstone
+from search.open_set import LIKELY, Threshold, face_decision
+from search.photo_faces import FoundFace, PhotoFaces, same_face
 from search.storage import media_delete, media_store
 
 
@@ -126,17 +130,18 @@ def face_image_store(
     gallery = profile.gallery
     _enrolment_precheck(profile, analysed.content_hash)
     engine_name = gallery.engine
-    erased = index.nearest_tombstone_distance(analysed.embedding, engine=engine_name)
-    if erased is not None and engine_is_match(engine=engine_name, distance=erased):
+    erased = tombstone_match(analysed, engine_name)
+    if erased is not None:
         audit_record(
             action=AuditEntry.Action.TOMBSTONE_HIT,
             actor=enrolled_by,
             agency=gallery.owner,
             target=gallery,
-            detail=f"{source_name}: matches a face erased at a person's request (distance {erased:.3f})",
+            detail=f"{source_name}: matches a face erased at a person's request ({erased.words})",
+            data=erased.as_json(),
         )
         raise EnrolmentSkipped(
-            "The face matches a face erased at the person's request (tombstone): it is not "
+            f"The face matches a face erased at the person's request (tombstone; {erased.words}): it is not "
             "enrolled again, and the privacy officer is told.",
             "tombstone",
         )
@@ -173,6 +178,86 @@ def face_image_store(
         media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
         raise
     return EnrolResult(face_image=face_image, faces_found=analysed.faces_found, notes=notes)
+
+
+def stored_image(data: bytes) -> Image.Image:
+    """A photo the portal stored itself (its clean re-encode), decoded: it passed the intake checks once already,
+    and their size limit applies to what was sent, not to the re-encode."""
+    with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
+        return image.convert("RGB")
+
+
+def face_described_with(engine_name: str, image, box) -> FoundFace | None:
+    """The face another engine finds at the same place in the photo (photo_faces.same_face), or None.
+    EngineNotAvailable when that engine is not installed."""
+    return same_face(box, PhotoFaces(image, get_engine(engine_name)).find())
+
+
+@dataclass(frozen=True)
+class TombstoneMatch:
+    """An erased face a new photo is a likely match of, and the decision that says so."""
+
+    engine: str
+    distance: float
+    threshold: Threshold
+    tombstone_id: int
+    request_id: int | None
+
+    @property
+    def words(self) -> str:
+        return (
+            f"{self.engine}: distance {self.distance:.3f} under the likely-match threshold "
+            f"{self.threshold.distance:.3f}"
+        )
+
+    def as_json(self) -> dict:
+        return {
+            "decision": LIKELY,
+            "engine": self.engine,
+            "distance": round(self.distance, 4),
+            "threshold": self.threshold.as_json(),
+            "tombstone_id": self.tombstone_id,
+            "subject_request_id": self.request_id,
+        }
+
+
+def tombstone_match(analysed: AnalysedPhoto, engine_name: str) -> TombstoneMatch | None:
+    """The erased face this photo's face is a likely match of, by any engine that holds erased faces, or None.
+
+    An erasure describes each face with every installed engine, so a photo enrolled under one engine is still
+    refused when the person was erased while their gallery used another. Each engine decides as a search does:
+    its nearest erased face against its threshold calibrated to the number of erased faces it holds.
+    """
+    engines = set(Tombstone.objects.values_list("engine", flat=True).distinct()) & set(ENGINES)
+    image = None
+    # The photo's own engine first: its descriptor is at hand, and a refusal there spares describing it again.
+    for name in sorted(engines, key=lambda name: (name != engine_name, name)):
+        if name == engine_name:
+            embedding, quality = analysed.embedding, analysed.quality
+        else:
+            try:
+                if image is None:
+                    image = stored_image(analysed.image_jpeg)
+                face = face_described_with(name, image, analysed.box)
+            except EngineNotAvailable:
+                continue  # this installation cannot describe with it; the other engines' tombstones still hold
+            if face is None:
+                continue
+            embedding, quality = face.embedding, face.quality
+        nearest = index.nearest_tombstone(embedding, engine=name)
+        if nearest is None:
+            continue
+        threshold = calibration.tombstone_threshold(engine=name)
+        decision = face_decision(usable=quality_usable(quality), compared=[(nearest.distance, threshold.distance)])
+        if decision == LIKELY:
+            return TombstoneMatch(
+                engine=name,
+                distance=nearest.distance,
+                threshold=threshold,
+                tombstone_id=nearest.tombstone_id,
+                request_id=nearest.request_id,
+            )
+    return None
 
 
 @dataclass

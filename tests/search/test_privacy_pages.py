@@ -104,3 +104,75 @@ class PrivacyQueueTests(AgencyFixtureMixin, TestCase):
         self.assertContains(response, "Export of 1 profile(s) released.")
         export = self.client.get(reverse("privacy:request-export", args=[request.reference]))
         self.assertEqual(export["Content-Type"], "application/zip")
+
+
+class PrivacyDecisionPageTests(AgencyFixtureMixin, TestCase):
+    """P07 asks; P08 (Leo), who resembles them, is within SFace's fixed bound of their photo but not likely."""
+
+    @classmethod
+    def setUpTestData(cls):
+        cls.create_agencies()
+        cls.privacy = user_create(username="priya", password=PASSWORD, role="privacy_officer")
+        strangers = ["img1.jpg", "img13.jpg", "img16.jpg", "img38.jpg", "img18.jpg", "img20.jpg"]  # six people
+        people = {"Matt": ["img29.jpg", "img30.jpg"], "Leo": ["img35.jpg", "img36.jpg"]}
+        people |= {f"Stranger {n}": [name] for n, name in enumerate(strangers)}
+        gallery, _ = gallery_get_or_create(owner=cls.north, name="North", legal_basis="Act", **GALLERY_PROVENANCE)
+        gallery_enrol_batch(
+            gallery=gallery,
+            gallery_created=True,
+            items=[
+                EnrolmentItem(path=str(faces_dir() / name), display_name=who)
+                for who, names in people.items()
+                for name in names
+            ],
+        )
+
+    def test_each_match_shows_its_decision_beside_the_request_photo_and_only_likely_ones_are_released(self):
+        from search.subject_requests import subject_request_file
+
+        request = subject_request_file(kind="access", data=photo_bytes("img31.jpg"), contact="matt@example.org")
+        sign_in(self.client, self.privacy)
+        self.client.post(reverse("privacy:request-search", args=[request.reference]))
+        request.refresh_from_db()
+        matches = {m["profile"]: m for m in request.matches}
+        self.assertEqual(sorted(matches), ["Leo", "Matt"])
+        matt, leo = matches["Matt"], matches["Leo"]
+        self.assertEqual((matt["decision"], leo["decision"]), ("likely", "none"))
+        self.assertLess(matt["distance"], matt["threshold"])
+        self.assertGreater(leo["distance"], leo["threshold"])
+        self.assertEqual(matt["threshold"], leo["threshold"])  # one threshold: the 10 SFace faces of the deployment
+
+        page = self.client.get(reverse("privacy:request-detail", args=[request.reference]))
+        photo_url = reverse("privacy:request-photo", args=[request.reference])
+        self.assertContains(page, f'src="{photo_url}"', count=3)  # the request's card, and beside each match
+        self.assertContains(
+            page,
+            f"Likely candidate (yunet-sface-int8: distance {matt['distance']:.3f} under the likely-match threshold "
+            f"{matt['threshold']:.3f})",
+        )
+        self.assertContains(
+            page,
+            f"No likely candidate (yunet-sface-int8: distance {leo['distance']:.3f} over the likely-match threshold "
+            f"{leo['threshold']:.3f})",
+        )
+        self.assertContains(page, f'name="profile" value="{matt["profile_id"]}"', count=1)
+        self.assertNotContains(page, f'name="profile" value="{leo["profile_id"]}"')
+        self.assertContains(page, "Not a likely match: it cannot be released.", count=1)
+
+        # Posted anyway, Leo is refused by the service, with the decision; nothing is released.
+        response = self.client.post(
+            reverse("privacy:request-complete", args=[request.reference]),
+            {"profile": [matt["profile_id"], leo["profile_id"]], "identity_note": "ID card checked"},
+            follow=True,
+        )
+        self.assertContains(response, "Only likely matches can be released or erased; not Leo (North, North Police)")
+        request.refresh_from_db()
+        self.assertEqual((request.status, request.export.name), ("received", ""))
+        response = self.client.post(
+            reverse("privacy:request-complete", args=[request.reference]),
+            {"profile": [matt["profile_id"]], "identity_note": "ID card checked"},
+            follow=True,
+        )
+        self.assertContains(response, "Export of 1 profile(s) released.")
+        request.refresh_from_db()
+        self.assertEqual([p["profile"] for p in request.outcome["released_profiles"]], ["Matt"])

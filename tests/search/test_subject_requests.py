@@ -86,6 +86,9 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         reference = self.file("access")["reference"]
         result = run("process_request", reference, "--user", "priya", "--approve-all", "--json")
         self.assertEqual(sorted(m["profile"] for m in result["matches"]), ["P. Person", "Pat Person"])
+        self.assertEqual([m["decision"] for m in result["matches"]], ["likely", "likely"])
+        self.assertTrue(all(m["distance"] <= m["threshold"] for m in result["matches"]))
+        self.assertEqual(result["not_approved"], [])
         with zipfile.ZipFile(result["export"]) as archive:
             data = json.loads(archive.read("profiles.json"))
             images = [n for n in archive.namelist() if n.startswith("images/")]
@@ -139,10 +142,12 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         pipeline.search_job_run(job_id=again.id)
         self.assertEqual(list(again.candidates.values_list("profile__display_name", flat=True)), ["Someone Else"])
         # The tombstone refuses the same face at a later enrolment, and tells the privacy officer.
-        self.assertEqual(Tombstone.objects.count(), 3)
+        # One per erased face and installed engine: the gallery's own, and one described from the stored photo.
+        self.assertEqual(Tombstone.objects.filter(engine="yunet-sface-int8").count(), 3)
+        self.assertEqual(Tombstone.objects.filter(engine="dlib-resnet-v1").count(), 3)
         profile = profile_get_or_create(gallery=self.north_gallery, display_name="Re-enrolled")
         with self.assertRaises(EnrolmentSkipped) as refused:
             face_image_enrol(profile=profile, data=photo_bytes(self.later_photo), source_name="again.jpg")
         self.assertEqual(refused.exception.code, "tombstone")
-        self.assertIn("tombstone", str(refused.exception))
+        self.assertIn("tombstone; yunet-sface-int8: distance", str(refused.exception))
         self.assertTrue(AuditEntry.objects.filter(action="tombstone_hit").exists())

@@ -123,20 +123,6 @@ def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str)
     return float(row[0])
 
 
-def nearest_tombstone_distance(embedding: np.ndarray, *, engine: str) -> float | None:
-    """Distance to the closest erased face of that engine, or None when there is none."""
-    if engine not in ENGINES:
-        raise ValueError(f"Unknown engine {engine!r}")
-    operator = _OPERATORS[ENGINES[engine].metric]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT MIN(embedding {operator} %s::vector) FROM search_tombstone WHERE engine = %s",
-            [_vector_literal(embedding), engine],
-        )
-        row = cursor.fetchone()
-    return None if row is None or row[0] is None else float(row[0])
-
-
 def gallery_faces_count(*, engine: str, gallery_ids: list[int]) -> int:
     """How many faces of that engine the galleries hold (the N a search compares the probe with)."""
     if not gallery_ids:

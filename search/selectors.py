@@ -60,21 +60,21 @@ def candidate_strength(candidate: Candidate) -> tuple[str, str]:
     return "weak", "Above the likely-candidate threshold"
 
 
+# What a candidate's row shows: its search, probe face, profile and gallery, face and review.
+CANDIDATE_ROW = (
+    "job",
+    "probe_face",
+    "profile",
+    "profile__gallery",
+    "face_image",
+    "review",
+    "review__proposed_by",
+    "review__reviewed_by",
+)
+
+
 def search_job_candidates(*, job: SearchJob) -> QuerySet[Candidate]:
-    return (
-        Candidate.objects.filter(job=job)
-        .select_related(
-            "job",
-            "probe_face",
-            "profile",
-            "profile__gallery",
-            "face_image",
-            "review",
-            "review__proposed_by",
-            "review__reviewed_by",
-        )
-        .order_by("probe_face__index", "rank")
-    )
+    return Candidate.objects.filter(job=job).select_related(*CANDIDATE_ROW).order_by("probe_face__index", "rank")
 
 
 def search_job_result(*, job: SearchJob) -> dict:
@@ -255,17 +255,7 @@ def searchable_face_count(*, agency_id: int) -> int:
 def candidate_get(*, user: User, job_code: UUID, face_index: int, rank: int) -> Candidate:
     job = job_get(user=user, code=job_code)
     return get_object_or_404(
-        Candidate.objects.select_related(
-            "job",
-            "job__probe__case",
-            "probe_face",
-            "profile",
-            "profile__gallery",
-            "face_image",
-            "review",
-            "review__proposed_by",
-            "review__reviewed_by",
-        ),
+        Candidate.objects.select_related(*CANDIDATE_ROW, "job__probe__case"),
         job=job,
         probe_face__index=face_index,
         rank=rank,

@@ -32,9 +32,9 @@ class TailFitTests(SimpleTestCase):
         fit = tail_fit(sample)
         for distance in (0.62, 0.58, 0.55):  # empirical rates 2.6e-3 … 2.3e-4: 1,000 … 90 pairs under
             empirical = float((sample <= distance).mean())
-            # The exponential tail is heavier than the normal's: never below the truth, within 6×.
+            # The exponential tail is heavier than the normal's: never below the truth, within 10×.
             self.assertGreaterEqual(fit.fmr(distance), empirical * 0.9, distance)
-            self.assertLess(fit.fmr(distance), empirical * 6, distance)
+            self.assertLess(fit.fmr(distance), empirical * 10, distance)
         self.assertEqual(fit.shape, 0.0)  # a normal's lower tail is light: the shape is held at 0
 
     def test_distance_at_inverts_fmr(self):

@@ -106,7 +106,7 @@ class TombstonesAcrossEnginesTests(TombstoneFixture, TestCase):
         self.assertEqual((decision["decision"], decision["engine"]), (LIKELY, engine))
         self.assertEqual(decision["threshold"]["distance"], threshold.distance)
         self.assertEqual(decision["threshold"]["gallery_faces"], Tombstone.objects.filter(engine=engine).count())
-        nearest = index.nearest_tombstone_distance(described(photo, engine), engine=engine)
+        nearest = index.nearest_tombstone(described(photo, engine), engine=engine).distance
         self.assertAlmostEqual(decision["distance"], nearest, places=4)
         self.assertLessEqual(decision["distance"], threshold.distance)
         words = (
@@ -156,12 +156,12 @@ class TombstonesAcrossEnginesTests(TombstoneFixture, TestCase):
         self.assertFalse(AuditEntry.objects.filter(action=AuditEntry.Action.TOMBSTONE_HIT).exists())
         # Under SFace the nearest erased face is closer than the engine's fixed bound (the rule before the
         # calibrated decision refused this photo) but over the threshold for this many erased faces.
-        sface = index.nearest_tombstone_distance(face.embedding, engine=YUNET_SFACE)
+        sface = index.nearest_tombstone(face.embedding, engine=YUNET_SFACE).distance
         sface_threshold = tombstone_threshold(engine=YUNET_SFACE).distance
         self.assertGreater(sface, sface_threshold)
         self.assertLess(sface, engine_threshold(YUNET_SFACE))
         # dlib's tombstones of P03 were checked too (describing the photo with dlib): further still.
-        dlib = index.nearest_tombstone_distance(described(P12_PHOTO, DLIB_RESNET), engine=DLIB_RESNET)
+        dlib = index.nearest_tombstone(described(P12_PHOTO, DLIB_RESNET), engine=DLIB_RESNET).distance
         self.assertGreater(dlib, tombstone_threshold(engine=DLIB_RESNET).distance)
         self.assertGreater(dlib, engine_threshold(DLIB_RESNET))
         # The erased person themself, in the photo they filed the request with, is still refused.

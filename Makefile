@@ -47,6 +47,12 @@ bench: services  ## Per-stage pipeline timings and search latency over a padded 
 bench-engines: services  ## The two face engines side by side on the shared photos
 	@$(PY) -m scripts.bench_engines
 
+calibration-data: services  ## Recompute search/data/labelled_pairs.json (the labelled impostor and mate distances) from the shared photos
+	@$(PY) -m scripts.calibration_data
+
+bench-answers: services  ## Open-set answers on the shared photos: strangers, mates, DET curve, quality curve (≈ 4 min)
+	@$(PY) -m scripts.bench_answers
+
 N ?= 100000
 ENGINE ?= dlib
 bench-scale: install  ## Search over N faces vs exact search and a brute-force peer (N=1000000 ENGINE=sface)
@@ -61,4 +67,4 @@ fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZ
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-scale load fuzz
+.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale load fuzz

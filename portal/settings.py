@@ -311,10 +311,11 @@ CALIBRATION_MAX_PAIRS = env_int("CALIBRATION_MAX_PAIRS", 10_000_000)
 # How often the beat recalibrates the agencies whose searchable galleries changed.
 CALIBRATION_SECONDS = env_int("CALIBRATION_SECONDS", 600)
 # The quality floors of a face to compare (docs/quality-gate.md): below them a face's candidates may be
-# listed for an examiner, never as a likely candidate. Sharpness: variance of the Laplacian of the
-# engine's aligned face at 150 px.
+# listed for an examiner, never as a likely candidate. Eye distance: in the pixels the descriptor is made
+# from (the photo scaled to FACE_DETECT_MAX_SIDE); sharpness: variance of the Laplacian of the interior
+# of the engine's aligned face at 150 px.
 QUALITY_MIN_EYE_DISTANCE_PX = env_float("QUALITY_MIN_EYE_DISTANCE_PX", 10.0)
-SFACE_QUALITY_MIN_SHARPNESS = env_float("SFACE_QUALITY_MIN_SHARPNESS", 5.0)
+SFACE_QUALITY_MIN_SHARPNESS = env_float("SFACE_QUALITY_MIN_SHARPNESS", 4.0)
 DLIB_QUALITY_MIN_SHARPNESS = env_float("DLIB_QUALITY_MIN_SHARPNESS", 10.0)
 YUNET_SCORE_THRESHOLD = env_float("YUNET_SCORE_THRESHOLD", 0.6)
 # Photos are scaled to this longest side before detection: the side the benchmarks were measured at.

@@ -179,7 +179,8 @@ def threshold_for(
 ) -> Threshold:
     """The largest distance with gallery_faces × FMR ≤ expected_false, at most the engine's mate bound."""
     faces = max(int(gallery_faces), 1)
-    calibrated = fit.distance_at(expected_false / faces)
+    # Never below 0: where the model asks for a rate no distance reaches, no candidate is likely.
+    calibrated = max(fit.distance_at(expected_false / faces), 0.0)
     distance = min(calibrated, mate_bound)
     return Threshold(
         engine=engine,

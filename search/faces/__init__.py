@@ -197,12 +197,15 @@ def face_quality(engine: FaceEngine, face: DetectedFace, *, sharpness: float, sc
     yaw = ((nx - mid_x) * (bx - ax) + (ny - mid_y) * (by - ay)) / max(eye_distance, 1e-6) ** 2 * 2
     roll = float(np.degrees(np.arctan2(by - ay, bx - ax)))
     eye_distance_px = round(eye_distance / scale, 1)
+    # The floor applies to the pixels the descriptor is made from: a large photo is scaled down for
+    # detection (FACE_DETECT_MAX_SIDE), and a face that is large in it may be small there.
     floors = {
-        "small": eye_distance_px < settings.QUALITY_MIN_EYE_DISTANCE_PX,
+        "small": eye_distance < settings.QUALITY_MIN_EYE_DISTANCE_PX,
         "blurred": sharpness < ENGINES[engine.name].min_sharpness,
     }
     return {
         "eye_distance_px": eye_distance_px,
+        "described_eye_distance_px": round(eye_distance, 1),
         "sharpness": round(sharpness, 1),
         "yaw": round(float(yaw), 2),
         "roll_degrees": round(roll, 1),

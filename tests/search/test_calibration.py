@@ -90,7 +90,7 @@ class CalibratedSearchTests(AgencyFixtureMixin, TestCase):
         face = search_job_result(job=job)["faces"][0]
         self.assertEqual(face["decision"], "low_quality")
         self.assertFalse(face["quality"]["usable"])
-        self.assertLess(face["quality"]["sharpness"], 5)
+        self.assertLess(face["quality"]["sharpness"], 4)
         self.assertFalse(any(c["match"] for c in face["candidates"]))
         self.assertEqual(ProbeFace.objects.get(probe=job.probe).quality["below"], ["blurred"])
         self.assertFalse(Candidate.objects.filter(job=job, likely=True).exists())

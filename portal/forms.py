@@ -8,6 +8,11 @@ class CaseForm(forms.Form):
     title = forms.CharField(max_length=200, label="Title", help_text="A short description of the investigation")
 
 
+class CaseCloseForm(forms.Form):
+    # Closing stops every search in the case, so it takes a deliberate tick, checked here and not only in the browser.
+    confirm = forms.BooleanField(label="I want to close this case")
+
+
 class CaseFilterForm(forms.Form):
     status = forms.ChoiceField(choices=[("", "Any status"), *Case.Status.choices], required=False)
     number = forms.CharField(required=False, label="Number")

@@ -13,7 +13,7 @@ from portal import selectors, services
 from portal.access import agency_member_required, private, supervisor_required
 from portal.audit import audit_csv_rows, audit_record
 from portal.client_address import client_address
-from portal.forms import AuditFilterForm, CaseFilterForm, CaseForm
+from portal.forms import AuditFilterForm, CaseCloseForm, CaseFilterForm, CaseForm
 from portal.models import AuditEntry, CaseReport
 from search import selectors as search_selectors
 from search.forms import ProbeUploadForm
@@ -75,7 +75,11 @@ def case_detail(request, code):
 @agency_member_required
 @require_POST
 def case_close(request, code):
-    case = services.case_close(case=selectors.case_get(user=request.user, code=code), actor=request.user)
+    case = selectors.case_get(user=request.user, code=code)
+    if not CaseCloseForm(request.POST).is_valid():
+        messages.error(request, f"Case {case.number} is still open: tick “I want to close this case” to close it.")
+        return redirect("portal:case-detail", code=case.code)
+    case = services.case_close(case=case, actor=request.user)
     messages.success(request, f"Case {case.number} closed. It can no longer be searched until it is reopened.")
     return redirect("portal:case-detail", code=case.code)
 

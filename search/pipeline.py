@@ -23,6 +23,10 @@ from search.storage import media_store
 logger = logging.getLogger(__name__)
 
 
+# The reason a search records when the detector finds no face (the page offers the sensitive detector).
+NO_FACE_FOUND = "No face found in the photo."
+
+
 class NoFaceFound(Exception):
     pass
 
@@ -72,7 +76,7 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
     if settings.SEARCH_DRILL_PAUSE_SECONDS:
         time.sleep(settings.SEARCH_DRILL_PAUSE_SECONDS)
     if not faces:
-        raise NoFaceFound("No face found in the photo.")
+        raise NoFaceFound(NO_FACE_FOUND)
 
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.SEARCHING)
     with timed(timings, "calibrate"):

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from django.db import connection
-from django.db.models import Count, Min, QuerySet
+from django.db.models import Count, Min, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
 from portal.models import AuditEntry
-from search.faces import engine_is_match, engine_threshold, quality_usable
+from search.faces import engine_is_match, engine_threshold, engine_thresholds, quality_usable
 from search.gallery_scope import galleries_searchable_by
 from search.models import (
     Candidate,
@@ -137,9 +137,20 @@ def jobs_for_case(*, case) -> QuerySet[SearchJob]:
     return (
         SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
         .select_related("probe", "started_by")
-        .annotate(candidate_count=Count("candidates"))
+        .annotate(likely_count=Count("candidates", filter=_likely_candidates_of_job()))
         .order_by("-created_at")
     )
+
+
+def _likely_candidates_of_job() -> Q:
+    """candidate_is_match as a filter on a job's candidates: the recorded decision, or for rows from before it
+    was recorded, the fixed bound of the engine they were found with (theirs, or else the job's)."""
+    legacy = Q()
+    for engine, threshold in engine_thresholds().items():
+        found_with = Q(candidates__engine=engine) | Q(candidates__engine="", engine=engine)
+        legacy |= found_with & Q(candidates__distance__lte=threshold)
+    unrecorded = Q(candidates__likely__isnull=True, candidates__erased_at__isnull=True)
+    return Q(candidates__likely=True) | (unrecorded & legacy)
 
 
 def recent_jobs(*, user: User, limit: int = 8) -> QuerySet[SearchJob]:
@@ -358,3 +369,69 @@ def subject_request_match_face_get(*, subject_request: SubjectRequest, face_code
     return get_object_or_404(
         FaceImage, code=face_code, profile_id__in=[match["profile_id"] for match in subject_request.matches]
     )
+
+
+# --- The review queue: proposals waiting for a supervisor, and an officer's own proposals -----
+
+REVIEW_ROW = (
+    "candidate",
+    "candidate__job",
+    "candidate__job__probe__case",
+    "candidate__probe_face",
+    "candidate__profile",
+    "candidate__face_image",
+    "proposed_by",
+    "reviewed_by",
+)
+
+
+@dataclass(frozen=True)
+class ReviewRow:
+    """A lead review as the queue shows it, with the search's decision for the candidate's probe face."""
+
+    review: LeadReview
+
+    @property
+    def candidate(self) -> Candidate:
+        return self.review.candidate
+
+    @property
+    def face_decision(self) -> str:
+        return self.review.candidate.probe_face.decision
+
+    @property
+    def face_decision_words(self) -> str:
+        # Faces searched before decisions were recorded have none; the queue does not re-derive it.
+        return DECISION_WORDS.get(self.face_decision, "Searched before decisions were recorded")
+
+
+def _lead_reviews_waiting(*, agency_id: int) -> QuerySet[LeadReview]:
+    return LeadReview.objects.filter(
+        status=LeadReview.Status.POSSIBLE_LEAD, reviewed_by__isnull=True, candidate__job__agency_id=agency_id
+    )
+
+
+def lead_reviews_waiting(*, user: User) -> list[ReviewRow]:
+    """The proposals of the user's agency waiting for a supervisor's decision, oldest first."""
+    reviews = _lead_reviews_waiting(agency_id=user.agency_id).select_related(*REVIEW_ROW).order_by("proposed_at", "id")
+    return [ReviewRow(review) for review in reviews]
+
+
+def lead_reviews_waiting_count(*, user: User) -> int:
+    """How many proposals of the user's agency wait for a supervisor (one COUNT, for the header)."""
+    return _lead_reviews_waiting(agency_id=user.agency_id).count()
+
+
+def lead_reviews_proposed_by(*, user: User) -> list[ReviewRow]:
+    """The user's own proposals of possible leads and what became of them, newest first."""
+    reviews = (
+        LeadReview.objects.filter(
+            proposed_by=user,
+            candidate__job__agency_id=user.agency_id,
+            # An excluded candidate is no proposal: nobody is asked to review it.
+            status__in=[LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.CONFIRMED, LeadReview.Status.REJECTED],
+        )
+        .select_related(*REVIEW_ROW)
+        .order_by("-proposed_at", "-id")
+    )
+    return [ReviewRow(review) for review in reviews]

@@ -15,6 +15,8 @@ from search.faces import get_engine
 from search.imaging import decode_photo, encode_jpeg
 from search.jobs import search_job_enqueue
 from search.models import OffenseCategory, Probe, SearchJob
+from search.open_set import LOW_QUALITY
+from search.pipeline import NO_FACE_FOUND
 from search.storage import media_delete, media_store
 
 
@@ -59,13 +61,88 @@ def probe_submit(
 
     A search needs an open case of the uploader's agency, an offense category and a justification.
     """
-    if uploaded_by.agency_id is None or case.agency_id != uploaded_by.agency_id:
+    category, justification, top_k = _search_start_check(
+        case=case, started_by=uploaded_by, purpose=purpose, justification=justification, top_k=top_k
+    )
+    photo = decode_photo(data)  # nothing is stored for a photo that fails here
+    image_name = media_store(_probe_image_name(case, photo.content_hash), encode_jpeg(photo.image))
+    return _search_start(
+        case=case,
+        started_by=uploaded_by,
+        probe_fields={
+            "image": image_name,
+            "original_name": original_name[:255],
+            "content_hash": photo.content_hash,
+            "width": photo.width,
+            "height": photo.height,
+        },
+        category=category,
+        justification=justification,
+        top_k=top_k,
+        sensitive=sensitive,
+        ip_address=ip_address,
+    )
+
+
+def sensitive_retry_offered(*, job: SearchJob) -> bool:
+    """Whether searching the same photo again with the sensitive detector may find what this search could not:
+    no face at all, or a face too small or blurred to compare."""
+    if job.sensitive or not job.probe.image:
+        return False
+    if job.status == SearchJob.Status.FAILED:
+        return job.error == NO_FACE_FOUND
+    return job.status == SearchJob.Status.DONE and job.probe.faces.filter(decision=LOW_QUALITY).exists()
+
+
+def search_retry_sensitive(*, job: SearchJob, started_by: User, ip_address: str | None = None) -> SearchJob:
+    """A new search of a job's probe photo with the sensitive detector, in the same case, with the same purpose
+    and justification; raises SearchRefused."""
+    if not sensitive_retry_offered(job=job):
+        raise SearchRefused("This search cannot be repeated with the sensitive detector.")
+    probe = job.probe
+    category, justification, top_k = _search_start_check(
+        case=probe.case,
+        started_by=started_by,
+        purpose=job.offense_category.name if job.offense_category else "",
+        justification=job.justification,
+        top_k=job.top_k,
+    )
+    with probe.image.open("rb") as stored:
+        data = stored.read()
+    # A probe of its own over a copy of the photo: a finished search replaces its probe's faces (and with them
+    # the candidates), so sharing the Probe would wipe the first search's results; a copy also outlives the
+    # first probe's purge.
+    image_name = media_store(_probe_image_name(probe.case, probe.content_hash), data)
+    return _search_start(
+        case=probe.case,
+        started_by=started_by,
+        probe_fields={
+            "image": image_name,
+            "original_name": probe.original_name,
+            "content_hash": probe.content_hash,
+            "width": probe.width,
+            "height": probe.height,
+        },
+        category=category,
+        justification=justification,
+        top_k=top_k,
+        sensitive=True,
+        ip_address=ip_address,
+        retry_of=job,
+    )
+
+
+def _search_start_check(
+    *, case: Case, started_by: User, purpose: str, justification: str, top_k: int | None
+) -> tuple[OffenseCategory, str, int]:
+    """What any search must pass before a photo is stored: the case, the purpose, the rate limit, top_k."""
+    if started_by.agency_id is None or case.agency_id != started_by.agency_id:
         raise SearchRefused("You can only search inside a case of your own agency.")
     if case.status != Case.Status.OPEN:
         raise SearchRefused(f"Case {case.number} is closed; reopen it to search.")
     category, justification = search_purpose_check(purpose=purpose, justification=justification)
     recent = SearchJob.objects.filter(
-        started_by=uploaded_by, created_at__gte=timezone.now() - timedelta(minutes=1)
+        started_by=started_by, created_at__gte=timezone.now() - timedelta(minutes=1)
     ).count()
     if recent >= settings.UPLOADS_PER_MINUTE:
         raise SearchRefused(
@@ -74,29 +151,35 @@ def probe_submit(
     top_k = top_k or settings.SEARCH_TOP_K
     if not 1 <= top_k <= 100:
         raise SearchRefused("The number of candidates must be between 1 and 100.")
-    photo = decode_photo(data)  # nothing is stored for a photo that fails here
+    return category, justification, top_k
 
+
+def _probe_image_name(case: Case, content_hash: str) -> str:
+    return f"probes/{case.agency.code}/{content_hash[:16]}-{timezone.now():%Y%m%d%H%M%S%f}.jpg"
+
+
+def _search_start(
+    *,
+    case: Case,
+    started_by: User,
+    probe_fields: dict,
+    category: OffenseCategory,
+    justification: str,
+    top_k: int,
+    sensitive: bool,
+    ip_address: str | None,
+    retry_of: SearchJob | None = None,
+) -> SearchJob:
+    """The probe over a stored image, its queued job and the audit entry, in one transaction; the image is
+    deleted again if that fails."""
     engine = get_engine(settings.FACE_ENGINE)
-    image_name = media_store(
-        f"probes/{case.agency.code}/{photo.content_hash[:16]}-{timezone.now():%Y%m%d%H%M%S%f}.jpg",
-        encode_jpeg(photo.image),
-    )
     try:
         with transaction.atomic():
-            probe = Probe.objects.create(
-                agency_id=case.agency_id,
-                case=case,
-                uploaded_by=uploaded_by,
-                image=image_name,
-                original_name=original_name[:255],
-                content_hash=photo.content_hash,
-                width=photo.width,
-                height=photo.height,
-            )
+            probe = Probe.objects.create(agency_id=case.agency_id, case=case, uploaded_by=started_by, **probe_fields)
             job = SearchJob.objects.create(
                 agency_id=case.agency_id,
                 probe=probe,
-                started_by=uploaded_by,
+                started_by=started_by,
                 engine=engine.name,
                 threshold=engine.default_threshold,
                 top_k=top_k,
@@ -104,25 +187,28 @@ def probe_submit(
                 justification=justification,
                 sensitive=sensitive,
             )
+            data = {
+                "purpose": category.name,
+                "justification": justification,
+                "probe_hash": probe.content_hash,
+                "probe": str(probe.code),
+                "job": str(job.code),
+            }
+            if retry_of is not None:
+                data |= {"retry_of": str(retry_of.code), "sensitive": True}
             audit_record(
                 action=AuditEntry.Action.SEARCH_STARTED,
-                actor=uploaded_by,
+                actor=started_by,
                 case=case,
                 target=job,
                 ip_address=ip_address,
                 detail=f"{category.name}: {justification}",
-                data={
-                    "purpose": category.name,
-                    "justification": justification,
-                    "probe_hash": photo.content_hash,
-                    "probe": str(probe.code),
-                    "job": str(job.code),
-                },
+                data=data,
             )
             job_id = job.id
             # Enqueue only after commit, or the worker may look for a row it can't see yet.
             transaction.on_commit(lambda: search_job_enqueue(job_id))
     except Exception:
-        media_delete(image_name)
+        media_delete(probe_fields["image"])
         raise
     return job

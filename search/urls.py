@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search import gallery_views, views
+from search import gallery_views, review_views, views
 
 app_name = "search"
 
@@ -9,6 +9,7 @@ urlpatterns = [
     path("searches/<uuid:code>/", views.job_detail, name="job-detail"),
     path("searches/<uuid:code>/status.json", views.job_status, name="job-status"),
     path("searches/<uuid:code>/results/", views.job_results, name="job-results"),
+    path("searches/<uuid:code>/retry-sensitive/", views.job_retry_sensitive, name="job-retry-sensitive"),
     path(
         "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/",
         views.candidate_compare,
@@ -19,6 +20,8 @@ urlpatterns = [
     ),
     path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/", views.lead_decide, name="lead-decide"),
     path("profiles/<uuid:code>/", views.profile_detail, name="profile-detail"),
+    path("reviews/", review_views.review_queue, name="review-queue"),
+    path("reviews/mine/", review_views.review_mine, name="review-mine"),
     path("galleries/", gallery_views.gallery_list, name="gallery-list"),
     path("galleries/enrol/", gallery_views.gallery_enrol, name="gallery-enrol"),
     path("images/probes/<uuid:code>.jpg", views.probe_image, name="probe-image"),

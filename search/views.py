@@ -24,7 +24,7 @@ from search import selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import LeadReview, SearchJob
-from search.services import SearchRefused, probe_submit
+from search.services import NO_FACE_FOUND, SearchRefused, probe_submit, search_retry_sensitive, sensitive_retry_offered
 
 STAGES = [
     SearchJob.Stage.QUEUED,
@@ -81,6 +81,9 @@ def _job_context(job: SearchJob) -> dict:
     done = job.status == SearchJob.Status.DONE
     return {
         "job": job,
+        "status_label": _status_label(job),
+        "no_face_found": _no_face_found(job),
+        "retry_sensitive": sensitive_retry_offered(job=job),
         "faces": selectors.job_result_faces(job=job) if done else [],
         "stages": _stage_list(job),
         "expected_false": settings.OPEN_SET_EXPECTED_FALSE,
@@ -88,7 +91,20 @@ def _job_context(job: SearchJob) -> dict:
     }
 
 
+def _no_face_found(job: SearchJob) -> bool:
+    return job.status == SearchJob.Status.FAILED and job.error == NO_FACE_FOUND
+
+
+def _status_label(job: SearchJob) -> str:
+    # A photo without a detectable face is an answer about the photo, not a fault: said calmly, not "Failed".
+    if _no_face_found(job):
+        return "No face found"
+    return job.get_status_display() if job.is_finished else f"{job.get_stage_display()}…"
+
+
 def _stage_list(job: SearchJob) -> list[dict]:
+    if _no_face_found(job):
+        return [{"key": "no-face", "label": "No face found", "state": "stopped"}]
     if job.status == SearchJob.Status.FAILED:
         return [{"key": "failed", "label": "Failed", "state": "failed"}]
     current = STAGES.index(job.stage) if job.stage in STAGES else 0
@@ -142,10 +158,24 @@ def job_status(request, code):
             "error": job.error or None,
             "stage_ms": job.stage_ms,
             "stages": _stage_list(job),
+            "status_label": _status_label(job),
             "results_url": reverse("search:job-results", kwargs={"code": job.code}),
         },
         headers={"Cache-Control": "private, no-store"},
     )
+
+
+@agency_member_required
+@require_POST
+def job_retry_sensitive(request, code):
+    job = selectors.job_get(user=request.user, code=code)
+    try:
+        retry = search_retry_sensitive(job=job, started_by=request.user, ip_address=client_address(request))
+    except SearchRefused as exc:
+        messages.error(request, f"Not searched again — {exc}")
+        return redirect("search:job-detail", code=job.code)
+    messages.success(request, "Searching the same photo again with the sensitive detector.")
+    return redirect("search:job-detail", code=retry.code)
 
 
 @require_safe

@@ -271,3 +271,42 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     response = page.goto(case_url)
     assert response.status == 404
     assert "Not found" in page.inner_text("h1")
+
+
+@pytest.fixture
+def demo_with_waiting_proposal() -> dict:
+    """The demo, a search of the demo officer's run here in-process, and its first candidate proposed as a
+    possible lead: made before the browser starts (see demo_with_worker)."""
+    from accounts.models import User
+    from search.leads import candidate_mark
+    from tests.factories import case_make, job_make
+
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
+    officer = User.objects.get(username="demo-officer")
+    case = case_make(created_by=officer, number="2026-0500", title="Bag snatching at the market")
+    job = job_make(case=case, uploaded_by=officer, data=(faces_dir() / PROBE).read_bytes())
+    candidate = job.candidates.get(probe_face__index=1, rank=1)
+    candidate_mark(user=officer, candidate=candidate, decision="possible_lead", note="same scar on the chin")
+    return json.loads(Path(settings.DEMO_LOGINS_FILE).read_text())
+
+
+def test_the_demo_supervisor_opens_the_review_queue_and_the_waiting_proposal(
+    live_server, demo_with_waiting_proposal, browser_page
+):
+    page = browser_page
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    sign_in_with_totp(page, live_server.url, "demo-supervisor", demo_with_waiting_proposal["demo-supervisor"])
+    page.click("nav >> text=Reviews (1)")
+    page.wait_for_selector("h1:has-text('Proposals waiting for a decision')")
+    row = page.locator("[data-review-row]")
+    assert row.count() == 1
+    assert "Person P01" in row.inner_text()
+    assert "same scar on the chin" in row.inner_text()
+    assert "2026-0500" in row.inner_text()
+    assert_accessible(page, "review queue")
+    wait_for_images(page)
+    page.screenshot(path=SCREENSHOTS / "review-queue.png", full_page=True)
+    row.locator("text=Open the comparison").click()
+    page.wait_for_selector("[data-compare]")
+    assert "Person P01" in page.text_content("h1")
+    assert page.locator("button:has-text('Confirm the lead')").count() == 1

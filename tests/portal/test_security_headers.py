@@ -141,6 +141,8 @@ class SecurityHeaderTests(PortalViewTestCase):
                     200,
                 ),
                 "search:gallery-list": ("erin", reverse("search:gallery-list"), 200),
+                "search:review-queue": ("bob", reverse("search:review-queue"), 200),
+                "search:review-mine": ("alice", reverse("search:review-mine"), 200),
                 "search:gallery-enrol": ("erin", reverse("search:gallery-enrol"), 405),
                 "privacy:request-new": ("anonymous", reverse("privacy:request-new"), 200),
                 "privacy:request-queue": ("priya", reverse("privacy:request-queue"), 200),

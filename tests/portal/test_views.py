@@ -55,6 +55,7 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "search:job-detail": (reverse("search:job-detail", args=[job]), "get"),
             "search:job-status": (reverse("search:job-status", args=[job]), "get"),
             "search:job-results": (reverse("search:job-results", args=[job]), "get"),
+            "search:job-retry-sensitive": (reverse("search:job-retry-sensitive", args=[job]), "post"),
             "search:candidate-compare": (reverse("search:candidate-compare", args=[job, 1, 1]), "get"),
             "search:candidate-mark": (reverse("search:candidate-mark", args=[job, 1, 1]), "post"),
             "search:lead-decide": (reverse("search:lead-decide", args=[job, 1, 1]), "post"),
@@ -197,7 +198,7 @@ class DashboardAndCaseTests(PortalViewTestCase):
 
     def test_closing_and_reopening_a_case(self):
         self.sign_in(self.alice)
-        self.client.post(reverse("portal:case-close", args=[self.case.code]))
+        self.client.post(reverse("portal:case-close", args=[self.case.code]), {"confirm": "yes"})
         self.case.refresh_from_db()
         self.assertEqual(self.case.status, Case.Status.CLOSED)
         self.assertContains(

@@ -64,7 +64,7 @@ function watchJob(card) {
       if (response.redirected || !response.ok) throw new Error("status " + response.status);
       const status = await response.json();
       renderStages(stages, status.stages);
-      label.textContent = status.finished ? (status.status === "done" ? "Done" : "Failed") : status.stage_label + "…";
+      label.textContent = status.status_label;
       if (status.finished) {
         const html = await fetch(status.results_url, {credentials: "same-origin"});
         results.innerHTML = await html.text();
@@ -90,7 +90,7 @@ function watchBadge(badge) {
       if (!response.ok || response.redirected) return;
       const status = await response.json();
       badge.className = "state state-" + status.status;
-      badge.textContent = status.finished ? (status.status === "done" ? "Done" : "Failed") : status.stage_label;
+      badge.textContent = status.finished ? status.status_label : status.stage_label;
       if (status.finished) return;
     } catch (error) { /* try again below */ }
     window.setTimeout(poll, 1500);

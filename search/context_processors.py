@@ -1,0 +1,23 @@
+"""Template context every page's header needs."""
+
+from __future__ import annotations
+
+from django.utils.functional import SimpleLazyObject
+
+from accounts.models import Role
+from search import selectors
+
+
+def review_queue(request) -> dict:
+    """For a signed-in supervisor, the number of proposals waiting in their agency ("Reviews (N)")."""
+    user = getattr(request, "user", None)
+    if (
+        user is None
+        or not user.is_authenticated
+        or user.role != Role.SUPERVISOR
+        or user.agency_id is None
+        or not getattr(user, "is_verified", lambda: False)()
+    ):
+        return {}
+    # Lazy: partials rendered for polling never show the header, so they never pay the COUNT.
+    return {"reviews_waiting": SimpleLazyObject(lambda: selectors.lead_reviews_waiting_count(user=user))}

@@ -5,14 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 
 from accounts.models import User
 from portal.models import AuditEntry, Case, CaseReport
 from search import selectors as search_selectors
-from search.faces import engine_thresholds
 from search.models import Candidate, LeadReview, SearchJob
 
 
@@ -73,15 +72,6 @@ def audit_entries(
     return entries.order_by("-id")
 
 
-def _under_own_threshold():
-    """A candidate presented as likely (the same rule as search.selectors.candidate_is_match): the search's
-    recorded decision, or for candidates from before decisions were recorded, the fixed bound they ran under."""
-    legacy = Q(engine="", distance__lte=F("job__threshold"))
-    for engine, threshold in engine_thresholds().items():
-        legacy |= Q(engine=engine, distance__lte=threshold)
-    return Q(likely=True) | (Q(likely__isnull=True, erased_at__isnull=True) & legacy)
-
-
 def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:
     """Per user of the agency: searches per week, the share that led to a confirmed lead, and the
     searches that found no one under the threshold."""
@@ -93,7 +83,7 @@ def officer_summaries(*, user: User, weeks: int = 8, today=None) -> list[dict]:
             confirmed=Exists(
                 LeadReview.objects.filter(candidate__job=OuterRef("pk"), status=LeadReview.Status.CONFIRMED)
             ),
-            likely=Exists(Candidate.objects.filter(_under_own_threshold(), job=OuterRef("pk"))),
+            likely=Exists(Candidate.objects.filter(search_selectors.likely_candidate_rule(), job=OuterRef("pk"))),
         )
         .values("started_by__username", "created_at", "status", "confirmed", "likely")
     )

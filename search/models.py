@@ -185,6 +185,10 @@ class ProbeFace(models.Model):
         return f"Face {self.index} of probe {self.probe_id}"
 
 
+# The reason a search records when the detector finds no face (the page then offers the sensitive detector).
+NO_FACE_FOUND = "No face found in the photo."
+
+
 class SearchJob(models.Model):
     """One search of a probe against the galleries its agency may search."""
 
@@ -251,6 +255,10 @@ class SearchJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in (self.Status.DONE, self.Status.FAILED)
+
+    @property
+    def found_no_face(self) -> bool:
+        return self.status == self.Status.FAILED and self.error == NO_FACE_FOUND
 
 
 class Candidate(models.Model):

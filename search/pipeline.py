@@ -15,16 +15,12 @@ from search import calibration, index, jobs
 from search.faces import get_engine, quality_usable
 from search.gallery_scope import gallery_ids_by_engine
 from search.imaging import PhotoRejected, decode_photo
-from search.models import Candidate, FaceImage, ProbeFace, SearchJob
+from search.models import NO_FACE_FOUND, Candidate, FaceImage, ProbeFace, SearchJob
 from search.open_set import face_decision
 from search.photo_faces import PhotoFaces, same_face, timed
 from search.storage import media_store
 
 logger = logging.getLogger(__name__)
-
-
-# The reason a search records when the detector finds no face (the page offers the sensitive detector).
-NO_FACE_FOUND = "No face found in the photo."
 
 
 class NoFaceFound(Exception):

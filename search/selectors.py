@@ -137,20 +137,22 @@ def jobs_for_case(*, case) -> QuerySet[SearchJob]:
     return (
         SearchJob.objects.filter(probe__case=case, agency_id=case.agency_id)
         .select_related("probe", "started_by")
-        .annotate(likely_count=Count("candidates", filter=_likely_candidates_of_job()))
+        .annotate(likely_count=Count("candidates", filter=likely_candidate_rule(candidate="candidates__", job="")))
         .order_by("-created_at")
     )
 
 
-def _likely_candidates_of_job() -> Q:
-    """candidate_is_match as a filter on a job's candidates: the recorded decision, or for rows from before it
-    was recorded, the fixed bound of the engine they were found with (theirs, or else the job's)."""
+def likely_candidate_rule(*, candidate: str = "", job: str = "job__") -> Q:
+    """candidate_is_match as a query filter: the recorded decision, or for rows from before it was recorded,
+    the fixed bound of the engine they were found with (theirs, or else the job's). `candidate` and `job`
+    are the lookups' prefixes from the model queried (a Candidate: "" and "job__"; a SearchJob:
+    "candidates__" and "")."""
     legacy = Q()
     for engine, threshold in engine_thresholds().items():
-        found_with = Q(candidates__engine=engine) | Q(candidates__engine="", engine=engine)
-        legacy |= found_with & Q(candidates__distance__lte=threshold)
-    unrecorded = Q(candidates__likely__isnull=True, candidates__erased_at__isnull=True)
-    return Q(candidates__likely=True) | (unrecorded & legacy)
+        found_with = Q(**{f"{candidate}engine": engine}) | Q(**{f"{candidate}engine": "", f"{job}engine": engine})
+        legacy |= found_with & Q(**{f"{candidate}distance__lte": threshold})
+    unrecorded = Q(**{f"{candidate}likely__isnull": True, f"{candidate}erased_at__isnull": True})
+    return Q(**{f"{candidate}likely": True}) | (unrecorded & legacy)
 
 
 def recent_jobs(*, user: User, limit: int = 8) -> QuerySet[SearchJob]:

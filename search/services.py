@@ -14,9 +14,8 @@ from portal.models import AuditEntry, Case
 from search.faces import get_engine
 from search.imaging import decode_photo, encode_jpeg
 from search.jobs import search_job_enqueue
-from search.models import OffenseCategory, Probe, SearchJob
+from search.models import NO_FACE_FOUND, OffenseCategory, Probe, SearchJob
 from search.open_set import LOW_QUALITY
-from search.pipeline import NO_FACE_FOUND
 from search.storage import media_delete, media_store
 
 

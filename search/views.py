@@ -24,7 +24,7 @@ from search import selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import LeadReview, SearchJob
-from search.services import NO_FACE_FOUND, SearchRefused, probe_submit, search_retry_sensitive, sensitive_retry_offered
+from search.services import SearchRefused, probe_submit, search_retry_sensitive, sensitive_retry_offered
 
 STAGES = [
     SearchJob.Stage.QUEUED,
@@ -82,7 +82,7 @@ def _job_context(job: SearchJob) -> dict:
     return {
         "job": job,
         "status_label": _status_label(job),
-        "no_face_found": _no_face_found(job),
+        "no_face_found": job.found_no_face,
         "retry_sensitive": sensitive_retry_offered(job=job),
         "faces": selectors.job_result_faces(job=job) if done else [],
         "stages": _stage_list(job),
@@ -91,19 +91,15 @@ def _job_context(job: SearchJob) -> dict:
     }
 
 
-def _no_face_found(job: SearchJob) -> bool:
-    return job.status == SearchJob.Status.FAILED and job.error == NO_FACE_FOUND
-
-
 def _status_label(job: SearchJob) -> str:
     # A photo without a detectable face is an answer about the photo, not a fault: said calmly, not "Failed".
-    if _no_face_found(job):
+    if job.found_no_face:
         return "No face found"
     return job.get_status_display() if job.is_finished else f"{job.get_stage_display()}…"
 
 
 def _stage_list(job: SearchJob) -> list[dict]:
-    if _no_face_found(job):
+    if job.found_no_face:
         return [{"key": "no-face", "label": "No face found", "state": "stopped"}]
     if job.status == SearchJob.Status.FAILED:
         return [{"key": "failed", "label": "Failed", "state": "failed"}]

@@ -163,13 +163,16 @@ def latest_calibration(*, agency_id: int | None, engine: str) -> ThresholdCalibr
     return latest or calibrate(agency_id=agency_id, engine=engine)
 
 
-def search_thresholds(*, agency_id: int) -> dict[str, Threshold]:
-    """Per engine the agency's galleries are searched with: the likely-candidate threshold right now."""
+def search_thresholds(*, agency_id: int, galleries: dict[str, list[int]] | None = None) -> dict[str, Threshold]:
+    """Per engine the agency's galleries are searched with: the likely-candidate threshold right now.
+    `galleries`: gallery_ids_by_engine of the agency, when the caller has already read it."""
     problems = threshold_settings_problems()
     if problems:
         raise ImproperlyConfigured(" ".join(problems))
     thresholds = {}
-    for engine, gallery_ids in gallery_ids_by_engine(agency_id=agency_id).items():
+    if galleries is None:
+        galleries = gallery_ids_by_engine(agency_id=agency_id)
+    for engine, gallery_ids in galleries.items():
         faces = index.gallery_faces_count(engine=engine, gallery_ids=gallery_ids)
         thresholds[engine] = _threshold(latest_calibration(agency_id=agency_id, engine=engine), faces)
     return thresholds

@@ -76,12 +76,13 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
 
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.SEARCHING)
     with timed(timings, "calibrate"):
-        thresholds = calibration.search_thresholds(agency_id=job.agency_id)
+        galleries = gallery_ids_by_engine(agency_id=job.agency_id)
+        thresholds = calibration.search_thresholds(agency_id=job.agency_id, galleries=galleries)
     include_minors = bool(job.offense_category and job.offense_category.is_missing_person)
     found: list[list[tuple]] = [[] for _ in faces]
     # Each gallery is searched with its own engine (a gallery being re-embedded keeps its old one until
     # the new descriptors are complete), so the probe is described once per engine in use.
-    for engine_name, gallery_ids in gallery_ids_by_engine(agency_id=job.agency_id).items():
+    for engine_name, gallery_ids in galleries.items():
         embeddings = (
             [face.embedding for face in faces]
             if engine_name == job.engine

@@ -88,6 +88,13 @@ class AuditEntry(models.Model):
         RETENTION_PURGE = "retention_purge", "Expired data purged"
         THRESHOLD_CALIBRATED = "threshold_calibrated", "Likely-candidate threshold recalibrated"
         THRESHOLD_SETTING_CHANGED = "threshold_setting_changed", "Threshold setting changed"
+        PROBE_UPLOADED = "probe_uploaded", "Probe uploaded for preparation"
+        PROBE_EDITED = "probe_edited", "Probe photo edited"
+        VIDEO_UPLOADED = "video_uploaded", "Video uploaded for stills"
+        VIDEO_STILLS_FOUND = "video_stills_found", "Stills proposed from a video"
+        VIDEO_REJECTED = "video_rejected", "Video not usable"
+        COMPARISON_RECORDED = "comparison_recorded", "Comparison recorded"
+        CANDIDATE_ERASED = "candidate_erased", "A candidate of a search was erased"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

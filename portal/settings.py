@@ -365,6 +365,12 @@ if PRODUCTION and (SEARCH_DEFAULT_PURPOSE or SEARCH_DEFAULT_JUSTIFICATION):
 # Crash drills only: a pause inside the task, so a test can kill a worker mid-job.
 SEARCH_DRILL_PAUSE_SECONDS = env_float("SEARCH_DRILL_PAUSE_SECONDS", 0.0)
 
+# --- Stills from recorded video (search/video.py): decoded only in a worker, under the photo decoding cap ---
+VIDEO_MAX_BYTES = env_int("VIDEO_MAX_BYTES", 200 * 1024 * 1024)
+VIDEO_MAX_SECONDS = env_int("VIDEO_MAX_SECONDS", 300)
+VIDEO_STILLS_PROPOSED = env_int("VIDEO_STILLS_PROPOSED", 8)
+VIDEO_SAMPLES_PER_SECOND = env_float("VIDEO_SAMPLES_PER_SECOND", 2.0)
+
 # --- Celery ---------------------------------------------------------------------------------
 CELERY_BROKER_URL = embedded.broker_url()
 CELERY_TASK_DEFAULT_QUEUE = os.environ.get("CELERY_QUEUE", "search")

@@ -153,7 +153,91 @@ class Probe(models.Model):
     content_hash = models.CharField(max_length=64, help_text="SHA-256 of the photo as received")
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
+    # Probe preparation (search/preparation.py): the original above stays untouched; the edits (ProbeEdit)
+    # render a prepared copy, which is what the search reads. Empty: the original is searched.
+    prepared_image = models.FileField(upload_to="probes/", blank=True)
+    prepared_hash = models.CharField(max_length=64, blank=True, help_text="SHA-256 of the prepared copy")
+    # Faces found on the image to be searched, for the officer to choose from; computed by a worker for
+    # the image whose hash is preview_hash (a preview of an older image is never shown as current).
+    preview_faces = models.JSONField(default=list, blank=True)
+    preview_hash = models.CharField(max_length=64, blank=True)
+    # The purpose, justification and detector chosen at upload, kept until the prepared probe is searched.
+    pending_search = models.JSONField(default=dict, blank=True)
+    # A still taken from a recorded video: the video's hash and the frame's time travel with the probe.
+    video = models.ForeignKey("ProbeVideo", null=True, blank=True, on_delete=models.SET_NULL, related_name="probes")
+    video_hash = models.CharField(max_length=64, blank=True)
+    frame_time_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.original_name or str(self.code)
+
+    @property
+    def searched_image(self):
+        """The image a search reads and its boxes refer to: the prepared copy, or the original."""
+        return self.prepared_image if self.prepared_image else self.image
+
+
+class ProbeEdit(models.Model):
+    """One recorded edit of a probe before its search: what, by whom, and the image's hash before and after."""
+
+    class Operation(models.TextChoices):
+        CROP = "crop", "Crop"
+        ROTATE = "rotate", "Rotate"
+        ADJUST = "adjust", "Brightness and contrast"
+        RESET = "reset", "Back to the original"
+
+    probe = models.ForeignKey(Probe, on_delete=models.CASCADE, related_name="edits")
+    number = models.PositiveSmallIntegerField(help_text="1-based, in the order made")
+    operation = models.CharField(max_length=10, choices=Operation.choices)
+    parameters = models.JSONField(default=dict)
+    made_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    hash_before = models.CharField(max_length=64)
+    hash_after = models.CharField(max_length=64)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["probe", "number"]
+        constraints = [models.UniqueConstraint(fields=["probe", "number"], name="probe_edit_number_once")]
+
+    def __str__(self) -> str:
+        return f"Edit {self.number} of probe {self.probe_id}: {self.operation}"
+
+
+class ProbeVideo(models.Model):
+    """A recorded video uploaded into a case to take stills from; only the stills are ever searched."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Finding stills"
+        READY = "ready", "Stills ready"
+        FAILED = "failed", "Not usable"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="probe_videos")
+    case = models.ForeignKey("portal.Case", on_delete=models.PROTECT, related_name="videos")
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    file = models.FileField(upload_to="videos/", blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    content_hash = models.CharField(max_length=64, help_text="SHA-256 of the video as received")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    container = models.CharField(max_length=10, blank=True, help_text="mp4 or webm, from the file's first bytes")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    error = models.TextField(blank=True)
+    # The proposed stills, sharpest first: [{"time_ms", "image", "sharpness", "faces"}]; "image" is a stored name.
+    stills = models.JSONField(default=list, blank=True)
+    offense_category = models.ForeignKey(OffenseCategory, null=True, on_delete=models.PROTECT, related_name="+")
+    justification = models.TextField(blank=True)
+    sensitive = models.BooleanField(default=False)
+    purged_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -229,6 +313,10 @@ class SearchJob(models.Model):
     stage_ms = models.JSONField(default=dict, blank=True, help_text="Milliseconds per stage")
     # Per engine searched, the likely-candidate threshold used and the data behind it (open_set.Threshold).
     thresholds = models.JSONField(default=dict, blank=True)
+    # Which faces of the photo are searched: {"mode": "all"} (commands, API), {"mode": "usable"} (the page's
+    # default: every face of usable quality, all of them if none is), or {"mode": "chosen", "boxes": [...]}
+    # from probe preparation; the run adds "found" and "searched" counts.
+    face_choice = models.JSONField(default=dict, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -328,6 +416,33 @@ class LeadReview(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()}: candidate {self.candidate_id}"
+
+
+class ComparisonRecord(models.Model):
+    """One person's structured comparison of a probe face with a candidate, after the FISWG feature list
+    (search/comparison.py). The second person records theirs blind: before they may see the first's."""
+
+    class Role(models.TextChoices):
+        PROPOSER = "proposer", "First examiner"
+        VERIFIER = "verifier", "Verifier"
+
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="comparison_records")
+    examiner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    features = models.JSONField(default=dict, help_text="Feature → similar, different or not_visible")
+    conclusion = models.CharField(max_length=20)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["candidate", "created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["candidate", "examiner"], name="comparison_once_per_examiner"),
+            models.UniqueConstraint(fields=["candidate", "role"], name="comparison_once_per_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} comparison of candidate {self.candidate_id}"
 
 
 class SubjectRequest(models.Model):

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from search import gallery_views, review_views, views
+from search import compare_views, gallery_views, preparation_views, review_views, video_views, views
 
 app_name = "search"
 
@@ -12,13 +12,36 @@ urlpatterns = [
     path("searches/<uuid:code>/retry-sensitive/", views.job_retry_sensitive, name="job-retry-sensitive"),
     path(
         "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/",
-        views.candidate_compare,
+        compare_views.candidate_compare,
         name="candidate-compare",
     ),
     path(
-        "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/mark/", views.candidate_mark, name="candidate-mark"
+        "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/mark/",
+        compare_views.candidate_mark,
+        name="candidate-mark",
     ),
-    path("searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/", views.lead_decide, name="lead-decide"),
+    path(
+        "searches/<uuid:code>/faces/<int:face>/candidates/<int:rank>/decide/",
+        compare_views.lead_decide,
+        name="lead-decide",
+    ),
+    # Probe preparation (search/preparation.py)
+    path("probes/<uuid:code>/prepare/", preparation_views.probe_prepare, name="probe-prepare"),
+    path("probes/<uuid:code>/prepare/status.json", preparation_views.probe_prepare_status, name="probe-prepare-status"),
+    path("probes/<uuid:code>/prepare/edit/", preparation_views.probe_edit, name="probe-edit"),
+    path("probes/<uuid:code>/prepare/search/", preparation_views.probe_prepared_search, name="probe-prepared-search"),
+    path(
+        "images/probes/<uuid:code>/preview/<int:face>.jpg",
+        preparation_views.probe_preview_face,
+        name="probe-preview-face",
+    ),
+    path("images/probes/<uuid:code>/original.jpg", preparation_views.probe_original_image, name="probe-original-image"),
+    # Stills from recorded video (search/video.py)
+    path("cases/<uuid:case_code>/videos/", video_views.video_upload, name="video-upload"),
+    path("videos/<uuid:code>/", video_views.video_detail, name="video-detail"),
+    path("videos/<uuid:code>/status.json", video_views.video_status, name="video-status"),
+    path("videos/<uuid:code>/search/", video_views.video_search, name="video-search"),
+    path("images/videos/<uuid:code>/stills/<int:number>.jpg", video_views.video_still_image, name="video-still-image"),
     path("profiles/<uuid:code>/", views.profile_detail, name="profile-detail"),
     path("reviews/", review_views.review_queue, name="review-queue"),
     path("reviews/mine/", review_views.review_mine, name="review-mine"),

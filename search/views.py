@@ -13,17 +13,15 @@ from django.views.decorators.http import require_POST, require_safe
 from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
-from accounts.models import Role
 from portal import selectors as case_selectors
 from portal.access import agency_member_required, private
 from portal.audit import audit_record
 from portal.client_address import client_address
 from portal.models import AuditEntry
-from search import leads as reviews
 from search import selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
-from search.models import LeadReview, SearchJob
+from search.models import SearchJob
 from search.services import SearchRefused, probe_submit, search_retry_sensitive, sensitive_retry_offered
 
 STAGES = [
@@ -116,7 +114,7 @@ def _stage_list(job: SearchJob) -> list[dict]:
     ]
 
 
-def _audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
+def audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
     audit_record(
         action=action, actor=request.user, case=case, target=target, data=data or {}, ip_address=client_address(request)
     )
@@ -127,7 +125,7 @@ def _audit_view(request, action: str, *, case, target, data: dict | None = None)
 def job_detail(request, code):
     job = selectors.job_get(user=request.user, code=code)
     if job.status == SearchJob.Status.DONE:
-        _audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
+        audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
     return render(request, "search/job_detail.html", _job_context(job))
 
 
@@ -136,7 +134,7 @@ def job_detail(request, code):
 def job_results(request, code):
     job = selectors.job_get(user=request.user, code=code)
     if job.status == SearchJob.Status.DONE:
-        _audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
+        audit_view(request, AuditEntry.Action.RESULTS_VIEWED, case=job.probe.case, target=job)
     return render(request, "search/_results.html", _job_context(job))
 
 
@@ -176,100 +174,9 @@ def job_retry_sensitive(request, code):
 
 @require_safe
 @agency_member_required
-def candidate_compare(request, code, face, rank):
-    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
-    siblings = list(
-        selectors.search_job_candidates(job=candidate.job)
-        .filter(probe_face=candidate.probe_face)
-        .values_list("rank", flat=True)
-    )
-    position = siblings.index(candidate.rank)
-
-    def url(r):
-        return reverse("search:candidate-compare", kwargs={"code": code, "face": face, "rank": r})
-
-    _audit_view(
-        request,
-        AuditEntry.Action.COMPARISON_VIEWED,
-        case=candidate.job.probe.case,
-        target=candidate,
-        data={"profile_id": candidate.profile_id},
-    )
-    review = getattr(candidate, "review", None)
-    return render(
-        request,
-        "search/compare.html",
-        {
-            "candidate": candidate,
-            "job": candidate.job,
-            "review": review,
-            "previous_url": url(siblings[position - 1]) if position > 0 else None,
-            "next_url": url(siblings[position + 1]) if position + 1 < len(siblings) else None,
-            "count": len(siblings),
-            "can_mark": review is None
-            or (
-                review.proposed_by_id == request.user.id
-                and review.status in (LeadReview.Status.POSSIBLE_LEAD, LeadReview.Status.EXCLUDED)
-            ),
-            "can_decide": (
-                review is not None
-                and review.status == LeadReview.Status.POSSIBLE_LEAD
-                and request.user.role == Role.SUPERVISOR
-                and review.proposed_by_id != request.user.id
-            ),
-        },
-    )
-
-
-@agency_member_required
-@require_POST
-def candidate_mark(request, code, face, rank):
-    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
-    try:
-        reviews.candidate_mark(
-            user=request.user,
-            candidate=candidate,
-            decision=request.POST.get("decision", ""),
-            note=request.POST.get("note", ""),
-            ip_address=client_address(request),
-        )
-    except reviews.ReviewRefused as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(
-            request,
-            "Your decision is recorded."
-            if request.POST.get("decision") == "excluded"
-            else "Proposed as a possible lead: a supervisor must confirm it before it is a lead.",
-        )
-    return redirect("search:candidate-compare", code=code, face=face, rank=rank)
-
-
-@agency_member_required
-@require_POST
-def lead_decide(request, code, face, rank):
-    candidate = selectors.candidate_get(user=request.user, job_code=code, face_index=face, rank=rank)
-    confirm = request.POST.get("decision") == "confirm"
-    try:
-        reviews.lead_decide(
-            user=request.user,
-            candidate=candidate,
-            confirm=confirm,
-            note=request.POST.get("note", ""),
-            ip_address=client_address(request),
-        )
-    except reviews.ReviewRefused as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, "Lead confirmed by a second person." if confirm else "Lead rejected.")
-    return redirect("search:candidate-compare", code=code, face=face, rank=rank)
-
-
-@require_safe
-@agency_member_required
 def profile_detail(request, code):
     profile = selectors.profile_get(user=request.user, code=code)
-    _audit_view(request, AuditEntry.Action.PROFILE_VIEWED, case=None, target=profile)
+    audit_view(request, AuditEntry.Action.PROFILE_VIEWED, case=None, target=profile)
     return render(
         request,
         "search/profile_detail.html",

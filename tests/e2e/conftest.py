@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection
 
 from portal.celery import app
@@ -83,3 +86,43 @@ def offense_categories(transactional_db):
     migration = importlib.import_module("search.migrations.0004_offense_categories")
     for name in migration.CATEGORIES:
         OffenseCategory.objects.get_or_create(name=name, defaults={"is_missing_person": name == "Missing person"})
+
+
+@pytest.fixture
+def browser_page():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not os.path.exists(settings.CHROMIUM_PATH):
+        pytest.fail(
+            f"No browser at {settings.CHROMIUM_PATH} (CHROMIUM_PATH): run scripts/install.sh, which installs "
+            "Debian's chromium."
+        )
+    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=settings.CHROMIUM_PATH,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-sync",
+                "--disable-background-networking",
+                "--disable-component-update",
+            ],
+        )
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        yield page
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def demo_with_worker(start_worker) -> dict:
+    """The demo of `make run` (agency, users, gallery of the shared photos) and a worker. Made before
+    the browser starts: ORM calls inside Playwright's event loop would open a connection that outlives
+    the test."""
+    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
+    start_worker()
+    return json.loads(Path(settings.DEMO_LOGINS_FILE).read_text())

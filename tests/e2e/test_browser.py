@@ -4,7 +4,6 @@ read the candidates, compare, open the profile. Screenshots go to docs/screensho
 
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -13,99 +12,11 @@ from django.conf import settings
 from django.core.management import call_command
 
 from tests.base import faces_dir
+from tests.e2e.browser import SCREENSHOTS, assert_accessible, sign_in_with_totp, sign_out, totp_now, wait_for_images
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
-SCREENSHOTS = Path(settings.BASE_DIR) / "docs" / "screenshots"
 PROBE = "img5.jpg"  # a photo of P01
-
-
-@pytest.fixture
-def browser_page():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not os.path.exists(settings.CHROMIUM_PATH):
-        pytest.fail(
-            f"No browser at {settings.CHROMIUM_PATH} (CHROMIUM_PATH): run scripts/install.sh, which installs "
-            "Debian's chromium."
-        )
-    # Playwright's sync API runs an event loop in this thread; the ORM calls of the test are still sync.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=settings.CHROMIUM_PATH,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-sync",
-                "--disable-background-networking",
-                "--disable-component-update",
-            ],
-        )
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        yield page
-        browser.close()
-    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-
-
-def totp_now(secret_base32: str) -> str:
-    import base64
-
-    from django_otp.oath import TOTP
-
-    return f"{TOTP(base64.b32decode(secret_base32)).token():06d}"
-
-
-def sign_in_with_totp(page, base_url: str, username: str, login: dict) -> None:
-    page.goto(base_url + "/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", login["password"])
-    page.click("button[type=submit]")
-    page.wait_for_selector("h1:has-text('Second factor')")
-    page.fill("#id_code", totp_now(login["totp_secret"]))
-    page.click("button:has-text('Sign in')")
-    page.wait_for_selector("h1:has-text('Dashboard')")
-
-
-def sign_out(page) -> None:
-    page.click("button:has-text('Sign out') >> nth=0")
-    page.wait_for_selector("h1:has-text('Sign in')")
-
-
-def wait_for_images(page, timeout: float = 20) -> None:
-    """Every image of the page loaded (they come from permission-checked views). Polled from here:
-    wait_for_function would evaluate a string inside the page, which its CSP rightly forbids."""
-    import time
-
-    deadline = time.monotonic() + timeout
-    check = "Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)"
-    while not page.evaluate(check):
-        assert time.monotonic() < deadline, "images did not load"
-        time.sleep(0.1)
-
-
-def assert_accessible(page, name: str) -> None:
-    from axe_playwright_python.sync_playwright import Axe
-
-    violations = Axe().run(page).response["violations"]
-    serious = [
-        (v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
-        for v in violations
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name}: {serious}"
-
-
-@pytest.fixture
-def demo_with_worker(start_worker) -> dict:
-    """The demo of `make run` (agency, users, gallery of the shared photos) and a worker. Made before
-    the browser starts: ORM calls inside Playwright's event loop would open a connection that outlives
-    the test."""
-    call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
-    start_worker()
-    return json.loads(Path(settings.DEMO_LOGINS_FILE).read_text())
 
 
 def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, demo_with_worker, browser_page):

@@ -100,3 +100,13 @@ def password_verified_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
+    """An audit entry for a page that showed biometric data (results, a comparison, a profile)."""
+    from portal.audit import audit_record
+    from portal.client_address import client_address
+
+    audit_record(
+        action=action, actor=request.user, case=case, target=target, data=data or {}, ip_address=client_address(request)
+    )

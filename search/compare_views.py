@@ -8,13 +8,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
 
 from accounts.models import Role
-from portal.access import agency_member_required
+from portal.access import agency_member_required, audit_view
 from portal.client_address import client_address
 from portal.models import AuditEntry
 from search import leads as reviews
 from search import selectors
 from search.models import LeadReview
-from search.views import audit_view
 
 
 @require_safe

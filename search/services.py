@@ -14,7 +14,7 @@ from portal.models import AuditEntry, Case
 from search.faces import get_engine
 from search.imaging import decode_photo, encode_jpeg
 from search.jobs import search_job_enqueue
-from search.models import NO_FACE_FOUND, OffenseCategory, Probe, SearchJob
+from search.models import NO_FACE_FOUND, OffenseCategory, Probe, ProbeVideo, SearchJob
 from search.open_set import LOW_QUALITY
 from search.storage import media_delete, media_store
 
@@ -55,10 +55,15 @@ def probe_submit(
     justification: str = "",
     ip_address: str | None = None,
     sensitive: bool = False,
+    face_choice: dict | None = None,
+    video: ProbeVideo | None = None,
+    frame_time_ms: int | None = None,
 ) -> SearchJob:
     """Check and store a probe photo and queue its search; raises PhotoRejected or SearchRefused.
 
     A search needs an open case of the uploader's agency, an offense category and a justification.
+    face_choice says which faces are searched (SearchJob.face_choice; default every face). A still of a
+    recorded video names its video and the frame's time, which travel with the probe.
     """
     category, justification, top_k = _search_start_check(
         case=case, started_by=uploaded_by, purpose=purpose, justification=justification, top_k=top_k
@@ -74,12 +79,18 @@ def probe_submit(
             "content_hash": photo.content_hash,
             "width": photo.width,
             "height": photo.height,
-        },
+        }
+        | (
+            {"video": video, "video_hash": video.content_hash, "frame_time_ms": frame_time_ms}
+            if video is not None
+            else {}
+        ),
         category=category,
         justification=justification,
         top_k=top_k,
         sensitive=sensitive,
         ip_address=ip_address,
+        face_choice=face_choice,
     )
 
 
@@ -168,6 +179,7 @@ def _search_start(
     sensitive: bool,
     ip_address: str | None,
     retry_of: SearchJob | None = None,
+    face_choice: dict | None = None,
 ) -> SearchJob:
     """The probe over a stored image, its queued job and the audit entry, in one transaction; the image is
     deleted again if that fails."""
@@ -185,6 +197,7 @@ def _search_start(
                 offense_category=category,
                 justification=justification,
                 sensitive=sensitive,
+                face_choice=face_choice or {"mode": "all"},
             )
             data = {
                 "purpose": category.name,
@@ -195,6 +208,12 @@ def _search_start(
             }
             if retry_of is not None:
                 data |= {"retry_of": str(retry_of.code), "sensitive": True}
+            if probe.video_id is not None:
+                data |= {
+                    "video": str(probe.video.code),
+                    "video_hash": probe.video_hash,
+                    "frame_ms": probe.frame_time_ms,
+                }
             audit_record(
                 action=AuditEntry.Action.SEARCH_STARTED,
                 actor=started_by,

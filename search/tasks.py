@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from search import calibration, jobs, pipeline, retention
+from search import calibration, jobs, pipeline, preparation, retention, video
 
 
 @shared_task(name="search.tasks.search_job_run", acks_late=True, reject_on_worker_lost=True)
@@ -23,3 +23,13 @@ def purge_expired_task() -> None:
 @shared_task(name="search.tasks.calibrations_refresh", ignore_result=True)
 def calibrations_refresh_task() -> None:
     calibration.calibrations_refresh()
+
+
+@shared_task(name="search.tasks.probe_preview", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def probe_preview_task(probe_id: int) -> None:
+    preparation.probe_preview_run(probe_id=probe_id)
+
+
+@shared_task(name="search.tasks.video_stills_find", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def video_stills_find_task(video_id: int) -> None:
+    video.video_stills_find(video_id=video_id)

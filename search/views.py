@@ -14,8 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
 from portal import selectors as case_selectors
-from portal.access import agency_member_required, private
-from portal.audit import audit_record
+from portal.access import agency_member_required, audit_view, private
 from portal.client_address import client_address
 from portal.models import AuditEntry
 from search import selectors
@@ -112,12 +111,6 @@ def _stage_list(job: SearchJob) -> list[dict]:
         }
         for i, stage in enumerate(STAGES)
     ]
-
-
-def audit_view(request, action: str, *, case, target, data: dict | None = None) -> None:
-    audit_record(
-        action=action, actor=request.user, case=case, target=target, data=data or {}, ip_address=client_address(request)
-    )
 
 
 @require_safe

@@ -8,7 +8,7 @@ the second-factor pages themselves.
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 
@@ -110,3 +110,23 @@ def audit_view(request, action: str, *, case, target, data: dict | None = None) 
     audit_record(
         action=action, actor=request.user, case=case, target=target, data=data or {}, ip_address=client_address(request)
     )
+
+
+def image_response(field) -> FileResponse:
+    """A stored image, streamed privately (never cached, never a public URL); 404 when it is not held."""
+    if not field or not field.name:
+        raise Http404("No image")
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError:
+        raise Http404("Image missing") from None
+    response = FileResponse(handle, content_type="image/jpeg")
+    response["Content-Disposition"] = "inline"
+    return private(response)
+
+
+def jpeg_response(data: bytes) -> HttpResponse:
+    """JPEG bytes made for this request (an annotated photo, a thumbnail), served like image_response."""
+    response = HttpResponse(data, content_type="image/jpeg")
+    response["Content-Disposition"] = "inline"
+    return private(response)

@@ -64,15 +64,20 @@ def search_job_run(*, job_id: int) -> None:
 
 def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
     with timed(timings, "decode"):
-        with default_storage.open(job.probe.image.name, "rb") as stored:
+        with default_storage.open(job.probe.searched_image.name, "rb") as stored:
             photo = decode_photo(stored.read())
     engine = get_engine(job.engine)
     photo_faces = PhotoFaces(photo.image, engine, timings)
-    faces = photo_faces.find(sensitive=job.sensitive)
+    found_faces = photo_faces.find(sensitive=job.sensitive)
     if settings.SEARCH_DRILL_PAUSE_SECONDS:
         time.sleep(settings.SEARCH_DRILL_PAUSE_SECONDS)
-    if not faces:
+    if not found_faces:
         raise NoFaceFound(NO_FACE_FOUND)
+    faces = faces_chosen(found_faces, job.face_choice)
+    if not faces:
+        raise NoFaceFound("The faces chosen before the search were not found again on the photo.")
+    # Kept with the job when its results are written (search_job_run → _finish_done).
+    job.face_choice = (job.face_choice or {"mode": "all"}) | {"found": len(found_faces), "searched": len(faces)}
 
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.SEARCHING)
     with timed(timings, "calibrate"):
@@ -113,6 +118,18 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
         crop_name = media_store(f"crops/probes/{job.code}/face-{number}.jpg", photo_faces.crop_jpeg(face))
         results.append((number, face, crop_name, hits))
     return results, thresholds
+
+
+def faces_chosen(faces: list, choice: dict) -> list:
+    """The faces a job searches (SearchJob.face_choice): every one; those of usable quality (all of them if
+    none is, so that the answer says why); or those chosen on the prepared photo, found again by their boxes."""
+    mode = (choice or {}).get("mode", "all")
+    if mode == "usable":
+        return [face for face in faces if quality_usable(face.quality)] or faces
+    if mode == "chosen":
+        kept = {id(match): match for box in choice.get("boxes", []) if (match := same_face(box, faces)) is not None}
+        return [face for face in faces if id(face) in kept]
+    return faces
 
 
 def _best_per_profile(hits: list[tuple], limit: int, bounds: dict[str, float]) -> list[tuple]:
@@ -180,6 +197,7 @@ def _finish_done(job: SearchJob, attempt: int, results: list, thresholds: dict, 
         Candidate.objects.bulk_create(candidates)
         recorded = {engine_name: threshold.as_json() for engine_name, threshold in thresholds.items()}
         SearchJob.objects.filter(pk=job.id).update(
+            face_choice=job.face_choice,
             thresholds=recorded,
             threshold=thresholds[job.engine].distance if job.engine in thresholds else job.threshold,
         )

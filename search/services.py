@@ -11,10 +11,11 @@ from django.utils import timezone
 from accounts.models import User
 from portal.audit import audit_record
 from portal.models import AuditEntry, Case
+from search import preparation
 from search.faces import get_engine
 from search.imaging import decode_photo, encode_jpeg
 from search.jobs import search_job_enqueue
-from search.models import NO_FACE_FOUND, OffenseCategory, Probe, ProbeVideo, SearchJob
+from search.models import NO_FACE_FOUND, OffenseCategory, Probe, ProbeEdit, ProbeVideo, SearchJob
 from search.open_set import LOW_QUALITY
 from search.storage import media_delete, media_store
 
@@ -117,29 +118,69 @@ def search_retry_sensitive(*, job: SearchJob, started_by: User, ip_address: str 
         justification=job.justification,
         top_k=job.top_k,
     )
-    with probe.image.open("rb") as stored:
-        data = stored.read()
     # A probe of its own over a copy of the photo: a finished search replaces its probe's faces (and with them
     # the candidates), so sharing the Probe would wipe the first search's results; a copy also outlives the
-    # first probe's purge.
-    image_name = media_store(_probe_image_name(probe.case, probe.content_hash), data)
-    return _search_start(
-        case=probe.case,
-        started_by=started_by,
-        probe_fields={
-            "image": image_name,
-            "original_name": probe.original_name,
-            "content_hash": probe.content_hash,
-            "width": probe.width,
-            "height": probe.height,
-        },
-        category=category,
-        justification=justification,
-        top_k=top_k,
-        sensitive=True,
-        ip_address=ip_address,
-        retry_of=job,
-    )
+    # first probe's purge. A prepared probe's copy and its recorded edits come along.
+    copies = [media_store(_probe_image_name(probe.case, probe.content_hash), _stored_bytes(probe.image))]
+    if probe.prepared_image:
+        copies.append(
+            media_store(_probe_image_name(probe.case, probe.prepared_hash), _stored_bytes(probe.prepared_image))
+        )
+    fields = {
+        "image": copies[0],
+        "original_name": probe.original_name,
+        "content_hash": probe.content_hash,
+        "width": probe.width,
+        "height": probe.height,
+        "prepared_image": copies[1] if len(copies) > 1 else "",
+        "prepared_hash": probe.prepared_hash,
+        "video": probe.video,
+        "video_hash": probe.video_hash,
+        "frame_time_ms": probe.frame_time_ms,
+    }
+    try:
+        with transaction.atomic():
+            retry = _search_start(
+                case=probe.case,
+                started_by=started_by,
+                probe_fields=fields,
+                category=category,
+                justification=justification,
+                top_k=top_k,
+                sensitive=True,
+                ip_address=ip_address,
+                retry_of=job,
+                face_choice={k: v for k, v in job.face_choice.items() if k not in ("found", "searched")} or None,
+            )
+            ProbeEdit.objects.bulk_create(
+                [
+                    ProbeEdit(
+                        probe_id=retry.probe_id,
+                        **{
+                            f: getattr(e, f)
+                            for f in (
+                                "number",
+                                "operation",
+                                "parameters",
+                                "made_by_id",
+                                "hash_before",
+                                "hash_after",
+                                "created_at",
+                            )
+                        },
+                    )
+                    for e in probe.edits.all()
+                ]
+            )
+    except Exception:
+        media_delete(*copies)
+        raise
+    return retry
+
+
+def _stored_bytes(field) -> bytes:
+    with field.open("rb") as stored:
+        return stored.read()
 
 
 def _search_start_check(
@@ -180,13 +221,21 @@ def _search_start(
     ip_address: str | None,
     retry_of: SearchJob | None = None,
     face_choice: dict | None = None,
+    prepared_probe: Probe | None = None,
 ) -> SearchJob:
-    """The probe over a stored image, its queued job and the audit entry, in one transaction; the image is
-    deleted again if that fails."""
+    """The probe over a stored image (or a prepared probe), its queued job and the audit entry, in one
+    transaction; a newly stored image is deleted again if that fails."""
     engine = get_engine(settings.FACE_ENGINE)
     try:
         with transaction.atomic():
-            probe = Probe.objects.create(agency_id=case.agency_id, case=case, uploaded_by=started_by, **probe_fields)
+            if prepared_probe is None:
+                probe = Probe.objects.create(
+                    agency_id=case.agency_id, case=case, uploaded_by=started_by, **probe_fields
+                )
+            else:
+                probe = Probe.objects.select_for_update().get(pk=prepared_probe.pk)
+                if probe.jobs.exists():
+                    raise SearchRefused("This photo was already searched.")
             job = SearchJob.objects.create(
                 agency_id=case.agency_id,
                 probe=probe,
@@ -208,6 +257,13 @@ def _search_start(
             }
             if retry_of is not None:
                 data |= {"retry_of": str(retry_of.code), "sensitive": True}
+            if prepared_probe is not None:
+                edits = list(probe.edits.order_by("number").values("number", "operation", "hash_after"))
+                data |= {
+                    "prepared_hash": probe.prepared_hash,
+                    "edits": [f"{e['number']}. {e['operation']} → {e['hash_after'][:16]}" for e in edits],
+                    "faces_chosen": (face_choice or {}).get("numbers", []),
+                }
             if probe.video_id is not None:
                 data |= {
                     "video": str(probe.video.code),
@@ -227,6 +283,124 @@ def _search_start(
             # Enqueue only after commit, or the worker may look for a row it can't see yet.
             transaction.on_commit(lambda: search_job_enqueue(job_id))
     except Exception:
-        media_delete(probe_fields["image"])
+        if prepared_probe is None:
+            media_delete(probe_fields["image"])
         raise
     return job
+
+
+# --- Probe preparation (the edits themselves: search/preparation.py) ---------------------------------
+
+
+def probe_prepare_start(
+    *,
+    case: Case,
+    uploaded_by: User,
+    data: bytes,
+    original_name: str = "",
+    purpose: str = "",
+    justification: str = "",
+    sensitive: bool = False,
+    ip_address: str | None = None,
+) -> Probe:
+    """Store a probe photo to prepare before its search: its faces are found by a worker, nothing is searched
+    yet. The same checks as a search, so that preparing is never a way around them; raises PhotoRejected or
+    SearchRefused."""
+    category, justification, top_k = _search_start_check(
+        case=case, started_by=uploaded_by, purpose=purpose, justification=justification, top_k=None
+    )
+    photo = decode_photo(data)
+    image_name = media_store(_probe_image_name(case, photo.content_hash), encode_jpeg(photo.image))
+    try:
+        with transaction.atomic():
+            probe = Probe.objects.create(
+                agency_id=case.agency_id,
+                case=case,
+                uploaded_by=uploaded_by,
+                image=image_name,
+                original_name=original_name[:255],
+                content_hash=photo.content_hash,
+                width=photo.width,
+                height=photo.height,
+                pending_search={
+                    "purpose": category.name,
+                    "justification": justification,
+                    "sensitive": sensitive,
+                    "top_k": top_k,
+                },
+            )
+            audit_record(
+                action=AuditEntry.Action.PROBE_UPLOADED,
+                actor=uploaded_by,
+                case=case,
+                target=probe,
+                ip_address=ip_address,
+                detail=f"{category.name}: {justification}",
+                data={"probe": str(probe.code), "probe_hash": probe.content_hash, "purpose": category.name},
+            )
+            probe_id = probe.id
+            transaction.on_commit(lambda: preparation.probe_preview_queue(probe_id))
+    except Exception:
+        media_delete(image_name)
+        raise
+    return probe
+
+
+def probe_sensitive_preview(*, probe: Probe, user: User) -> None:
+    """Look for the faces again with the sensitive detector (which the search will then use)."""
+    preparation.edit_allowed(probe, user)
+    pending = probe.pending_search | {"sensitive": True}
+    Probe.objects.filter(pk=probe.pk, jobs__isnull=True).update(
+        pending_search=pending, preview_hash="", preview_faces=[]
+    )
+    transaction.on_commit(lambda: preparation.probe_preview_queue(probe.pk))
+
+
+def probe_prepared_search(
+    *, probe: Probe, started_by: User, face_numbers: list[str], ip_address: str | None = None
+) -> SearchJob:
+    """Search the chosen faces of a prepared probe; raises SearchRefused."""
+    try:
+        preparation.edit_allowed(probe, started_by)
+    except preparation.EditRefused as exc:
+        raise SearchRefused(str(exc)) from None
+    if probe.preview_hash != preparation.image_version(probe):
+        raise SearchRefused("The faces of the photo are still being found: wait a moment and choose again.")
+    faces = probe.preview_faces
+    if not faces:
+        raise SearchRefused(
+            "No face was found on the photo as prepared: crop or rotate it, or look again with the sensitive detector."
+        )
+    try:
+        numbers = sorted({int(n) for n in face_numbers})
+    except (TypeError, ValueError):
+        raise SearchRefused("Choose the faces to search by their numbers.") from None
+    if not numbers:
+        raise SearchRefused("Choose at least one face to search.")
+    if numbers[0] < 1 or numbers[-1] > len(faces):
+        raise SearchRefused(f"The photo has faces 1 to {len(faces)}; there is no face {numbers[-1]}.")
+    pending = probe.pending_search
+    category, justification, top_k = _search_start_check(
+        case=probe.case,
+        started_by=started_by,
+        purpose=pending.get("purpose", ""),
+        justification=pending.get("justification", ""),
+        top_k=pending.get("top_k"),
+    )
+    return _search_start(
+        case=probe.case,
+        started_by=started_by,
+        probe_fields={},
+        category=category,
+        justification=justification,
+        top_k=top_k,
+        sensitive=bool(pending.get("sensitive")),
+        ip_address=ip_address,
+        face_choice={
+            "mode": "chosen",
+            "numbers": numbers,
+            "boxes": [faces[n - 1]["box"] for n in numbers],
+            "found": len(faces),
+        },
+        prepared_probe=probe,
+    )

@@ -6,7 +6,7 @@ import io
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST, require_safe
@@ -14,14 +14,20 @@ from PIL import Image, ImageDraw, ImageFont
 
 from accounts.middleware import passive
 from portal import selectors as case_selectors
-from portal.access import agency_member_required, audit_view, private
+from portal.access import agency_member_required, audit_view, image_response, jpeg_response
 from portal.client_address import client_address
 from portal.models import AuditEntry
 from search import selectors
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import SearchJob
-from search.services import SearchRefused, probe_submit, search_retry_sensitive, sensitive_retry_offered
+from search.services import (
+    SearchRefused,
+    probe_prepare_start,
+    probe_submit,
+    search_retry_sensitive,
+    sensitive_retry_offered,
+)
 
 STAGES = [
     SearchJob.Stage.QUEUED,
@@ -38,7 +44,29 @@ def probe_upload(request, case_code):
     case = case_selectors.case_get(user=request.user, code=case_code)
     form = ProbeUploadForm(request.POST, request.FILES)
     jobs, problems = [], []
-    if form.is_valid():
+    prepare = request.POST.get("prepare") == "1"
+    if form.is_valid() and prepare:
+        if len(form.cleaned_data["photos"]) != 1:
+            form.add_error("photos", "Prepare one photo at a time: choose a single photo, or search them all now.")
+        else:
+            upload = form.cleaned_data["photos"][0]
+            try:
+                photo_size_check(upload.size)
+                probe = probe_prepare_start(
+                    case=case,
+                    uploaded_by=request.user,
+                    data=upload.read(),
+                    original_name=upload.name,
+                    purpose=form.cleaned_data["purpose"].name,
+                    justification=form.cleaned_data["justification"],
+                    sensitive=form.cleaned_data["sensitive"],
+                    ip_address=client_address(request),
+                )
+            except (PhotoRejected, SearchRefused) as exc:
+                form.add_error("photos", f"{upload.name}: {exc}")
+            else:
+                return redirect("search:probe-prepare", code=probe.code)
+    elif form.is_valid():
         for upload in form.cleaned_data["photos"]:
             try:
                 photo_size_check(upload.size)  # before the file is read into memory
@@ -52,6 +80,8 @@ def probe_upload(request, case_code):
                         justification=form.cleaned_data["justification"],
                         sensitive=form.cleaned_data["sensitive"],
                         ip_address=client_address(request),
+                        # The page searches every face of usable quality (commands and the API: every face).
+                        face_choice={"mode": "usable"},
                     )
                 )
             except (PhotoRejected, SearchRefused) as exc:
@@ -184,25 +214,11 @@ def profile_detail(request, code):
 # --- Images: only through these views, never from a public media URL --------------------------
 
 
-def _image_response(field) -> FileResponse:
-    if not field or not field.name:
-        raise Http404("No image")
-    try:
-        handle = field.open("rb")
-    except FileNotFoundError:
-        raise Http404("Image missing") from None
-    return _private(FileResponse(handle, content_type="image/jpeg"))
-
-
-def _private(response: HttpResponse) -> HttpResponse:
-    response["Content-Disposition"] = "inline"
-    return private(response)
-
-
 @require_safe
 @agency_member_required
 def probe_image(request, code):
-    return _image_response(selectors.probe_get(user=request.user, code=code).image)
+    # The image the search read (the prepared copy, if the probe was prepared): boxes and landmarks refer to it.
+    return image_response(selectors.probe_get(user=request.user, code=code).searched_image)
 
 
 @require_safe
@@ -210,9 +226,9 @@ def probe_image(request, code):
 def job_annotated_image(request, code):
     """The probe photo with a numbered box on each face found."""
     job = selectors.job_get(user=request.user, code=code)
-    if not job.probe.image:
+    if not job.probe.searched_image:
         raise Http404("The probe photo was deleted under the retention rule")
-    with job.probe.image.open("rb") as stored:
+    with job.probe.searched_image.open("rb") as stored:
         image = Image.open(io.BytesIO(stored.read())).convert("RGB")
     scale = min(1.0, 1200 / max(image.size))
     if scale < 1:
@@ -230,22 +246,22 @@ def job_annotated_image(request, code):
         draw.text((tag[0] + 2 * line, tag[1] + line // 2), label, fill=(17, 24, 39), font=font)
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=88)
-    return _private(HttpResponse(buffer.getvalue(), content_type="image/jpeg"))
+    return jpeg_response(buffer.getvalue())
 
 
 @require_safe
 @agency_member_required
 def probe_face_crop(request, code, face):
-    return _image_response(selectors.probe_face_get(user=request.user, job_code=code, index=face).crop)
+    return image_response(selectors.probe_face_get(user=request.user, job_code=code, index=face).crop)
 
 
 @require_safe
 @agency_member_required
 def face_crop(request, code):
-    return _image_response(selectors.face_image_get(user=request.user, code=code).crop)
+    return image_response(selectors.face_image_get(user=request.user, code=code).crop)
 
 
 @require_safe
 @agency_member_required
 def face_photo(request, code):
-    return _image_response(selectors.face_image_get(user=request.user, code=code).image)
+    return image_response(selectors.face_image_get(user=request.user, code=code).image)

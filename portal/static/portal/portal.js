@@ -28,6 +28,50 @@ function setupDropzone(form) {
       show();
     }
   });
+  keepFilesOnError(form, input);
+}
+
+// A browser empties a file input when a page comes back with errors: post the form from here instead and,
+// on an error, put the answer's form in place around the same file input, so the chosen photos stay chosen.
+function keepFilesOnError(form, input) {
+  form.addEventListener("submit", async (event) => {
+    if (form.dataset.nativeSubmit === "true") return;
+    event.preventDefault();
+    const submitter = event.submitter;
+    const buttons = form.querySelectorAll("button[type=submit]");
+    buttons.forEach((button) => { button.disabled = true; });
+    let response;
+    try {
+      response = await fetch(form.action, {
+        method: "POST", body: new FormData(form, submitter), credentials: "same-origin",
+      });
+    } catch (error) {
+      form.dataset.nativeSubmit = "true";
+      buttons.forEach((button) => { button.disabled = false; });
+      form.requestSubmit(submitter);
+      return;
+    }
+    if (response.redirected || response.ok) {
+      window.location.assign(response.url);
+      return;
+    }
+    const answer = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = answer.querySelector("[data-upload-form]");
+    if (!fresh) {
+      document.open(); document.write(answer.documentElement.outerHTML); document.close();
+      return;
+    }
+    const kept = fresh.querySelector("[data-choose-again]");
+    if (kept) kept.textContent = "Nothing was searched. Your chosen photos are still selected: correct the form and search again.";
+    const previews = form.querySelector("[data-previews]");
+    const adopted = document.importNode(fresh, true);
+    adopted.querySelector("input[type=file]").replaceWith(input);
+    adopted.querySelector("[data-previews]").replaceWith(previews);
+    form.replaceWith(adopted);
+    setupDropzone(adopted);
+    const firstError = adopted.querySelector(".form-error");
+    if (firstError) firstError.scrollIntoView({block: "center"});
+  });
 }
 
 // The session ended (idle timeout, lifetime, signed out elsewhere): go to the sign-in page.

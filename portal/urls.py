@@ -15,6 +15,7 @@ portal_patterns = [
     path("cases/<uuid:code>/reopen/", views.case_reopen, name="case-reopen"),
     path("cases/<uuid:code>/report/", views.case_report_request, name="case-report-request"),
     path("reports/<uuid:code>.pdf", views.case_report_download, name="case-report-download"),
+    path("reports/<uuid:code>/status.json", views.case_report_status, name="case-report-status"),
     path("audit/", views.audit_log, name="audit-log"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
 ]

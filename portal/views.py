@@ -4,11 +4,13 @@ import csv
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
+from accounts.middleware import passive
 from portal import selectors, services
 from portal.access import agency_member_required, private, supervisor_required
 from portal.audit import audit_csv_rows, audit_record
@@ -161,6 +163,26 @@ def case_report_request(request, code):
     services.case_report_request(case=case, user=request.user, ip_address=client_address(request))
     messages.success(request, "The case report is being prepared; it appears below in a moment.")
     return redirect("portal:case-detail", code=case.code)
+
+
+@passive  # polling is not activity: a case page left open still times out
+@require_safe
+@agency_member_required
+def case_report_status(request, code):
+    report = selectors.case_report_get(user=request.user, code=code)
+    ready = report.status == CaseReport.Status.DONE and bool(report.file)
+    return JsonResponse(
+        {
+            "status": report.status,
+            "status_label": report.get_status_display(),
+            "finished": report.status != CaseReport.Status.QUEUED,
+            "download_url": reverse("portal:case-report-download", kwargs={"code": report.code}) if ready else None,
+            "message": "The report could not be made: prepare it again."
+            if report.status == CaseReport.Status.FAILED
+            else "",
+        },
+        headers={"Cache-Control": "private, no-store"},
+    )
 
 
 @require_safe

@@ -21,17 +21,18 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Count
 from django.utils import timezone
 
-from accounts.models import Role, User
+from accounts.models import Agency, Role, User
 from portal.audit import audit_record
-from portal.models import AuditEntry
+from portal.models import AuditEntry, Case
 from search import index
 from search.calibration import deployment_threshold
 from search.enrolment import EnrolmentSkipped, enrolment_quality_gate, face_described_with, stored_image
 from search.faces import ENGINES, EngineNotAvailable, engine_threshold, get_engine, quality_usable
 from search.imaging import PhotoRejected, decode_photo, encode_jpeg
-from search.models import Candidate, FaceImage, Gallery, Profile, SubjectRequest, Tombstone
+from search.models import Candidate, FaceImage, Gallery, Profile, SearchJob, SubjectRequest, Tombstone
 from search.open_set import DECISION_WORDS, LIKELY, face_decision
 from search.photo_faces import PhotoFaces
 from search.storage import media_delete, media_store
@@ -360,6 +361,29 @@ def _erased_descriptors(faces: list[FaceImage], engines: list[str]) -> list[dict
     return descriptors
 
 
+def candidates_erased(candidates, *, reason: str, erased_at: datetime) -> int:
+    """Mark past candidates as erased and tell each searching agency, in its own audit trail, that a candidate of
+    its search was erased and when: a verdict on a person who is no longer held must not change silently. The
+    entry names the search, never the person."""
+    affected = list(
+        candidates.values("job_id", "job__code", "job__agency_id", "job__probe__case_id")
+        .annotate(count=Count("id"))
+        .order_by("job_id")
+    )
+    count = candidates.update(erased_at=erased_at, erased_reason=reason)
+    for row in affected:
+        audit_record(
+            action=AuditEntry.Action.CANDIDATE_ERASED,
+            agency=Agency.objects.get(pk=row["job__agency_id"]),
+            case=Case.objects.get(pk=row["job__probe__case_id"]),
+            target=SearchJob.objects.get(pk=row["job_id"]),
+            detail=f"{row['count']} candidate{'s' if row['count'] != 1 else ''} of this search "
+            f"{'were' if row['count'] != 1 else 'was'} {reason} on {erased_at:%d %b %Y}",
+            data={"job": str(row["job__code"]), "candidates": row["count"], "reason": reason},
+        )
+    return count
+
+
 def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, erased_at: datetime) -> _Erasure:
     """Erase profiles completely, in the caller's transaction: a tombstone per face and installed engine, past results
     marked, the rows deleted. The files are the caller's to delete once the transaction commits."""
@@ -376,8 +400,8 @@ def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, e
         )
         erasure.files += [name for f in faces for name in (f.image.name, f.crop.name) if name]
         # Past results keep their rows as an "erased" marker: ids for the audit trail, never a face.
-        Candidate.objects.filter(profile=profile).update(
-            erased_at=erased_at, erased_reason="erased at the person's request"
+        candidates_erased(
+            Candidate.objects.filter(profile=profile), reason="erased at the person's request", erased_at=erased_at
         )
         erasure.erased.append(
             {

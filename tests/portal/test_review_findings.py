@@ -10,6 +10,7 @@ from unittest import mock
 from django.conf import settings
 from django.test import TestCase
 from django.urls import reverse
+from django.utils import timezone
 from pypdf import PdfReader
 
 from portal.models import AuditEntry, Case, CaseReport
@@ -17,8 +18,7 @@ from portal.reports.render import case_report_render
 from portal.services import case_report_request
 from search import pipeline
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
-from search.leads import candidate_mark, lead_decide
-from search.models import Gallery
+from search.models import ComparisonRecord, Gallery, LeadReview, ProbeEdit
 from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, AgencyFixtureMixin, faces_dir, photo_bytes, sign_in
 
@@ -69,8 +69,32 @@ class ReportMarkupTests(AgencyFixtureMixin, TestCase):
         )
         pipeline.search_job_run(job_id=cls.job.id)
         candidate = cls.job.candidates.get(rank=1)
-        candidate_mark(user=cls.alice, candidate=candidate, decision="possible_lead", note=MARKUP["image"])
-        lead_decide(user=cls.bob, candidate=candidate, confirm=True, note=f"agreed {MARKUP['forged']}")
+        # The rows two-person verification leaves (search/leads.py), made directly: the report reads rows.
+        now = timezone.now()
+        LeadReview.objects.create(
+            candidate=candidate,
+            status=LeadReview.Status.CONFIRMED,
+            proposed_by=cls.alice,
+            proposed_at=now,
+            proposal_note=MARKUP["image"],
+            reviewed_by=cls.bob,
+            reviewed_at=now,
+            review_note=f"agreed {MARKUP['forged']}",
+        )
+        for examiner, role in ((cls.alice, "proposer"), (cls.bob, "verifier")):
+            ComparisonRecord.objects.create(
+                candidate=candidate, examiner=examiner, role=role, conclusion=MARKUP["broken"][:20], created_at=now
+            )
+        ProbeEdit.objects.create(
+            probe=cls.job.probe,
+            number=1,
+            operation="crop",
+            parameters={"note": MARKUP["forged"]},
+            made_by=cls.alice,
+            hash_before=cls.job.probe.content_hash,
+            hash_after=MARKUP["image"][:64],
+            created_at=now,
+        )
 
     def make_report(self) -> CaseReport:
         with self.captureOnCommitCallbacks(execute=False):
@@ -91,8 +115,9 @@ class ReportMarkupTests(AgencyFixtureMixin, TestCase):
 
     def test_no_file_outside_the_products_storage_is_embedded(self):
         report = self.make_report()
-        # The probe face, the candidate's face: the product's own crops, nothing else.
-        self.assertEqual(pdf_image_count(report), 2)
+        # The product's own images, nothing else: page 1, the lead's probe face and candidate face; the
+        # search's page, the probe photo, its face and the candidate's face.
+        self.assertEqual(pdf_image_count(report), 5)
         with SECRET_FILE.open("rb") as secret, report.file.open("rb") as pdf:
             self.assertNotIn(secret.read()[:200], pdf.read())
 

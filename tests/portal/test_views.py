@@ -7,7 +7,8 @@ from portal.models import Case
 from search import pipeline
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import SearchJob
-from search.services import probe_submit
+from search.preparation import probe_preview_run
+from search.services import probe_prepare_start, probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
 
 
@@ -30,6 +31,11 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         pipeline.search_job_run(job_id=cls.job.id)
         cls.job.refresh_from_db()
         cls.candidate = cls.job.candidates.get(rank=1)
+        # A probe being prepared (not searched yet), its faces found as a worker would.
+        cls.prepared = probe_prepare_start(
+            case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img5.jpg"), original_name="img5.jpg"
+        )
+        probe_preview_run(probe_id=cls.prepared.id)
         cls.profile = cls.candidate.profile
         cls.face_image = cls.candidate.face_image
         from accounts.services import invitation_create
@@ -65,12 +71,22 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "search:probe-face-crop": (reverse("search:probe-face-crop", args=[job, 1]), "get"),
             "search:face-crop": (reverse("search:face-crop", args=[self.face_image.code]), "get"),
             "search:face-photo": (reverse("search:face-photo", args=[self.face_image.code]), "get"),
+            "search:probe-prepare": (reverse("search:probe-prepare", args=[self.prepared.code]), "get"),
+            "search:probe-prepare-status": (reverse("search:probe-prepare-status", args=[self.prepared.code]), "get"),
+            "search:probe-edit": (reverse("search:probe-edit", args=[self.prepared.code]), "post"),
+            "search:probe-prepared-search": (
+                reverse("search:probe-prepared-search", args=[self.prepared.code]),
+                "post",
+            ),
+            "search:probe-preview-face": (reverse("search:probe-preview-face", args=[self.prepared.code, 1]), "get"),
+            "search:probe-original-image": (reverse("search:probe-original-image", args=[self.prepared.code]), "get"),
             "accounts:user-deactivate": (reverse("accounts:user-deactivate", args=[self.alice.code]), "post"),
             "accounts:user-reactivate": (reverse("accounts:user-reactivate", args=[self.alice.code]), "post"),
             "accounts:user-role": (reverse("accounts:user-role", args=[self.alice.code]), "post"),
             "accounts:user-unlock": (reverse("accounts:user-unlock", args=[self.alice.code]), "post"),
             "portal:case-report-request": (reverse("portal:case-report-request", args=[case]), "post"),
             "portal:case-report-download": (reverse("portal:case-report-download", args=[self.report.code]), "get"),
+            "portal:case-report-status": (reverse("portal:case-report-status", args=[self.report.code]), "get"),
             "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]), "post"),
         }
 

@@ -7,6 +7,7 @@ import zipfile
 
 from django.core.management import CommandError, call_command
 from django.test import TestCase
+from django.urls import reverse
 
 from accounts.services import user_create
 from portal.models import AuditEntry
@@ -19,12 +20,22 @@ from search.enrolment import (
     gallery_get_or_create,
     profile_get_or_create,
 )
-from search.leads import candidate_mark, lead_decide
+from search.leads import candidate_mark, lead_decide, lead_verify
 from search.models import FaceImage, Profile, SubjectRequest, Tombstone
 from search.selectors import search_job_result
 from search.services import probe_submit
 from search.subject_requests import RequestRefused, subject_request_file
-from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, identities, media_files, photo_bytes
+from tests.base import (
+    GALLERY_PROVENANCE,
+    PASSWORD,
+    AgencyFixtureMixin,
+    faces_dir,
+    identities,
+    media_files,
+    photo_bytes,
+    sign_in,
+)
+from tests.factories import comparison_entry
 
 PERSON = "P02"  # several photos: some enrolled in two agencies' galleries, one kept to file the request with
 
@@ -111,7 +122,8 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         pipeline.search_job_run(job_id=job.id)
         first = job.candidates.get(rank=1)
         self.assertEqual(first.profile.display_name, "Pat Person")
-        candidate_mark(user=self.alice, candidate=first, decision="possible_lead")
+        candidate_mark(user=self.alice, candidate=first, decision="possible_lead", comparison_entry=comparison_entry())
+        lead_verify(user=self.bob, candidate=first, comparison_entry=comparison_entry())
         lead_decide(user=self.bob, candidate=first, confirm=True)
         their_files = [
             name
@@ -136,6 +148,18 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         job.refresh_from_db()
         self.assertEqual(search_job_result(job=job)["faces"][0]["candidates"][0]["profile"], "(erased)")
         self.assertEqual(first.review.status, "confirmed")
+        # The searching agency's own audit says that a candidate of its search was erased, and when — never who.
+        entries = AuditEntry.objects.filter(action=AuditEntry.Action.CANDIDATE_ERASED, target_id=str(job.id))
+        self.assertTrue(entries.exists())
+        for entry in entries:
+            self.assertEqual((entry.agency_id, entry.case_id), (self.north.id, self.case.id))
+            self.assertRegex(
+                entry.detail, r"^\d+ candidates? of this search (was|were) erased at the person's request on "
+            )
+            self.assertNotIn("Person", entry.detail + str(entry.data))
+        sign_in(self.client, self.bob)
+        audit_page = self.client.get(reverse("portal:audit-log")).content.decode()
+        self.assertIn("A candidate of a search was erased", audit_page)
         # A later search with another photo of them finds none of their profiles.
         with self.captureOnCommitCallbacks(execute=False):
             again = probe_submit(case=self.case, uploaded_by=self.alice, data=photo_bytes(self.later_photo))

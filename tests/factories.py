@@ -7,7 +7,7 @@ from accounts.models import Agency, Role, User
 from accounts.services import agency_create, user_create
 from portal.models import Case
 from portal.services import case_create
-from search import pipeline
+from search import comparison, pipeline
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
 from search.models import Gallery, SearchJob
 from search.services import probe_submit
@@ -55,3 +55,12 @@ def job_make(*, case: Case, uploaded_by: User, data: bytes, run: bool = True, **
         pipeline.search_job_run(job_id=job.id)
         job.refresh_from_db()
     return job
+
+
+def comparison_entry(
+    conclusion: str = "supports", value: str = "similar", notes: str = ""
+) -> comparison.ComparisonEntry:
+    """A complete comparison record: every FISWG feature given `value`, and the conclusion."""
+    return comparison.ComparisonEntry(
+        features={key: value for key, _ in comparison.FEATURES}, conclusion=conclusion, notes=notes
+    )

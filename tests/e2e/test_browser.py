@@ -92,9 +92,7 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
     assert "Person P01" in page.text_content("h1")
     page.fill("[data-fade-slider]", "100")
     assert page.evaluate("getComputedStyle(document.querySelector('[data-fade-top]')).opacity") == "1"
-    assert_accessible(page, "compare")
-    wait_for_images(page)
-    page.screenshot(path=SCREENSHOTS / "compare.png", full_page=True)
+    assert_accessible(page, "compare")  # the comparison itself: tests/e2e/test_browser_compare.py
     page.evaluate("document.activeElement.blur()")  # arrow keys on a focused slider move the slider
     with page.expect_navigation(url=re.compile(r"/candidates/2/$")):
         page.keyboard.press("ArrowRight")
@@ -187,17 +185,22 @@ def test_the_demo_officer_searches_a_photo_and_reads_the_result(live_server, dem
 @pytest.fixture
 def demo_with_waiting_proposal() -> dict:
     """The demo, a search of the demo officer's run here in-process, and its first candidate proposed as a
-    possible lead: made before the browser starts (see demo_with_worker)."""
+    possible lead with the officer's comparison record: made before the browser starts (see demo_with_worker)."""
     from accounts.models import User
     from search.leads import candidate_mark
-    from tests.factories import case_make, job_make
+    from tests.factories import case_make, comparison_entry, job_make
 
     call_command("seed_demo", stdout=io.StringIO(), stderr=io.StringIO())
     officer = User.objects.get(username="demo-officer")
     case = case_make(created_by=officer, number="2026-0500", title="Bag snatching at the market")
     job = job_make(case=case, uploaded_by=officer, data=(faces_dir() / PROBE).read_bytes())
     candidate = job.candidates.get(probe_face__index=1, rank=1)
-    candidate_mark(user=officer, candidate=candidate, decision="possible_lead", note="same scar on the chin")
+    candidate_mark(
+        user=officer,
+        candidate=candidate,
+        decision="possible_lead",
+        comparison_entry=comparison_entry("strongly_supports", notes="same scar on the chin"),
+    )
     return json.loads(Path(settings.DEMO_LOGINS_FILE).read_text())
 
 
@@ -212,12 +215,14 @@ def test_the_demo_supervisor_opens_the_review_queue_and_the_waiting_proposal(
     row = page.locator("[data-review-row]")
     assert row.count() == 1
     assert "Person P01" in row.inner_text()
-    assert "same scar on the chin" in row.inner_text()
+    assert "proposed by demo-officer" in row.inner_text()
+    assert "same scar on the chin" not in row.inner_text()  # blind until the supervisor has recorded theirs
     assert "2026-0500" in row.inner_text()
     assert_accessible(page, "review queue")
     wait_for_images(page)
     page.screenshot(path=SCREENSHOTS / "review-queue.png", full_page=True)
-    row.locator("text=Open the comparison").click()
+    row.locator("text=Verify (blind)").click()
     page.wait_for_selector("[data-compare]")
     assert "Person P01" in page.text_content("h1")
-    assert page.locator("button:has-text('Confirm the lead')").count() == 1
+    assert page.locator("button:has-text('Save my comparison')").count() == 1
+    assert page.locator("button:has-text('Confirm the lead')").count() == 0

@@ -17,6 +17,7 @@ from search.leads import ReviewRefused, candidate_mark
 from search.models import LeadReview, SubjectRequest
 from search.services import probe_submit
 from tests.base import GALLERY_PROVENANCE, PASSWORD, AgencyFixtureMixin, faces_dir, image_bytes, photo_bytes, sign_in
+from tests.factories import comparison_entry
 
 
 class PublicRequestLimitTests(TestCase):
@@ -73,20 +74,37 @@ class ProposalOwnershipTests(AgencyFixtureMixin, TestCase):
         cls.candidate = job.candidates.get(rank=1)
 
     def test_another_officer_cannot_overwrite_a_proposal(self):
-        candidate_mark(user=self.alice, candidate=self.candidate, decision="possible_lead", note="same scar")
+        candidate_mark(
+            user=self.alice,
+            candidate=self.candidate,
+            decision="possible_lead",
+            comparison_entry=comparison_entry(notes="same scar"),
+        )
         with self.assertRaisesMessage(ReviewRefused, "alice already marked this candidate"):
-            candidate_mark(user=self.olga, candidate=self.candidate, decision="excluded", note="no")
+            candidate_mark(
+                user=self.olga,
+                candidate=self.candidate,
+                decision="excluded",
+                comparison_entry=comparison_entry("excluded", notes="no"),
+            )
         review = LeadReview.objects.get(candidate=self.candidate)
         self.assertEqual(
             (review.proposed_by, review.status, review.proposal_note),
             (self.alice, LeadReview.Status.POSSIBLE_LEAD, "same scar"),
         )
         # The author may still change their own mind.
-        candidate_mark(user=self.alice, candidate=self.candidate, decision="excluded", note="second look")
+        candidate_mark(
+            user=self.alice,
+            candidate=self.candidate,
+            decision="excluded",
+            comparison_entry=comparison_entry("inconclusive", notes="second look"),
+        )
         self.assertEqual(LeadReview.objects.get(candidate=self.candidate).status, LeadReview.Status.EXCLUDED)
 
     def test_the_page_offers_no_mark_to_another_officer_and_refuses_a_forged_post(self):
-        candidate_mark(user=self.alice, candidate=self.candidate, decision="possible_lead")
+        candidate_mark(
+            user=self.alice, candidate=self.candidate, decision="possible_lead", comparison_entry=comparison_entry()
+        )
         sign_in(self.client, self.olga)
         args = [self.candidate.job.code, self.candidate.probe_face.index, self.candidate.rank]
         page = self.client.get(reverse("search:candidate-compare", args=args)).content.decode()

@@ -1,15 +1,16 @@
 """The review queue: supervisors see their agency's proposals waiting for a decision, with a count in the
-header; officers see what became of their own proposals."""
+header, blind (who proposed and when, not the proposal's note or conclusion, until they have recorded their
+own); officers see what became of their own proposals."""
 
 from django.test import TestCase
 from django.urls import reverse
 
 from accounts.models import Role
 from search.context_processors import review_queue
-from search.leads import candidate_mark, lead_decide
+from search.leads import candidate_mark, lead_decide, lead_verify
 from search.models import LeadReview
 from tests.base import AgencyFixtureMixin, photo_bytes, shared_photo_path, sign_in
-from tests.factories import case_make, gallery_make, job_make, user_make
+from tests.factories import case_make, comparison_entry, gallery_make, job_make, user_make
 
 QUEUE = reverse("search:review-queue")
 MINE = reverse("search:review-mine")
@@ -27,6 +28,7 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         cls.decided_job = job_make(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img4.jpg"))
         cls.excluded_job = job_make(case=cls.case, uploaded_by=cls.alice, data=photo_bytes("img5.jpg"))
         cls.sam = user_make("sam", agency=cls.south, role=Role.SUPERVISOR)
+        cls.sue = user_make("sue", agency=cls.north, role=Role.SUPERVISOR)
         gallery_make(owner=cls.south, name="South bookings", people={"P03": [shared_photo_path("img47.jpg")]})
         south_case = case_make(created_by=cls.charlie, number="S-001")
         cls.south_job = job_make(case=south_case, uploaded_by=cls.charlie, data=photo_bytes("img48.jpg"))
@@ -35,7 +37,12 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         return job.candidates.get(probe_face__index=1, rank=rank)
 
     def _propose(self, user, candidate, note=""):
-        return candidate_mark(user=user, candidate=candidate, decision="possible_lead", note=note)
+        return candidate_mark(
+            user=user, candidate=candidate, decision="possible_lead", comparison_entry=comparison_entry(notes=note)
+        )
+
+    def _verify(self, user, candidate, conclusion="supports"):
+        return lead_verify(user=user, candidate=candidate, comparison_entry=comparison_entry(conclusion))
 
     def _propose_all(self):
         """Two waiting proposals of North (the older one is rank 2), one confirmed, one rejected, one excluded
@@ -45,8 +52,14 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         for rank, confirm in ((1, True), (2, False)):
             candidate = self._candidate(self.decided_job, rank=rank)
             self._propose(self.alice, candidate)
+            self._verify(self.bob, candidate, "supports" if confirm else "does_not_support")
             lead_decide(user=self.bob, candidate=candidate, confirm=confirm, note="" if confirm else "ears differ")
-        candidate_mark(user=self.alice, candidate=self._candidate(self.excluded_job), decision="excluded")
+        candidate_mark(
+            user=self.alice,
+            candidate=self._candidate(self.excluded_job),
+            decision="excluded",
+            comparison_entry=comparison_entry("excluded", value="different"),
+        )
         self._propose(self.charlie, self._candidate(self.south_job))
         return older, newer
 
@@ -56,7 +69,11 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         response = self.client.get(QUEUE)
         self.assertEqual(response.status_code, 200)
         self.assertEqual([row.review for row in response.context["rows"]], [older, newer])
-        self.assertContains(response, "same ears")
+        # Blind: who proposed and when, not the proposal's note, and a way to verify rather than a decision.
+        self.assertContains(response, "proposed by alice", count=2)
+        self.assertNotContains(response, "same ears")
+        self.assertContains(response, "Verify (blind)", count=2)
+        self.assertNotContains(response, 'value="confirm"')
         self.assertContains(response, reverse("search:probe-face-crop", args=[self.waiting_job.code, 1]))
         self.assertContains(response, reverse("search:face-crop", args=[older.candidate.face_image.code]))
         self.assertContains(response, reverse("search:candidate-compare", args=[self.waiting_job.code, 1, 2]))
@@ -64,6 +81,18 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         self.assertContains(response, older.candidate.profile.display_name)
         self.assertNotContains(response, str(self.south_job.code))
         self.assertNotContains(response, str(self.decided_job.code))
+
+    def test_a_supervisor_who_recorded_sees_the_note_and_both_conclusions_and_may_decide_in_the_row(self):
+        older, newer = self._propose_all()
+        self._verify(self.bob, older.candidate, "strongly_supports")
+        sign_in(self.client, self.bob)
+        response = self.client.get(QUEUE)
+        self.assertContains(response, "same ears")
+        self.assertContains(response, "alice, supports a lead · bob, strongly supports a lead")
+        self.assertContains(response, "Verify (blind)", count=1)  # the newer one still waits for bob's record
+        self.assertContains(response, 'value="confirm"', count=1)
+        sign_in(self.client, self.sue)
+        self.assertNotContains(self.client.get(QUEUE), "same ears")  # bob verifies it; sue stays blind
 
     def test_the_other_agency_sees_only_its_own_proposal(self):
         self._propose_all()
@@ -110,6 +139,8 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
         self.assertContains(response, "Confirmed by bob")
         self.assertContains(response, "Rejected by bob")
         self.assertContains(response, "ears differ")
+        self.assertContains(response, "same ears")  # their own note
+        self.assertContains(response, "alice, supports a lead · bob, does not support a lead")
         self.assertNotContains(response, str(self.south_job.code))
         self.assertNotContains(response, 'value="confirm"')  # no decision from this page
 
@@ -122,6 +153,7 @@ class ReviewQueueTests(AgencyFixtureMixin, TestCase):
 
     def test_a_supervisor_decides_from_the_queue_through_the_existing_endpoint(self):
         older, newer = self._propose_all()
+        self._verify(self.bob, older.candidate)
         sign_in(self.client, self.bob)
         response = self.client.post(
             reverse("search:lead-decide", args=[self.waiting_job.code, 1, 2]), {"decision": "confirm"}

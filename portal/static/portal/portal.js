@@ -38,13 +38,12 @@ function keepFilesOnError(form, input) {
     if (form.dataset.nativeSubmit === "true") return;
     event.preventDefault();
     const submitter = event.submitter;
+    const body = new FormData(form, submitter);  // before the buttons are disabled: a disabled submitter is left out
     const buttons = form.querySelectorAll("button[type=submit]");
     buttons.forEach((button) => { button.disabled = true; });
     let response;
     try {
-      response = await fetch(form.action, {
-        method: "POST", body: new FormData(form, submitter), credentials: "same-origin",
-      });
+      response = await fetch(form.action, {method: "POST", body, credentials: "same-origin"});
     } catch (error) {
       form.dataset.nativeSubmit = "true";
       buttons.forEach((button) => { button.disabled = false; });
@@ -142,24 +141,6 @@ function watchBadge(badge) {
   window.setTimeout(poll, 800);
 }
 
-function setupCompare(section) {
-  const slider = section.querySelector("[data-fade-slider]");
-  const top = section.querySelector("[data-fade-top]");
-  const fade = () => { top.style.opacity = String(slider.value / 100); };
-  slider.addEventListener("input", fade);
-  fade();
-  document.addEventListener("keydown", (event) => {
-    // Arrow keys belong to a focused slider or text field; Esc always goes back.
-    const inField = event.target instanceof HTMLInputElement || event.target instanceof HTMLTextAreaElement;
-    if (inField && event.key !== "Escape") return;
-    if (event.key === "ArrowRight" && section.dataset.next) window.location.assign(section.dataset.next);
-    else if (event.key === "ArrowLeft" && section.dataset.previous) window.location.assign(section.dataset.previous);
-    else if (event.key === "Escape") window.location.assign(section.dataset.backUrl);
-    else return;
-    event.preventDefault();
-  });
-}
-
 // Enrolment: one request per photo, so the page shows progress and each photo's outcome.
 function setupEnrolment(form) {
   const box = document.querySelector("[data-enrol-progress]");
@@ -219,6 +200,4 @@ document.addEventListener("DOMContentLoaded", () => {
   const results = document.querySelector("[data-results]");
   if (results) setupOnlyLikely(results);
   document.querySelectorAll("[data-job-badge]").forEach(watchBadge);
-  const compare = document.querySelector("[data-compare]");
-  if (compare) setupCompare(compare);
 });

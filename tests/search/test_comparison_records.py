@@ -57,6 +57,14 @@ class ComparisonRecordTests(AgencyFixtureMixin, TestCase):
         entry = comparison.ComparisonEntry(features={**entry.features, **features}, conclusion=conclusion)
         return lead_verify(user=user or self.bob, candidate=self.candidate, comparison_entry=entry)
 
+    def test_the_case_page_lists_a_confirmed_lead_with_both_examiners_conclusions(self):
+        self.propose()
+        self.verify()
+        lead_decide(user=self.bob, candidate=self.candidate, confirm=True)
+        sign_in(self.client, self.alice)
+        page = self.client.get(reverse("portal:case-detail", args=[self.case.code])).content.decode()
+        self.assertIn("Conclusions: alice, strongly supports a lead · bob, supports a lead", page)
+
     # --- The first person's record ---------------------------------------------------------------
 
     def test_the_officer_proposes_with_a_structured_record_and_the_audit_keeps_its_conclusion(self):

@@ -1,6 +1,7 @@
 """Celery tasks: thin, idempotent, taking ids only (never image bytes or descriptors)."""
 
 from celery import shared_task
+from django.conf import settings
 
 from search import calibration, jobs, pipeline, preparation, retention, video
 
@@ -30,6 +31,13 @@ def probe_preview_task(probe_id: int) -> None:
     preparation.probe_preview_run(probe_id=probe_id)
 
 
-@shared_task(name="search.tasks.video_stills_find", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+@shared_task(
+    name="search.tasks.video_stills_find",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    soft_time_limit=settings.VIDEO_TIME_LIMIT_SECONDS - 30,
+    time_limit=settings.VIDEO_TIME_LIMIT_SECONDS,
+)
 def video_stills_find_task(video_id: int) -> None:
     video.video_stills_find(video_id=video_id)

@@ -46,6 +46,21 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
 
         cls.report = case_report_request(case=cls.case, user=cls.alice)
         case_report_render(report_id=cls.report.id)
+        # A video whose stills are ready, as a worker leaves it.
+        from search.models import ProbeVideo
+        from search.storage import media_store
+
+        cls.video = ProbeVideo(
+            agency=cls.north,
+            case=cls.case,
+            uploaded_by=cls.alice,
+            content_hash="0" * 64,
+            container="mp4",
+            status=ProbeVideo.Status.READY,
+        )
+        still = media_store(f"videos/{cls.north.code}/{cls.video.code}/still-1500.jpg", photo_bytes("img5.jpg"))
+        cls.video.stills = [{"time_ms": 1500, "image": still, "sharpness": 100.0, "faces": 1}]
+        cls.video.save()
 
     def sign_in(self, user):
         sign_in(self.client, user)
@@ -80,6 +95,11 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             ),
             "search:probe-preview-face": (reverse("search:probe-preview-face", args=[self.prepared.code, 1]), "get"),
             "search:probe-original-image": (reverse("search:probe-original-image", args=[self.prepared.code]), "get"),
+            "search:video-upload": (reverse("search:video-upload", args=[case]), "post"),
+            "search:video-detail": (reverse("search:video-detail", args=[self.video.code]), "get"),
+            "search:video-status": (reverse("search:video-status", args=[self.video.code]), "get"),
+            "search:video-search": (reverse("search:video-search", args=[self.video.code]), "post"),
+            "search:video-still-image": (reverse("search:video-still-image", args=[self.video.code, 1]), "get"),
             "accounts:user-deactivate": (reverse("accounts:user-deactivate", args=[self.alice.code]), "post"),
             "accounts:user-reactivate": (reverse("accounts:user-reactivate", args=[self.alice.code]), "post"),
             "accounts:user-role": (reverse("accounts:user-role", args=[self.alice.code]), "post"),

@@ -93,6 +93,7 @@ class AuditEntry(models.Model):
         VIDEO_UPLOADED = "video_uploaded", "Video uploaded for stills"
         VIDEO_STILLS_FOUND = "video_stills_found", "Stills proposed from a video"
         VIDEO_REJECTED = "video_rejected", "Video not usable"
+        VIDEO_VIEWED = "video_viewed", "Stills of a video viewed"
         COMPARISON_RECORDED = "comparison_recorded", "Comparison recorded"
         CANDIDATE_ERASED = "candidate_erased", "A candidate of a search was erased"
 

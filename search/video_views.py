@@ -15,8 +15,9 @@ from django.views.decorators.http import require_POST, require_safe
 
 from accounts.middleware import passive
 from portal import selectors as case_selectors
-from portal.access import agency_member_required, private
+from portal.access import agency_member_required, audit_view, private
 from portal.client_address import client_address
+from portal.models import AuditEntry
 from search import video as videos
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected
@@ -130,6 +131,9 @@ def _video_upload(request, case_code, limit: _SizeLimit):
 @agency_member_required
 def video_detail(request, code):
     video = videos.video_get(user=request.user, code=code)
+    if video.stills and not video.purged_at:
+        # The stills show faces of the case: looking at them is audited like looking at results.
+        audit_view(request, AuditEntry.Action.VIDEO_VIEWED, case=video.case, target=video)
     return render(
         request,
         "search/video_detail.html",

@@ -209,6 +209,14 @@ class VideoRetentionTests(AgencyFixtureMixin, TestCase):
         self.assertEqual(entry.data["video_ids"], [self.old_video.id])
         self.assertIn("1 videos", entry.detail)
 
+    def test_the_command_names_the_videos_it_would_remove(self):
+        out = io.StringIO()
+        with time_machine.travel(self.start + timedelta(days=91), tick=False):
+            call_command("purge_expired", "--dry-run", stdout=out)
+        self.assertIn("Would remove 1 videos with their stills.", out.getvalue())
+        self.assertIn(f"video {self.old_video.code} of case", out.getvalue())
+        self.assertTrue(ProbeVideo.objects.get(pk=self.old_video.pk).file)
+
     def test_the_purged_video_page_says_so_and_serves_no_still(self):
         from django.urls import reverse
 

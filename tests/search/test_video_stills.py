@@ -243,6 +243,9 @@ class VideoStillsTests(VideoTestCase):
         self.assertIn(f'<span class="still-time">{still_time(best["time_ms"])}</span>', html)
         self.assertIn(f"1 face · sharpness {round(best['sharpness'])} · sharpest", html)
         self.assertIn(self.video.content_hash, html)
+        # Looking at the stills is audited, like looking at results.
+        viewed = AuditEntry.objects.get(action=AuditEntry.Action.VIDEO_VIEWED)
+        self.assertEqual((viewed.target_id, viewed.case_id), (str(self.video.id), self.video.case_id))
         self.assertIn("Search the chosen stills", html)
         image = self.client.get(reverse("search:video-still-image", args=[self.video.code, 1]))
         self.assertEqual((image.status_code, image["Content-Type"]), (200, "image/jpeg"))

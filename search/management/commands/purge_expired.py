@@ -17,6 +17,12 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"  probe {probe.code} of case {probe.case.number} (closed {probe.case.closed_at:%Y-%m-%d})"
             )
+        if plan.videos:
+            self.stdout.write(f"{verb} {len(plan.videos)} videos with their stills.")
+        for video in plan.videos:
+            self.stdout.write(
+                f"  video {video.code} of case {video.case.number} (closed {video.case.closed_at:%Y-%m-%d})"
+            )
         for face in plan.face_images:
             self.stdout.write(
                 f"  face {face.code} of {face.profile.display_name} in {face.gallery.name} "

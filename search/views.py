@@ -45,43 +45,27 @@ def probe_upload(request, case_code):
     form = ProbeUploadForm(request.POST, request.FILES)
     jobs, problems = [], []
     prepare = request.POST.get("prepare") == "1"
-    if form.is_valid() and prepare:
-        if len(form.cleaned_data["photos"]) != 1:
+    if form.is_valid():
+        stated = {
+            "case": case,
+            "uploaded_by": request.user,
+            "purpose": form.cleaned_data["purpose"].name,
+            "justification": form.cleaned_data["justification"],
+            "sensitive": form.cleaned_data["sensitive"],
+            "ip_address": client_address(request),
+        }
+        if prepare and len(form.cleaned_data["photos"]) != 1:
             form.add_error("photos", "Prepare one photo at a time: choose a single photo, or search them all now.")
-        else:
-            upload = form.cleaned_data["photos"][0]
-            try:
-                photo_size_check(upload.size)
-                probe = probe_prepare_start(
-                    case=case,
-                    uploaded_by=request.user,
-                    data=upload.read(),
-                    original_name=upload.name,
-                    purpose=form.cleaned_data["purpose"].name,
-                    justification=form.cleaned_data["justification"],
-                    sensitive=form.cleaned_data["sensitive"],
-                    ip_address=client_address(request),
-                )
-            except (PhotoRejected, SearchRefused) as exc:
-                form.add_error("photos", f"{upload.name}: {exc}")
-            else:
-                return redirect("search:probe-prepare", code=probe.code)
-    elif form.is_valid():
-        for upload in form.cleaned_data["photos"]:
+        for upload in form.cleaned_data["photos"] if form.is_valid() else []:
             try:
                 photo_size_check(upload.size)  # before the file is read into memory
+                if prepare:
+                    probe = probe_prepare_start(data=upload.read(), original_name=upload.name, **stated)
+                    return redirect("search:probe-prepare", code=probe.code)
+                # The page searches every face of usable quality (commands and the API: every face).
                 jobs.append(
                     probe_submit(
-                        case=case,
-                        uploaded_by=request.user,
-                        data=upload.read(),
-                        original_name=upload.name,
-                        purpose=form.cleaned_data["purpose"].name,
-                        justification=form.cleaned_data["justification"],
-                        sensitive=form.cleaned_data["sensitive"],
-                        ip_address=client_address(request),
-                        # The page searches every face of usable quality (commands and the API: every face).
-                        face_choice={"mode": "usable"},
+                        data=upload.read(), original_name=upload.name, face_choice={"mode": "usable"}, **stated
                     )
                 )
             except (PhotoRejected, SearchRefused) as exc:

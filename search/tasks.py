@@ -36,7 +36,7 @@ def probe_preview_task(probe_id: int) -> None:
     acks_late=True,
     reject_on_worker_lost=True,
     ignore_result=True,
-    soft_time_limit=settings.VIDEO_TIME_LIMIT_SECONDS - 30,
+    soft_time_limit=max(settings.VIDEO_TIME_LIMIT_SECONDS - 30, 1),
     time_limit=settings.VIDEO_TIME_LIMIT_SECONDS,
 )
 def video_stills_find_task(video_id: int) -> None:

@@ -32,6 +32,7 @@ DRILL_TIMEOUTS = {
     "SEARCH_SWEEP_SECONDS": 2,
     "SEARCH_TIME_LIMIT_SECONDS": 20,  # soft limit 10 s; a job here takes about half a second
     "CELERY_VISIBILITY_TIMEOUT": 30,
+    "VIDEO_TIME_LIMIT_SECONDS": 25,  # kept under the visibility timeout, as settings require
 }
 # A worker that is going to be killed pauses inside each task, so "mid-task" is not a matter of luck.
 DOOMED = {"SEARCH_DRILL_PAUSE_SECONDS": 1}

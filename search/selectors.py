@@ -23,6 +23,7 @@ from search.models import (
     LeadReview,
     Probe,
     ProbeFace,
+    ProbeVideo,
     Profile,
     SearchJob,
     SubjectRequest,
@@ -437,3 +438,13 @@ def lead_reviews_proposed_by(*, user: User) -> list[ReviewRow]:
         .order_by("-proposed_at", "-id")
     )
     return [ReviewRow(review) for review in reviews]
+
+
+def video_get(*, user: User, code: UUID) -> ProbeVideo:
+    # 404, not 403: a user must not learn that another agency's video exists.
+    videos = ProbeVideo.objects.select_related("case", "uploaded_by", "offense_category")
+    return get_object_or_404(videos, code=code, agency_id=user.agency_id)
+
+
+def videos_for_case(*, case) -> QuerySet[ProbeVideo]:
+    return ProbeVideo.objects.filter(case=case, agency_id=case.agency_id).select_related("uploaded_by")

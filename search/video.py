@@ -25,14 +25,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from uuid import UUID
 
 from celery import current_task
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import QuerySet
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnreachable
 
@@ -69,16 +66,6 @@ class VideoRejected(ValueError):
 
 
 # --- Reads, scoped to the user's agency ----------------------------------------------------------
-
-
-def video_get(*, user: User, code: UUID) -> ProbeVideo:
-    # 404, not 403: a user must not learn that another agency's video exists.
-    videos = ProbeVideo.objects.select_related("case", "uploaded_by", "offense_category")
-    return get_object_or_404(videos, code=code, agency_id=user.agency_id)
-
-
-def videos_for_case(*, case: Case) -> QuerySet[ProbeVideo]:
-    return ProbeVideo.objects.filter(case=case, agency_id=case.agency_id).select_related("uploaded_by")
 
 
 # --- The upload, in the web request ------------------------------------------------------------

@@ -18,6 +18,7 @@ from portal import selectors as case_selectors
 from portal.access import agency_member_required, audit_view, private
 from portal.client_address import client_address
 from portal.models import AuditEntry
+from search import selectors
 from search import video as videos
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected
@@ -130,7 +131,7 @@ def _video_upload(request, case_code, limit: _SizeLimit):
 @require_safe
 @agency_member_required
 def video_detail(request, code):
-    video = videos.video_get(user=request.user, code=code)
+    video = selectors.video_get(user=request.user, code=code)
     if video.stills and not video.purged_at:
         # The stills show faces of the case: looking at them is audited like looking at results.
         audit_view(request, AuditEntry.Action.VIDEO_VIEWED, case=video.case, target=video)
@@ -154,7 +155,7 @@ def video_detail(request, code):
 @require_safe
 @agency_member_required
 def video_status(request, code):
-    video = videos.video_get(user=request.user, code=code)
+    video = selectors.video_get(user=request.user, code=code)
     return JsonResponse(
         {
             "status": video.status,
@@ -170,7 +171,7 @@ def video_status(request, code):
 @agency_member_required
 @require_POST
 def video_search(request, code):
-    video = videos.video_get(user=request.user, code=code)
+    video = selectors.video_get(user=request.user, code=code)
     if video.status != ProbeVideo.Status.READY or video.purged_at:
         messages.error(request, "Not searched — this video has no stills to search.")
         return redirect("search:video-detail", code=video.code)
@@ -215,7 +216,7 @@ def video_search(request, code):
 @require_safe
 @agency_member_required
 def video_still_image(request, code, number):
-    video = videos.video_get(user=request.user, code=code)
+    video = selectors.video_get(user=request.user, code=code)
     if video.purged_at or not 1 <= number <= len(video.stills):
         raise Http404("No such still")
     try:

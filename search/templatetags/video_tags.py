@@ -2,7 +2,7 @@
 
 from django import template
 
-from search import video as videos
+from search import selectors
 from search.video_views import VideoUploadForm
 
 register = template.Library()
@@ -10,7 +10,7 @@ register = template.Library()
 
 @register.simple_tag
 def case_videos(case) -> list:
-    return list(videos.videos_for_case(case=case))
+    return list(selectors.videos_for_case(case=case))
 
 
 @register.simple_tag(takes_context=True)

@@ -53,3 +53,19 @@ class ProbeUploadForm(forms.Form):
             "min_length": "Justify the search in at least %(limit_value)d characters (you wrote %(show_value)d).",
         },
     )
+
+
+class MultipleNistField(forms.FileField):
+    """ANSI/NIST-ITL booking records (.an2, .nist, .eft); what a file is, is decided by its content."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": ".an2,.nist,.eft,.int"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = [f for f in (data if isinstance(data, (list, tuple)) else [data]) if f]
+        if not files:
+            raise forms.ValidationError("Choose at least one ANSI/NIST-ITL file.", code="required")
+        if len(files) > MAX_PHOTOS_PER_UPLOAD:
+            raise forms.ValidationError(f"At most {MAX_PHOTOS_PER_UPLOAD} files at once.", code="too_many")
+        return [super(MultipleNistField, self).clean(f, initial) for f in files]

@@ -205,3 +205,47 @@ def scaled_for_detection(image: Image.Image) -> tuple[np.ndarray, float]:
         size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
         image = image.resize(size, Image.Resampling.LANCZOS)
     return np.ascontiguousarray(np.asarray(image)), scale
+
+
+def jpeg2000_to_jpeg(data: bytes) -> bytes:
+    """A JPEG 2000 image (an ANSI/NIST-ITL Type-10 face) decoded under the same size, pixel and
+    decompression-bomb rules as decode_photo, and re-encoded as JPEG for the normal photo path; PhotoRejected
+    otherwise. Uploads stay JPEG/PNG/WebP only: this decoder is reached from the NIST import alone."""
+    from PIL import features
+
+    if not features.check("jpg_2000"):
+        raise PhotoRejected("JPEG 2000 face images cannot be read on this server.")
+    damaged = "The JPEG 2000 image is truncated or damaged and cannot be read."
+    too_many_pixels = f"The image has too many pixels; the limit is {settings.UPLOAD_MAX_PIXELS:,} pixels."
+    photo_size_check(len(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data), formats=["JPEG2000"])
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise PhotoRejected(too_many_pixels) from None
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - a parser failure is a bad file, not a server error
+            logger.info("JPEG 2000 image refused: the parser failed", exc_info=True)
+            raise PhotoRejected(damaged) from None
+        try:
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise PhotoRejected("The image has no pixels.")
+            _pixel_limit_check(width, height)  # from the header, before any pixel is decoded
+            image.load()
+            rgb = _to_rgb(image)
+            rgb.info = {}
+        except PhotoRejected:
+            raise
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+            raise PhotoRejected(too_many_pixels) from None
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - as above
+            logger.info("JPEG 2000 image refused: the decoder failed", exc_info=True)
+            raise PhotoRejected(damaged) from None
+        finally:
+            image.close()
+    return encode_jpeg(rgb, quality=95)

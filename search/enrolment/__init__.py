@@ -1,5 +1,5 @@
 """Enrolment of gallery photos: the CPU work and quality gate (`analysis`, no database) and the writes
-(`store`: galleries, profiles, faces, a batch, the galleries page's upload)."""
+(`store`: galleries, profiles, faces, a batch, the galleries page's upload; `nist`: ANSI/NIST-ITL booking records)."""
 
 from search.enrolment.analysis import (
     AnalysedPhoto,
@@ -10,6 +10,15 @@ from search.enrolment.analysis import (
     enrolment_analyse,
     enrolment_faces,
     enrolment_quality_gate,
+)
+from search.enrolment.nist import (
+    NistFace,
+    NistRefused,
+    NistSubject,
+    gallery_nist_upload,
+    is_nist,
+    nist_files_import,
+    nist_subject_read,
 )
 from search.enrolment.store import (
     EnrolmentItem,
@@ -37,6 +46,9 @@ __all__ = [
     "EnrolmentSkipped",
     "EnrolmentSummary",
     "GalleryRefused",
+    "NistFace",
+    "NistRefused",
+    "NistSubject",
     "TombstoneMatch",
     "UploadEnrolment",
     "analyse_file",
@@ -50,7 +62,11 @@ __all__ = [
     "face_image_store",
     "gallery_enrol_batch",
     "gallery_get_or_create",
+    "gallery_nist_upload",
     "gallery_photos_enrol",
+    "is_nist",
+    "nist_files_import",
+    "nist_subject_read",
     "profile_get_or_create",
     "profile_is_minor",
     "stored_image",

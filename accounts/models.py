@@ -93,3 +93,25 @@ class Invitation(models.Model):
 
     def is_pending(self, now) -> bool:
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+
+class ApiToken(models.Model):
+    """A user's token for the REST API (accounts/tokens.py): only a short public prefix and the SHA-256 of the
+    secret are kept; the token itself is shown once, when it is made."""
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, unique=True, help_text="Public part of the token, for lookup")
+    secret_hash = models.CharField(max_length=64, help_text="SHA-256 of the token's secret")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_by = models.ForeignKey(User, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def is_live(self, now) -> bool:
+        return self.revoked_at is None and self.expires_at > now

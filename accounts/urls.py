@@ -25,6 +25,8 @@ urlpatterns = [
         auth_views.PasswordResetCompleteView.as_view(template_name="accounts/password_reset_complete.html"),
         name="password-reset-complete",
     ),
+    path("tokens/", views.token_list, name="tokens"),
+    path("tokens/<uuid:code>/revoke/", views.token_revoke, name="token-revoke"),
     path("seats/", views.seats, name="seats"),
     path("seats/invitations/", views.invitation_send, name="invitation-send"),
     path("seats/invitations/<uuid:code>/revoke/", views.invitation_revoke, name="invitation-revoke"),

@@ -6,11 +6,12 @@ import io
 
 import qrcode
 import qrcode.image.svg
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout, update_session_auth_hash
 from django.contrib.auth import views as auth_views
 from django.core.mail import send_mail
-from django.http import HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
@@ -18,7 +19,7 @@ from django.views.decorators.http import require_http_methods, require_POST, req
 from django_otp import login as otp_login
 from django_otp.plugins.otp_static.models import StaticDevice
 
-from accounts import selectors, services
+from accounts import selectors, services, tokens
 from accounts.forms import (
     AcceptInvitationForm,
     InvitationForm,
@@ -324,6 +325,7 @@ def _seats_page(request, invite_form: InvitationForm | None = None):
             "roles": RoleForm().fields["role"].choices,
             "invitations": selectors.pending_invitations(agency_id=agency.id),
             "invite_form": invite_form or InvitationForm(),
+            "api_tokens": tokens.agency_api_tokens(admin=request.user),
         },
         status=400 if invite_form else 200,
     )
@@ -496,3 +498,54 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
             action=AuditEntry.Action.PASSWORD_RESET, actor=form.user, ip_address=client_address(self.request)
         )
         return response
+
+
+# --- API tokens ---------------------------------------------------------------------------------------------
+
+
+@require_http_methods(["GET", "POST"])
+@verified_required  # both factors: a token stands for them
+def token_list(request):
+    """The user's API tokens with their last use; a new one is shown once, on this answer only."""
+    made, error = None, ""
+    if request.method == "POST":
+        days = request.POST.get("days", "").strip()
+        try:
+            made = tokens.api_token_create(
+                user=request.user,
+                name=request.POST.get("name", ""),
+                days=int(days) if days else None,
+                ip_address=client_address(request),
+            )
+        except ValueError as exc:  # TokenError, or days that are not a number
+            error = str(exc) if isinstance(exc, tokens.TokenError) else "Give the days as a whole number."
+    response = render(
+        request,
+        "accounts/tokens.html",
+        {
+            "tokens": tokens.api_tokens_of(user=request.user),
+            "made": made,
+            "error": error,
+            "now": timezone.now(),
+            "default_days": settings.API_TOKEN_DEFAULT_DAYS,
+            "max_days": settings.API_TOKEN_MAX_DAYS,
+            "posted": request.POST if error else {},
+        },
+        status=400 if error else 200,
+    )
+    return private(response)
+
+
+@require_POST
+@verified_required
+def token_revoke(request, code):
+    """Revoke a token: its owner, or the agency admin of its owner (from the seats page)."""
+    try:
+        api_token = tokens.api_token_get(user=request.user, code=code)
+    except tokens.TokenError:
+        raise Http404("No such token")
+    tokens.api_token_revoke(actor=request.user, api_token=api_token, ip_address=client_address(request))
+    messages.success(request, f"Token “{api_token.name}” of {api_token.user.username} revoked.")
+    if api_token.user_id != request.user.id:
+        return redirect("accounts:seats")
+    return redirect("accounts:tokens")

@@ -96,6 +96,8 @@ class AuditEntry(models.Model):
         VIDEO_VIEWED = "video_viewed", "Stills of a video viewed"
         COMPARISON_RECORDED = "comparison_recorded", "Comparison recorded"
         CANDIDATE_ERASED = "candidate_erased", "A candidate of a search was erased"
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

@@ -103,6 +103,9 @@ INSTALLED_APPS = [
     "django_otp",
     "django_otp.plugins.otp_totp",
     "django_otp.plugins.otp_static",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "accounts",
     "portal",
     "search",
@@ -122,6 +125,8 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    # Before the session rules: the API's requests carry a token, never a session (portal/api_middleware.py).
+    "portal.api_middleware.ApiWithoutSessionMiddleware",
     "accounts.middleware.SessionSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
@@ -418,3 +423,56 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# --- REST API (/api/v1/, docs/api.md) --------------------------------------------------------
+# Per-user tokens (accounts/tokens.py): 90 days unless asked otherwise, never more than 365.
+API_TOKEN_DEFAULT_DAYS = env_int("API_TOKEN_DEFAULT_DAYS", 90)
+API_TOKEN_MAX_DAYS = env_int("API_TOKEN_MAX_DAYS", 365)
+if not 1 <= API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS <= 365:
+    raise ImproperlyConfigured("API_TOKEN_DEFAULT_DAYS must lie between 1 and API_TOKEN_MAX_DAYS (at most 365)")
+# Requests per token per minute; beyond it a 429 with Retry-After.
+API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120)
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
+# The rate limit's counters live in the broker's Valkey (another database number), so that every web process
+# counts the same requests; tests use their own number (PORTAL_CACHE_DB).
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": os.environ.get("CACHE_URL")
+        or f"unix://{embedded.VALKEY_SOCKET}?db={env_int('PORTAL_CACHE_DB', 15)}",
+        "KEY_PREFIX": os.environ.get("DATABASE_TEST_NAME", "") or "portal",
+    }
+}
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.api_auth.BearerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["accounts.api_auth.AgencyTokenUser"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.api_auth.TokenRateThrottle"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "rest_framework.parsers.JSONParser",
+        "rest_framework.parsers.MultiPartParser",
+        "rest_framework.parsers.FormParser",
+    ],
+    "EXCEPTION_HANDLER": "portal.api.problem_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Investigative face search API",
+    "DESCRIPTION": "Cases, searches, candidates and leads, galleries and case reports, under the same rules as "
+    "the pages. Authenticate with `Authorization: Bearer <token>` (docs/api.md). Errors are "
+    "`application/problem+json` (RFC 9457).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "fsp_…"}}
+    },
+    "SECURITY": [{"bearerAuth": []}],
+}

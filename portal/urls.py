@@ -46,4 +46,5 @@ urlpatterns = [
     path("privacy/", include("search.privacy_urls")),
     path("", include("search.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("portal.api_urls")),
 ]

@@ -61,6 +61,9 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         still = media_store(f"videos/{cls.north.code}/{cls.video.code}/still-1500.jpg", photo_bytes("img5.jpg"))
         cls.video.stills = [{"time_ms": 1500, "image": still, "sharpness": 100.0, "faces": 1}]
         cls.video.save()
+        from accounts.tokens import api_token_create
+
+        cls.api_token = api_token_create(user=cls.alice, name="matrix").api_token
 
     def sign_in(self, user):
         sign_in(self.client, user)
@@ -108,6 +111,37 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "portal:case-report-download": (reverse("portal:case-report-download", args=[self.report.code]), "get"),
             "portal:case-report-status": (reverse("portal:case-report-status", args=[self.report.code]), "get"),
             "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]), "post"),
+            "accounts:token-revoke": (reverse("accounts:token-revoke", args=[self.api_token.code]), "post"),
+        }
+
+    def api_urls(self) -> dict[str, str]:
+        """Every URL of the REST API (no session: a token; tests/api/ holds its scoping with tokens)."""
+        job, case, report = self.job.code, self.case.code, self.report.code
+        candidate = [job, 1, 1]
+        return {
+            "api:schema": reverse("api:schema"),
+            "api:docs": reverse("api:docs"),
+            "api:not-found": "/api/v1/no-such-resource/",
+            "api:case-list": reverse("api:case-list"),
+            "api:case-detail": reverse("api:case-detail", args=[case]),
+            "api:case-close": reverse("api:case-close", args=[case]),
+            "api:case-searches": reverse("api:case-searches", args=[case]),
+            "api:case-report": reverse("api:case-report", args=[case]),
+            "api:report-detail": reverse("api:report-detail", args=[report]),
+            "api:report-download": reverse("api:report-download", args=[report]),
+            "api:purposes": reverse("api:purposes"),
+            "api:search-detail": reverse("api:search-detail", args=[job]),
+            "api:search-results": reverse("api:search-results", args=[job]),
+            "api:candidate-detail": reverse("api:candidate-detail", args=candidate),
+            "api:candidate-mark": reverse("api:candidate-mark", args=candidate),
+            "api:lead-verify": reverse("api:lead-verify", args=candidate),
+            "api:lead-decide": reverse("api:lead-decide", args=candidate),
+            "api:gallery-list": reverse("api:gallery-list"),
+            "api:gallery-detail": reverse("api:gallery-detail", args=[self.gallery.code]),
+            "api:gallery-photos": reverse("api:gallery-photos", args=[self.gallery.code]),
+            "api:gallery-nist": reverse("api:gallery-nist", args=[self.gallery.code]),
+            "api:token-list": reverse("api:token-list"),
+            "api:token-revoke": reverse("api:token-revoke", args=[self.api_token.code]),
         }
 
 
@@ -139,7 +173,11 @@ class ScopingTests(PortalViewTestCase):
     }
 
     def test_every_object_url_is_in_the_matrix(self):
-        self.assertEqual(_object_url_names() - self.PUBLIC_TOKEN_URLS - self.PLATFORM_URLS, set(self.object_urls()))
+        # The API takes no session: its object URLs are in tests/api/test_api.py's scoping tests, with tokens.
+        api = set(self.api_urls())
+        self.assertEqual(
+            _object_url_names() - self.PUBLIC_TOKEN_URLS - self.PLATFORM_URLS - api, set(self.object_urls())
+        )
 
     def test_a_made_up_invitation_token_is_refused(self):
         response = self.client.get(reverse("accounts:invitation-accept", args=["made-up-token"]))

@@ -8,10 +8,13 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from accounts.models import User
-from accounts.selectors import agency_get_by_slug
-from search.calibration import calibrations_refresh, search_thresholds
-from search.enrolment import EnrolmentItem, EnrolmentSkipped, gallery_enrol_batch, gallery_get_or_create
+from search.enrolment import EnrolmentItem, gallery_enrol_batch
+from search.management.gallery_commands import (
+    enroller_get,
+    gallery_arguments_add,
+    gallery_for_command,
+    threshold_recalibrated,
+)
 
 
 def _profile_fields(person_dir: Path) -> dict:
@@ -58,20 +61,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("directory")
-        parser.add_argument("--agency", required=True, help="Slug of the agency that owns the gallery")
-        parser.add_argument("--gallery", required=True, help="Gallery name (created if missing)")
-        parser.add_argument("--legal-basis", required=True, help="Legal basis of the records")
-        parser.add_argument("--legal-reference", default="", help="The act, article or agreement")
-        parser.add_argument(
-            "--source-type",
-            choices=["booking", "wanted", "missing", "other"],
-            help="Kind of records (required for a new gallery)",
-        )
-        parser.add_argument("--responsible", default="", help="Person responsible (required for a new gallery)")
-        parser.add_argument("--retention-days", type=int, help="Retention period (required for a new gallery)")
-        parser.add_argument("--source", default="", help="Where the records come from")
-        parser.add_argument("--user", help="Username recorded as the enroller")
-        parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
+        gallery_arguments_add(parser)
         parser.add_argument(
             "--workers",
             type=int,
@@ -83,30 +73,11 @@ class Command(BaseCommand):
         folder = Path(directory)
         if not folder.is_dir():
             raise CommandError(f"{directory} is not a folder.")
-        owner = agency_get_by_slug(agency)
-        if owner is None:
-            raise CommandError(f"No agency with the slug {agency!r}.")
-        enrolled_by = None
-        if options["user"]:
-            enrolled_by = User.objects.filter(username=options["user"], agency=owner).first()
-            if enrolled_by is None:
-                raise CommandError(f"No user {options['user']!r} in {owner.name}.")
+        owner, enrolled_by = enroller_get(agency=agency, username=options["user"])
         items = collect_items(folder)
         if not items:
             raise CommandError(f"{directory} holds no person folder with photos.")
-        try:
-            gallery_obj, created = gallery_get_or_create(
-                owner=owner,
-                name=gallery,
-                legal_basis=legal_basis,
-                legal_basis_reference=options["legal_reference"],
-                source_type=options["source_type"] or "",
-                responsible_person=options["responsible"],
-                retention_days=options["retention_days"],
-                source_description=options["source"],
-            )
-        except EnrolmentSkipped as exc:
-            raise CommandError(str(exc)) from None
+        gallery_obj, created = gallery_for_command(owner=owner, name=gallery, legal_basis=legal_basis, options=options)
         with tqdm(total=len(items), unit="photo", desc="Enrolling", file=sys.stderr) as bar:
             summary = gallery_enrol_batch(
                 gallery=gallery_obj,
@@ -117,17 +88,9 @@ class Command(BaseCommand):
                 progress=lambda item: bar.update(1),
             )
         result = summary.as_dict()
-        # The galleries changed: recalibrate now rather than at the beat's next round, so that the very
-        # next search is decided on this gallery's own impostor pairs too.
-        calibrations_refresh()
-        threshold = search_thresholds(agency_id=gallery_obj.owner_id).get(gallery_obj.engine)
+        threshold = threshold_recalibrated(gallery_obj)
         if threshold is not None:
-            result["threshold"] = {
-                "engine": threshold.engine,
-                "distance": threshold.distance,
-                "gallery_faces": threshold.gallery_faces,
-                "version": threshold.version,
-            }
+            result["threshold"] = threshold
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=None))
             return
@@ -138,8 +101,9 @@ class Command(BaseCommand):
         )
         if threshold is not None:
             self.stdout.write(
-                f"Likely-candidate threshold of {gallery_obj.owner.name}'s searches: {threshold.distance:.3f} "
-                f"({threshold.engine}, {threshold.gallery_faces} faces searchable, calibration v{threshold.version})."
+                f"Likely-candidate threshold of {gallery_obj.owner.name}'s searches: {threshold['distance']:.3f} "
+                f"({threshold['engine']}, {threshold['gallery_faces']} faces searchable, "
+                f"calibration v{threshold['version']})."
             )
         for code, count in sorted(result["skip_reasons"].items()):
             self.stdout.write(f"  {count:>4} skipped: {code.replace('_', ' ')}")

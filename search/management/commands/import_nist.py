@@ -5,11 +5,14 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from accounts.models import User
-from accounts.selectors import agency_get_by_slug
-from search.calibration import calibrations_refresh, search_thresholds
-from search.enrolment import EnrolmentSkipped, gallery_get_or_create, nist_files_import
+from search.enrolment import nist_files_import
 from search.enrolment.nist import NIST_MAX_BYTES
+from search.management.gallery_commands import (
+    enroller_get,
+    gallery_arguments_add,
+    gallery_for_command,
+    threshold_recalibrated,
+)
 
 
 class Command(BaseCommand):
@@ -23,43 +26,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("files", nargs="+", metavar="FILE", help="ANSI/NIST-ITL files (.an2, .nist, .eft)")
-        parser.add_argument("--agency", required=True, help="Slug of the agency that owns the gallery")
-        parser.add_argument("--gallery", required=True, help="Gallery name (created if missing)")
-        parser.add_argument("--legal-basis", required=True, help="Legal basis of the records")
-        parser.add_argument("--legal-reference", default="", help="The act, article or agreement")
-        parser.add_argument(
-            "--source-type",
-            choices=["booking", "wanted", "missing", "other"],
-            help="Kind of records (required for a new gallery)",
-        )
-        parser.add_argument("--responsible", default="", help="Person responsible (required for a new gallery)")
-        parser.add_argument("--retention-days", type=int, help="Retention period (required for a new gallery)")
-        parser.add_argument("--source", default="", help="Where the records come from")
-        parser.add_argument("--user", help="Username recorded as the enroller")
-        parser.add_argument("--json", action="store_true", help="Print the summary as JSON")
+        gallery_arguments_add(parser)
 
     def handle(self, *args, files, agency, gallery, legal_basis, **options):
-        owner = agency_get_by_slug(agency)
-        if owner is None:
-            raise CommandError(f"No agency with the slug {agency!r}.")
-        enrolled_by = None
-        if options["user"]:
-            enrolled_by = User.objects.filter(username=options["user"], agency=owner).first()
-            if enrolled_by is None:
-                raise CommandError(f"No user {options['user']!r} in {owner.name}.")
-        try:
-            gallery_obj, created = gallery_get_or_create(
-                owner=owner,
-                name=gallery,
-                legal_basis=legal_basis,
-                legal_basis_reference=options["legal_reference"],
-                source_type=options["source_type"] or "",
-                responsible_person=options["responsible"],
-                retention_days=options["retention_days"],
-                source_description=options["source"],
-            )
-        except EnrolmentSkipped as exc:
-            raise CommandError(str(exc)) from None
+        owner, enrolled_by = enroller_get(agency=agency, username=options["user"])
+        gallery_obj, created = gallery_for_command(owner=owner, name=gallery, legal_basis=legal_basis, options=options)
         contents, unreadable = [], []
         for name in files:
             try:
@@ -80,16 +51,9 @@ class Command(BaseCommand):
         summary.skipped[:0] = unreadable
         result = summary.as_dict()
         if summary.faces_enrolled:
-            # The galleries changed: recalibrate now, so the very next search is decided on this gallery too.
-            calibrations_refresh()
-            threshold = search_thresholds(agency_id=owner.id).get(gallery_obj.engine)
+            threshold = threshold_recalibrated(gallery_obj)
             if threshold is not None:
-                result["threshold"] = {
-                    "engine": threshold.engine,
-                    "distance": threshold.distance,
-                    "gallery_faces": threshold.gallery_faces,
-                    "version": threshold.version,
-                }
+                result["threshold"] = threshold
         if options["json"]:
             self.stdout.write(json.dumps(result, indent=None))
         else:

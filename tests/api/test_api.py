@@ -120,13 +120,18 @@ class TokenTests(ApiTestCase):
                 call_command("create_api_token", *args, "--json", stdout=io.StringIO())
 
     def test_the_command_exits_1(self):
+        import os
         import subprocess
         import sys
 
+        from django.db import connection
+
+        # The real exit code of the command, run on the test database (a fresh clone's own has no tables).
         run = subprocess.run(
             [sys.executable, "manage.py", "create_api_token", "nobody-at-all", "--name", "x", "--json"],
             capture_output=True,
             text=True,
+            env=os.environ | {"DATABASE_NAME": connection.settings_dict["NAME"]},
         )
         self.assertEqual(run.returncode, 1)
         self.assertIn("No user", run.stderr)

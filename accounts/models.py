@@ -25,6 +25,45 @@ class Agency(models.Model):
         return self.name
 
 
+class AgencyPolicy(models.Model):
+    """How an agency's searches are governed, set by platform staff and shown to the agency's users.
+
+    The defaults ask for nothing, so an agency without a policy row searches as before
+    (accounts.selectors.agency_policy answers them for an agency that has none).
+    """
+
+    agency = models.OneToOneField(Agency, on_delete=models.CASCADE, related_name="policy")
+    authorisation_required = models.BooleanField(
+        default=False, help_text="Searches need an authorisation per case (requested within the urgent window)"
+    )
+    urgent_window_hours = models.PositiveIntegerField(
+        default=48, help_text="Hours a case may search, from its first search, before its authorisation is answered"
+    )
+    certification_required = models.BooleanField(
+        default=False, help_text="Only users with a current face-search certification may search"
+    )
+    watchlist_max_entries = models.PositiveIntegerField(
+        default=100, help_text="Watch-list entries the agency may have approved at one time"
+    )
+    watchlist_max_days = models.PositiveIntegerField(
+        default=365, help_text="Longest life of a watch-list entry, in days (at most 365)"
+    )
+    updated_at = models.DateTimeField(null=True, blank=True)
+    updated_by = models.ForeignKey("User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        verbose_name_plural = "agency policies"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(watchlist_max_days__gte=1, watchlist_max_days__lte=365), name="policy_watchlist_days_range"
+            ),
+            models.CheckConstraint(condition=Q(urgent_window_hours__gte=1), name="policy_urgent_window_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Policy of {self.agency}"
+
+
 class Role(models.TextChoices):
     OFFICER = "officer", "Officer"
     SUPERVISOR = "supervisor", "Supervisor"
@@ -55,6 +94,12 @@ class User(AbstractUser):
     role = models.CharField(max_length=20, choices=Role.choices)
     # Raised to end every session of the user at once ("sign out everywhere", deactivation).
     session_generation = models.PositiveIntegerField(default=0)
+    # Face-search training, set by the agency admin: where the agency's policy asks for it, nobody searches
+    # without a certification that is current today (search/lawful_use.py).
+    search_trained_on = models.DateField(null=True, blank=True, help_text="Date of the face-search training")
+    search_certified_until = models.DateField(
+        null=True, blank=True, help_text="Last day the face-search certification is valid"
+    )
 
     class Meta:
         constraints = [

@@ -4,8 +4,9 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView
 
 from accounts import api as accounts_api
-from portal import api
+from portal import api, disclosure_urls
 from search import api as search_api
+from search import lawful_urls, lineup_urls, usage_urls, watchlist_urls
 
 app_name = "api"
 
@@ -49,6 +50,14 @@ v1 = [
     path("tokens/", accounts_api.TokenList.as_view(), name="token-list"),
     path("tokens/<uuid:code>/revoke/", accounts_api.TokenRevoke.as_view(), name="token-revoke"),
 ]
+# Lawful use (issue 19): each feature keeps its own URL module.
+v1 += (
+    lawful_urls.api_patterns
+    + watchlist_urls.api_patterns
+    + lineup_urls.api_patterns
+    + usage_urls.api_patterns
+    + disclosure_urls.api_patterns
+)
 
 urlpatterns = [
     path("v1/", include(v1)),

@@ -98,6 +98,22 @@ class AuditEntry(models.Model):
         CANDIDATE_ERASED = "candidate_erased", "A candidate of a search was erased"
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        POLICY_CHANGED = "policy_changed", "Agency policy changed"
+        CERTIFICATION_CHANGED = "certification_changed", "Face-search certification changed"
+        SEARCH_REFUSED = "search_refused", "Search refused by the agency's policy"
+        AUTHORISATION_REQUESTED = "authorisation_requested", "Authorisation requested (urgent use)"
+        AUTHORISATION_GRANTED = "authorisation_granted", "Authorisation granted"
+        AUTHORISATION_REFUSED = "authorisation_refused", "Authorisation refused"
+        CASE_SEARCH_DATA_ERASED = "case_search_data_erased", "Search data of a case erased"
+        WATCHLIST_PROPOSED = "watchlist_proposed", "Watch-list entry proposed"
+        WATCHLIST_APPROVED = "watchlist_approved", "Watch-list entry approved"
+        WATCHLIST_REJECTED = "watchlist_rejected", "Watch-list entry not approved"
+        WATCHLIST_ENDED = "watchlist_ended", "Watch-list entry removed"
+        WATCHLIST_ALERT = "watchlist_alert", "Watch-list alert raised"
+        EVIDENCE_RECORDED = "evidence_recorded", "Independent evidence recorded"
+        LEAD_CLEARED = "lead_cleared", "Lead cleared for identification procedures"
+        DISCLOSURE_PACKET = "disclosure_packet", "Disclosure packet produced"
+        USAGE_REPORT = "usage_report", "Usage report produced"
 
     at = models.DateTimeField(db_index=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)

@@ -4,7 +4,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.urls import include, path, reverse
 from django_otp.admin import OTPAdminSite
 
-from portal import ops_views, views
+from portal import disclosure_urls, ops_views, views
 
 portal_patterns = [
     path("", views.dashboard, name="dashboard"),
@@ -19,6 +19,7 @@ portal_patterns = [
     path("audit/", views.audit_log, name="audit-log"),
     path("audit/export.csv", views.audit_export, name="audit-export"),
 ]
+portal_patterns += disclosure_urls.urlpatterns
 
 # Probes and the scrape: no sign-in; exempt from the HTTPS redirect in production (SECURE_REDIRECT_EXEMPT).
 ops_patterns = [

@@ -317,6 +317,11 @@ class SearchJob(models.Model):
     # default: every face of usable quality, all of them if none is), or {"mode": "chosen", "boxes": [...]}
     # from probe preparation; the run adds "found" and "searched" counts.
     face_choice = models.JSONField(default=dict, blank=True)
+    # The authorisation the search ran under (search/lawful_use.py): a granted one, or a request inside its
+    # urgent window; empty where the agency's policy asks for none.
+    authorisation = models.ForeignKey(
+        "CaseAuthorisation", null=True, blank=True, on_delete=models.PROTECT, related_name="search_jobs"
+    )
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -404,6 +409,13 @@ class LeadReview(models.Model):
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
     review_note = models.TextField(blank=True)
+    # The lineup gate (search/lineup.py): a confirmed lead is cleared for identification procedures (a
+    # lineup, an arrest request) only after independent evidence is recorded. Until then it is not.
+    cleared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    clearance_note = models.TextField(blank=True)
 
     class Meta:
         constraints = [
@@ -412,10 +424,43 @@ class LeadReview(models.Model):
                 condition=Q(reviewed_by__isnull=True) | ~Q(reviewed_by=models.F("proposed_by")),
                 name="lead_reviewed_by_a_second_person",
             ),
+            # Only a confirmed lead is ever cleared for identification procedures.
+            models.CheckConstraint(
+                condition=Q(cleared_at__isnull=True) | Q(status="confirmed"), name="lead_cleared_only_when_confirmed"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.get_status_display()}: candidate {self.candidate_id}"
+
+
+class IndependentEvidence(models.Model):
+    """Evidence linking a confirmed lead to the case that is not the face search (what, by whom, when):
+    without one, the lead cannot be cleared for a lineup or an arrest request."""
+
+    class Kind(models.TextChoices):
+        WITNESS = "witness", "Witness statement"
+        DOCUMENT = "document", "Documents or records"
+        FORENSIC = "forensic", "Forensic evidence (DNA, fingerprints)"
+        DIGITAL = "digital", "Digital evidence (phone, location, transactions)"
+        PHYSICAL = "physical", "Physical evidence"
+        OTHER = "other", "Other investigative evidence"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    review = models.ForeignKey(LeadReview, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    description = models.TextField(help_text="What the evidence is and what it shows")
+    obtained_by = models.CharField(max_length=200, help_text="Who obtained it")
+    obtained_on = models.DateField(help_text="When it was obtained")
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["review", "recorded_at"]
+        verbose_name_plural = "independent evidence"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for lead {self.review_id}"
 
 
 class ComparisonRecord(models.Model):
@@ -443,6 +488,125 @@ class ComparisonRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_role_display()} comparison of candidate {self.candidate_id}"
+
+
+class CaseAuthorisation(models.Model):
+    """The authorisation a case's searches run under, where its agency's policy asks for one (EU AI Act
+    art. 26(10)); search/lawful_use.py holds the rules.
+
+    A row is a request (opened by the case's first search without a grant: searches may run until its urgent
+    window ends), a grant (authority, reference, date, scope, expiry) or a refusal (which stops the case's
+    searches and erases their data). The newest row of a case is its current state.
+    """
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", "Requested (urgent use)"
+        GRANTED = "granted", "Granted"
+        REFUSED = "refused", "Refused"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey("portal.Case", on_delete=models.PROTECT, related_name="authorisations")
+    status = models.CharField(max_length=10, choices=Status.choices)
+    requested_at = models.DateTimeField(null=True, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    window_ends_at = models.DateTimeField(null=True, blank=True, help_text="End of the urgent-use window")
+    authority = models.CharField(max_length=200, blank=True, help_text="The judicial or administrative authority")
+    reference = models.CharField(max_length=200, blank=True, help_text="The authority's reference for its decision")
+    decided_on = models.DateField(null=True, blank=True, help_text="Date of the authority's decision")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="End of a grant; empty: no end")
+    # A grant's scope; empty means every gallery the agency may search, every offense category.
+    galleries = models.ManyToManyField(Gallery, blank=True, related_name="+")
+    offense_categories = models.ManyToManyField(OffenseCategory, blank=True, related_name="+")
+    refusal_reason = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status="requested", window_ends_at__isnull=False)
+                | Q(status="granted", decided_on__isnull=False)
+                | Q(status="refused"),
+                name="authorisation_fields_match_status",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_status_display()} authorisation of case {self.case_id}"
+
+
+class WatchlistEntry(models.Model):
+    """A face of an unsolved case's probe kept to be compared with every new enrolment until it expires
+    (search/watchlist.py): an officer proposes, a supervisor approves."""
+
+    class Status(models.TextChoices):
+        PROPOSED = "proposed", "Waiting for approval"
+        ACTIVE = "active", "On the watch-list"
+        REJECTED = "rejected", "Not approved"
+        ENDED = "ended", "Removed"
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    agency = models.ForeignKey("accounts.Agency", on_delete=models.PROTECT, related_name="+")
+    case = models.ForeignKey("portal.Case", on_delete=models.PROTECT, related_name="watchlist_entries")
+    job = models.ForeignKey(SearchJob, on_delete=models.CASCADE, related_name="watchlist_entries")
+    probe_face = models.ForeignKey(ProbeFace, on_delete=models.CASCADE, related_name="watchlist_entries")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PROPOSED)
+    days = models.PositiveSmallIntegerField(help_text="Life asked for, in days from approval")
+    proposed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    proposed_at = models.DateTimeField()
+    proposal_note = models.TextField(blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end_reason = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["-proposed_at"]
+        verbose_name_plural = "watch-list entries"
+
+    def __str__(self) -> str:
+        return f"Watch-list entry {self.code}"
+
+
+class WatchlistDescriptor(models.Model):
+    """A watch-list entry's face described by one engine, with the alert threshold chosen for its life."""
+
+    entry = models.ForeignKey(WatchlistEntry, on_delete=models.CASCADE, related_name="descriptors")
+    engine = models.CharField(max_length=40)
+    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
+    threshold = models.FloatField(null=True, blank=True)
+    threshold_data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["entry", "engine"], name="watchlist_descriptor_once_per_engine")]
+
+
+class WatchlistAlert(models.Model):
+    """A new enrolment closer to a watch-list face than its threshold: it opens as a candidate of the entry's
+    search, compared and verified by two people like any other."""
+
+    entry = models.ForeignKey(WatchlistEntry, on_delete=models.CASCADE, related_name="alerts")
+    candidate = models.OneToOneField(Candidate, on_delete=models.CASCADE, related_name="watchlist_alert")
+    face_image = models.ForeignKey(FaceImage, null=True, on_delete=models.SET_NULL, related_name="+")
+    engine = models.CharField(max_length=40)
+    distance = models.FloatField()
+    threshold = models.FloatField()
+    created_at = models.DateTimeField()
+    seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
 
 
 class SubjectRequest(models.Model):

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from search import compare_views, gallery_views, preparation_views, review_views, video_views, views
+from search import (
+    compare_views,
+    gallery_views,
+    lawful_urls,
+    lineup_urls,
+    preparation_views,
+    review_views,
+    usage_urls,
+    video_views,
+    views,
+    watchlist_urls,
+)
 
 app_name = "search"
 
@@ -53,3 +64,6 @@ urlpatterns = [
     path("images/faces/<uuid:code>/crop.jpg", views.face_crop, name="face-crop"),
     path("images/faces/<uuid:code>/photo.jpg", views.face_photo, name="face-photo"),
 ]
+
+# Lawful use (issue 19): each feature keeps its own URL module.
+urlpatterns += lawful_urls.urlpatterns + watchlist_urls.urlpatterns + lineup_urls.urlpatterns + usage_urls.urlpatterns

@@ -1,0 +1,4 @@
+"""URLs of the lineup pages (included by search/urls.py) and of its REST API (included by portal/api_urls.py)."""
+
+urlpatterns = []
+api_patterns = []

@@ -11,8 +11,8 @@ from django.contrib.auth.models import Group
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Agency, Invitation, User
-from accounts.services import agency_set_seats, seats_used
+from accounts.models import Agency, AgencyPolicy, Invitation, User
+from accounts.services import POLICY_FIELDS, agency_policy_set, agency_set_seats, seats_used
 
 
 class AgencyForm(forms.ModelForm):
@@ -51,6 +51,48 @@ class AgencyAdmin(admin.ModelAdmin):
             actor=request.user,
         )
         Agency.objects.filter(pk=obj.pk).update(name=obj.name, slug=obj.slug)
+
+
+class AgencyPolicyForm(forms.ModelForm):
+    class Meta:
+        model = AgencyPolicy
+        fields = ["agency", *POLICY_FIELDS]
+
+    def clean_urgent_window_hours(self):
+        hours = self.cleaned_data["urgent_window_hours"]
+        if not 1 <= hours <= 720:
+            raise forms.ValidationError("The urgent-use window must be between 1 hour and 30 days (720 hours).")
+        return hours
+
+    def clean_watchlist_max_days(self):
+        days = self.cleaned_data["watchlist_max_days"]
+        if not 1 <= days <= 365:
+            raise forms.ValidationError("A watch-list entry lives at most a year: give 1 to 365 days.")
+        return days
+
+
+@admin.register(AgencyPolicy)
+class AgencyPolicyAdmin(admin.ModelAdmin):
+    """Platform staff set each agency's policy on searches here (or with `manage.py set_policy`); the agency's
+    users see it on their Lawful use page. An agency without a row asks for none of it."""
+
+    form = AgencyPolicyForm
+    list_display = ("agency", *POLICY_FIELDS, "updated_at", "updated_by")
+    readonly_fields = ("updated_at", "updated_by")
+
+    def get_readonly_fields(self, request, obj=None):
+        return (*self.readonly_fields, "agency") if obj else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, so that the change is audited with who made it and what it was.
+        policy = agency_policy_set(
+            agency=obj.agency, actor=request.user, **{name: form.cleaned_data[name] for name in POLICY_FIELDS}
+        )
+        obj.pk = policy.pk
+        obj._state.adding = False
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # set the settings back instead: the change is then audited
 
 
 @admin.register(Invitation)

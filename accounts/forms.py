@@ -76,3 +76,10 @@ class PasswordChangeForm(forms.Form):
         if data.get("new_password") and data.get("new_password") != data.get("new_password_again"):
             self.add_error("new_password_again", "The two passwords differ.")
         return data
+
+
+class CertificationForm(forms.Form):
+    """A user's face-search training (the agency admin, on the Seats page); both empty removes it."""
+
+    trained_on = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Trained on")
+    valid_until = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}), label="Valid until")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.db.models import Count, Q, QuerySet
 from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Agency, Invitation, User
+from accounts.models import Agency, AgencyPolicy, Invitation, User
 
 
 def agency_get_by_slug(slug: str) -> Agency | None:
@@ -68,3 +70,14 @@ def user_device_matching_code(*, user: User, code: str) -> TOTPDevice | StaticDe
         if device.verify_token(code):  # a backup code is deleted as it is used
             return device
     return None
+
+
+def agency_policy(*, agency_id: int) -> AgencyPolicy:
+    """The agency's policy; an agency without a row has the defaults, which ask for nothing (not saved)."""
+    return AgencyPolicy.objects.filter(agency_id=agency_id).first() or AgencyPolicy(agency_id=agency_id)
+
+
+def certification_current(user: User, on: date | None = None) -> bool:
+    """Whether the user's face-search certification is valid on that day (today by default)."""
+    on = on or timezone.localdate()
+    return user.search_certified_until is not None and user.search_certified_until >= on

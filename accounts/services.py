@@ -16,7 +16,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, Invitation, Role, User
+from accounts.models import AGENCY_ROLES, PLATFORM_ROLES, Agency, AgencyPolicy, Invitation, Role, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
 
@@ -26,6 +26,9 @@ PLATFORM_STAFF_PERMISSIONS = [
     "add_agency",
     "change_agency",
     "view_agency",
+    "add_agencypolicy",
+    "change_agencypolicy",
+    "view_agencypolicy",
     "change_user",
     "view_user",
     "view_gallery",
@@ -506,3 +509,88 @@ def rate_limited(
     if not every_address:
         attempts = attempts.filter(ip_address=ip_address)
     return attempts.count() >= per_minute
+
+
+# --- Lawful use: the agency's policy (platform staff) and its users' certification (the agency admin) -------
+
+POLICY_FIELDS = (
+    "authorisation_required",
+    "urgent_window_hours",
+    "certification_required",
+    "watchlist_max_entries",
+    "watchlist_max_days",
+)
+
+
+@transaction.atomic
+def agency_policy_set(*, agency: Agency, actor: User | None, ip_address: str | None = None, **changes) -> AgencyPolicy:
+    """Change the agency's policy (only the fields given), audited with what changed. Platform staff (the admin) or
+    a command; an agency's own users never change it."""
+    if actor is not None and actor.role != Role.PLATFORM_STAFF:
+        raise AccountError("Only platform staff set an agency's policy.")
+    unknown = set(changes) - set(POLICY_FIELDS)
+    if unknown:
+        raise AccountError(f"Unknown policy settings: {', '.join(sorted(unknown))}.")
+    if "urgent_window_hours" in changes and not 1 <= int(changes["urgent_window_hours"]) <= 24 * 30:
+        raise AccountError("The urgent-use window must be between 1 hour and 30 days (720 hours).")
+    if "watchlist_max_days" in changes and not 1 <= int(changes["watchlist_max_days"]) <= 365:
+        raise AccountError("A watch-list entry lives at most a year: give 1 to 365 days.")
+    if "watchlist_max_entries" in changes and int(changes["watchlist_max_entries"]) < 0:
+        raise AccountError("The watch-list limit cannot be negative.")
+    policy, _ = AgencyPolicy.objects.select_for_update().get_or_create(agency=agency)
+    before = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    for name, value in changes.items():
+        setattr(policy, name, value)
+    policy.updated_at = timezone.now()
+    policy.updated_by = actor
+    policy.save()
+    after = {name: getattr(policy, name) for name in POLICY_FIELDS}
+    changed = {name: [before[name], after[name]] for name in POLICY_FIELDS if before[name] != after[name]}
+    audit_record(
+        action=AuditEntry.Action.POLICY_CHANGED,
+        actor=actor,
+        agency=agency,
+        ip_address=ip_address,
+        target=agency,
+        detail=", ".join(f"{name}: {old} → {new}" for name, (old, new) in changed.items())[:300] or "no change",
+        data={"changed": changed, "policy": after},
+    )
+    return policy
+
+
+@transaction.atomic
+def user_certification_set(
+    *,
+    actor: User | None,
+    user: User,
+    trained_on: date | None,
+    certified_until: date | None,
+    ip_address: str | None = None,
+) -> User:
+    """Record a user's face-search training and the last day its certification is valid (both empty: none).
+    The agency admin of the user's agency, or a command (actor None)."""
+    if actor is not None:
+        _require_same_agency_admin(actor, user)
+    if user.agency_id is None:
+        raise AccountError("Only agency users search, so only they hold a face-search certification.")
+    if (trained_on is None) != (certified_until is None):
+        raise AccountError("Give both the training date and the last day the certification is valid, or neither.")
+    if trained_on is not None:
+        if trained_on > timezone.localdate():
+            raise AccountError("The training date cannot be in the future.")
+        if certified_until < trained_on:
+            raise AccountError("The certification cannot end before the training took place.")
+    before = (user.search_trained_on, user.search_certified_until)
+    User.objects.filter(pk=user.pk).update(search_trained_on=trained_on, search_certified_until=certified_until)
+    user.refresh_from_db()
+    security_event_record(
+        action=AuditEntry.Action.CERTIFICATION_CHANGED,
+        actor=actor,
+        subject_user=user,
+        ip_address=ip_address,
+        detail=(
+            f"trained {trained_on or '—'}, valid until {certified_until or '—'} "
+            f"(was {before[0] or '—'}, {before[1] or '—'})"
+        ),
+    )
+    return user

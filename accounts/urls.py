@@ -35,4 +35,5 @@ urlpatterns = [
     path("seats/<uuid:code>/reactivate/", views.user_reactivate, name="user-reactivate"),
     path("seats/<uuid:code>/role/", views.user_role, name="user-role"),
     path("seats/<uuid:code>/unlock/", views.user_unlock, name="user-unlock"),
+    path("seats/<uuid:code>/certification/", views.user_certification, name="user-certification"),
 ]

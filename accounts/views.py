@@ -22,6 +22,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from accounts import selectors, services, tokens
 from accounts.forms import (
     AcceptInvitationForm,
+    CertificationForm,
     InvitationForm,
     PasswordChangeForm,
     RoleForm,
@@ -326,6 +327,8 @@ def _seats_page(request, invite_form: InvitationForm | None = None):
             "invitations": selectors.pending_invitations(agency_id=agency.id),
             "invite_form": invite_form or InvitationForm(),
             "api_tokens": tokens.agency_api_tokens(admin=request.user),
+            "policy": selectors.agency_policy(agency_id=agency.id),
+            "today": timezone.localdate(),
         },
         status=400 if invite_form else 200,
     )
@@ -443,6 +446,33 @@ def user_role(request, code):
             actor=request.user, user=member, role=form.cleaned_data["role"], ip_address=client_address(request)
         )
         messages.success(request, f"{updated.username} is now {updated.get_role_display().lower()}.")
+
+    return _seat_action(request, code, act)
+
+
+@agency_admin_required
+@require_POST
+def user_certification(request, code):
+    form = CertificationForm(request.POST)
+
+    def act(member):
+        if not form.is_valid():
+            raise services.AccountError("Give the dates as YYYY-MM-DD.")
+        updated = services.user_certification_set(
+            actor=request.user,
+            user=member,
+            trained_on=form.cleaned_data["trained_on"],
+            certified_until=form.cleaned_data["valid_until"],
+            ip_address=client_address(request),
+        )
+        if updated.search_certified_until:
+            messages.success(
+                request,
+                f"{updated.username}'s face-search certification is recorded, valid until "
+                f"{updated.search_certified_until:%d %b %Y}.",
+            )
+        else:
+            messages.success(request, f"{updated.username} has no face-search certification on record now.")
 
     return _seat_action(request, code, act)
 

@@ -49,6 +49,7 @@ def case_page_context(*, case: Case, upload_form) -> dict:
         "reports": case.reports.select_related("requested_by")[:5],
         "upload_form": upload_form,
         "searchable_faces": search_selectors.searchable_face_count(agency_id=case.agency_id),
+        "lawful": search_selectors.case_lawful_use(case=case),
     }
 
 

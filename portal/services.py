@@ -9,6 +9,7 @@ from accounts.models import User
 from portal import publish
 from portal.audit import audit_record
 from portal.models import AuditEntry, Case, CaseReport
+from search.watchlist import watchlist_entries_end_for_case
 
 
 class CaseError(ValueError):
@@ -43,6 +44,8 @@ def case_get_or_create(*, user: User, number: str, title: str = "") -> Case:
 def case_close(*, case: Case, actor: User | None = None) -> Case:
     Case.objects.filter(pk=case.pk).update(status=Case.Status.CLOSED, closed_at=timezone.now())
     audit_record(action=AuditEntry.Action.CASE_CLOSED, actor=actor, agency=case.agency, case=case, target=case)
+    # A closed case searches no more: its watch-list entries end with it.
+    watchlist_entries_end_for_case(case, actor=actor)
     case.refresh_from_db()
     return case
 

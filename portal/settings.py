@@ -165,6 +165,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "search.context_processors.review_queue",
+                "search.context_processors.watchlist_alerts",
             ],
         },
     },
@@ -316,6 +317,11 @@ OPEN_SET_EXPECTED_FALSE = env_float("OPEN_SET_EXPECTED_FALSE", 0.01)
 CALIBRATION_MAX_PAIRS = env_int("CALIBRATION_MAX_PAIRS", 10_000_000)
 # How often the beat recalibrates the agencies whose searchable galleries changed.
 CALIBRATION_SECONDS = env_int("CALIBRATION_SECONDS", 600)
+# The watch-list (search/watchlist.py, docs/watchlist.md): an entry's life when none is asked for, in days;
+# the false alerts expected per entry over its whole life; the fewest enrolments its threshold is set for.
+WATCHLIST_DEFAULT_DAYS = env_int("WATCHLIST_DEFAULT_DAYS", 90)
+WATCHLIST_EXPECTED_FALSE_ALERTS = env_float("WATCHLIST_EXPECTED_FALSE_ALERTS", 0.01)
+WATCHLIST_MIN_EXPECTED_ENROLMENTS = env_int("WATCHLIST_MIN_EXPECTED_ENROLMENTS", 1000)
 # The quality floors of a face to compare (docs/quality-gate.md): below them a face's candidates may be
 # listed for an examiner, never as a likely candidate. Eye distance: in the pixels the descriptor is made
 # from (the photo scaled to FACE_DETECT_MAX_SIDE); sharpness: variance of the Laplacian of the interior
@@ -420,6 +426,10 @@ CELERY_BEAT_SCHEDULE = {
     "recalibrate-thresholds": {
         "task": "search.tasks.calibrations_refresh",
         "schedule": float(CALIBRATION_SECONDS),
+    },
+    "expire-watchlist-entries": {
+        "task": "search.tasks.watchlist_expire",
+        "schedule": 24 * 3600.0,
     },
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")

@@ -16,10 +16,11 @@ from portal.access import audit_view
 from portal.api import LIST_FILTERS, ApiView, Refused, filter_listing, paginated, paginated_schema, problem_responses
 from portal.client_address import client_address
 from portal.models import AuditEntry
-from search import comparison, leads, selectors
+from search import comparison, leads, lineup, selectors
 from search.enrolment import GalleryRefused, gallery_photos_enrol
 from search.forms import MAX_PHOTOS_PER_UPLOAD
 from search.imaging import PhotoRejected, photo_size_check
+from search.lineup_api import EvidenceSerializer
 from search.models import Candidate, Gallery, LeadReview, OffenseCategory, SearchJob
 from search.services import SearchRefused, probe_submit
 
@@ -244,6 +245,12 @@ class CandidateSerializer(serializers.Serializer):
     second_record = RecordSerializer(allow_null=True)
     my_record = RecordSerializer(allow_null=True)
     hidden = serializers.CharField(help_text="Why the first record is hidden from you (empty: it is not)")
+    # The lineup gate (search/lineup.py): never cleared on the face search alone.
+    cleared_for_identification = serializers.BooleanField(
+        help_text="True only once independent evidence is recorded and a supervisor cleared the lead"
+    )
+    identification_procedures = serializers.CharField(help_text="In plain words: may a lineup or arrest request follow")
+    evidence = EvidenceSerializer(many=True, help_text="Independent evidence recorded for the lead")
 
 
 def _via(request) -> dict:
@@ -262,6 +269,7 @@ def _candidate_body(request, candidate: Candidate) -> dict:
         target=candidate,
         data={"profile_id": candidate.profile_id, "first_record_shown": shown.first is not None} | _via(request),
     )
+    clearance = lineup.clearance_of(review)
     return CandidateSerializer(
         {
             "job": candidate.job,
@@ -276,6 +284,9 @@ def _candidate_body(request, candidate: Candidate) -> dict:
             "second_record": shown.second,
             "my_record": shown.mine,
             "hidden": shown.hidden,
+            "cleared_for_identification": clearance.cleared,
+            "identification_procedures": clearance.sentence,
+            "evidence": clearance.evidence,
         }
     ).data
 

@@ -190,6 +190,23 @@ def tombstone_threshold(*, engine: str) -> Threshold:
     return _threshold(latest_calibration(agency_id=None, engine=engine), tombstones)
 
 
+def watchlist_threshold(*, agency_id: int, engine: str, expected_enrolments: int) -> Threshold:
+    """The alert threshold of a watch-list face for its whole life: the new enrolments expected before it
+    expires play the gallery's part (N), and WATCHLIST_EXPECTED_FALSE_ALERTS the expected false matches'."""
+    calibration = latest_calibration(agency_id=agency_id, engine=engine)
+    return threshold_for(
+        _fit_of(calibration),
+        engine=engine,
+        gallery_faces=expected_enrolments,
+        expected_false=settings.WATCHLIST_EXPECTED_FALSE_ALERTS,
+        mate_bound=engine_threshold(engine),
+        labelled_pairs=calibration.labelled_pairs,
+        gallery_pairs=calibration.gallery_pairs,
+        calibration_id=calibration.id,
+        version=calibration.version,
+    )
+
+
 def calibrations_refresh() -> list[ThresholdCalibration]:
     """Recalibrate every agency (and the deployment) whose searchable galleries changed since its last fit."""
     made = []

@@ -13,7 +13,7 @@ from accounts.models import Role
 from portal.access import agency_member_required, audit_view
 from portal.client_address import client_address
 from portal.models import AuditEntry
-from search import comparison, selectors
+from search import comparison, lineup, selectors
 from search import leads as reviews
 from search.models import Candidate, ComparisonRecord, LeadReview
 
@@ -72,6 +72,11 @@ def _compare_context(request, candidate: Candidate, *, entry=None, errors=None) 
         "form": comparison.ComparisonForm.of(entry, errors) if can_mark or can_record else None,
         "form_errors": errors or {},
     }
+    if review is not None and review.status == LeadReview.Status.CONFIRMED:
+        # The lineup gate: cleared for identification procedures or, plainly, not (search/lineup.py).
+        context["clearance"] = lineup.clearance_of(review)
+        context["may_record_evidence"] = lineup.may_record_evidence(user=user, review=review)
+        context["may_clear"] = lineup.may_clear(user=user, review=review)
     if candidate.face_image is not None:
         context["probe_photo"] = {
             "url": reverse("search:probe-image", args=[probe.code]) if probe.searched_image else "",

@@ -69,3 +69,58 @@ class MultipleNistField(forms.FileField):
         if len(files) > MAX_PHOTOS_PER_UPLOAD:
             raise forms.ValidationError(f"At most {MAX_PHOTOS_PER_UPLOAD} files at once.", code="too_many")
         return [super(MultipleNistField, self).clean(f, initial) for f in files]
+
+
+# --- Lawful use: the authority's answer for a case (search/lawful_use.py) -----------------------------------
+
+
+class _AuthorityAnswerForm(forms.Form):
+    authority = forms.CharField(
+        label="Authority",
+        max_length=200,
+        help_text="The judicial or administrative authority that decided, e.g. “District Court of Lyon”",
+    )
+    reference = forms.CharField(label="Reference", max_length=200, help_text="The authority's reference or file number")
+    decided_on = forms.DateField(
+        label="Date of the decision", widget=forms.DateInput(attrs={"type": "date"}), help_text="As on the decision"
+    )
+
+
+class AuthorisationGrantForm(_AuthorityAnswerForm):
+    valid_until = forms.DateField(
+        label="Valid until",
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="The last day the authorisation covers; empty: no end date",
+    )
+    galleries = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Galleries covered",
+        help_text="None ticked: every gallery your agency may search",
+    )
+    offense_categories = forms.ModelMultipleChoiceField(
+        queryset=OffenseCategory.objects.filter(is_active=True),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        label="Offense categories covered",
+        help_text="None ticked: every offense category",
+    )
+
+    def __init__(self, *args, galleries, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["galleries"].queryset = galleries
+
+
+class AuthorisationRefuseForm(_AuthorityAnswerForm):
+    refusal_reason = forms.CharField(
+        label="What the authority decided, and why",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        min_length=10,
+        error_messages={"min_length": "Say in a sentence what the authority decided and why."},
+    )
+    confirm = forms.BooleanField(
+        label="I understand that this stops every search of the case and erases its probes, results and reports",
+        error_messages={"required": "Tick the box to confirm: a refusal erases the case's search data."},
+    )

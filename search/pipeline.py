@@ -11,7 +11,7 @@ from django.db import transaction
 
 from portal.audit import audit_record
 from portal.models import AuditEntry
-from search import calibration, index, jobs
+from search import calibration, index, jobs, lawful_use
 from search.faces import get_engine, quality_usable
 from search.gallery_scope import gallery_ids_by_engine
 from search.imaging import PhotoRejected, decode_photo
@@ -82,7 +82,10 @@ def _analyse_and_search(job: SearchJob, attempt: int, timings: dict) -> list:
     jobs.search_job_stage_set(job_id=job.id, attempt=attempt, stage=SearchJob.Stage.SEARCHING)
     with timed(timings, "calibrate"):
         galleries = gallery_ids_by_engine(agency_id=job.agency_id)
+        # The threshold is the agency's for all its galleries (a narrower scope only makes it stricter than
+        # needed); the galleries read are those the case's authorisation covers.
         thresholds = calibration.search_thresholds(agency_id=job.agency_id, galleries=galleries)
+        galleries = lawful_use.authorised_galleries(job.authorisation, galleries)
     include_minors = bool(job.offense_category and job.offense_category.is_missing_person)
     found: list[list[tuple]] = [[] for _ in faces]
     # Each gallery is searched with its own engine (a gallery being re-embedded keeps its old one until

@@ -23,3 +23,4 @@ class TaskByName:
 search_job_run = TaskByName("search.tasks.search_job_run")
 probe_preview = TaskByName("search.tasks.probe_preview")
 video_stills_find = TaskByName("search.tasks.video_stills_find")
+watchlist_describe = TaskByName("search.tasks.watchlist_describe")

@@ -20,6 +20,7 @@ from search.imaging import decode_photo
 from search.models import FaceImage, Gallery
 from search.photo_faces import PhotoFaces, same_face
 from search.storage import media_store
+from search.watchlist import watchlist_descriptors_for_gallery
 
 
 @dataclass
@@ -98,6 +99,9 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
             )
             summary.switched = True
     gallery.refresh_from_db()
+    if summary.switched:
+        # The watch-list entries of the agencies searching this gallery compare with its new engine from now.
+        watchlist_descriptors_for_gallery(gallery)
     return summary
 
 

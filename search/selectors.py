@@ -13,11 +13,14 @@ from django.db.models import Count, Min, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
 from accounts.models import User
+from accounts.selectors import agency_policy
 from portal.models import AuditEntry
+from search import lawful_use
 from search.faces import engine_is_match, engine_threshold, engine_thresholds, quality_usable
 from search.gallery_scope import galleries_searchable_by
 from search.models import (
     Candidate,
+    CaseAuthorisation,
     FaceImage,
     Gallery,
     LeadReview,
@@ -448,3 +451,52 @@ def video_get(*, user: User, code: UUID) -> ProbeVideo:
 
 def videos_for_case(*, case) -> QuerySet[ProbeVideo]:
     return ProbeVideo.objects.filter(case=case, agency_id=case.agency_id).select_related("uploaded_by")
+
+
+# --- Lawful use (search/lawful_use.py) --------------------------------------------------------------------
+
+
+def case_lawful_use(*, case) -> dict:
+    """What the case page shows of the agency's policy: the case's authorisations, newest first, and whether the
+    case may search now (and if not, why)."""
+    policy = agency_policy(agency_id=case.agency_id)
+    history = list(
+        case.authorisations.select_related("requested_by", "recorded_by").prefetch_related(
+            "galleries", "offense_categories"
+        )
+    )
+    try:
+        lawful_use.case_search_check(case=case, category=None)
+        blocked = ""
+    except lawful_use.UseRefused as exc:
+        blocked = str(exc)
+    current = history[0] if history else None
+    return {
+        "policy": policy,
+        "current": current,
+        "current_words": lawful_use.authorisation_words(current) if current else "",
+        "history": history,
+        "blocked": blocked,
+        "answer_open": current is None or current.status != CaseAuthorisation.Status.REFUSED,
+    }
+
+
+def authorisation_requests_open(*, agency_id: int) -> QuerySet[CaseAuthorisation]:
+    """The agency's requests still waiting for the authority's answer, the soonest window end first."""
+    return (
+        CaseAuthorisation.objects.filter(agency_id=agency_id, status=CaseAuthorisation.Status.REQUESTED)
+        .select_related("case", "requested_by")
+        .order_by("window_ends_at")
+    )
+
+
+def authorisations_of_agency(*, agency_id: int, limit: int = 50) -> QuerySet[CaseAuthorisation]:
+    return (
+        CaseAuthorisation.objects.filter(agency_id=agency_id)
+        .select_related("case", "requested_by", "recorded_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def authorisation_get(*, user: User, code: UUID) -> CaseAuthorisation:
+    return get_object_or_404(CaseAuthorisation, code=code, agency_id=user.agency_id)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from accounts.models import User
 from portal.audit import audit_record
 from portal.models import AuditEntry, Case
-from search import preparation
+from search import lawful_use, preparation
 from search.faces import get_engine
 from search.imaging import decode_photo, encode_jpeg
 from search.jobs import search_job_enqueue
@@ -66,8 +66,13 @@ def probe_submit(
     face_choice says which faces are searched (SearchJob.face_choice; default every face). A still of a
     recorded video names its video and the frame's time, which travel with the probe.
     """
-    category, justification, top_k = _search_start_check(
-        case=case, started_by=uploaded_by, purpose=purpose, justification=justification, top_k=top_k
+    category, justification, top_k, permit = _search_start_check(
+        case=case,
+        started_by=uploaded_by,
+        purpose=purpose,
+        justification=justification,
+        top_k=top_k,
+        ip_address=ip_address,
     )
     photo = decode_photo(data)  # nothing is stored for a photo that fails here
     image_name = media_store(_probe_image_name(case, photo.content_hash), encode_jpeg(photo.image))
@@ -92,6 +97,7 @@ def probe_submit(
         sensitive=sensitive,
         ip_address=ip_address,
         face_choice=face_choice,
+        permit=permit,
     )
 
 
@@ -111,12 +117,13 @@ def search_retry_sensitive(*, job: SearchJob, started_by: User, ip_address: str 
     if not sensitive_retry_offered(job=job):
         raise SearchRefused("This search cannot be repeated with the sensitive detector.")
     probe = job.probe
-    category, justification, top_k = _search_start_check(
+    category, justification, top_k, permit = _search_start_check(
         case=probe.case,
         started_by=started_by,
         purpose=job.offense_category.name if job.offense_category else "",
         justification=job.justification,
         top_k=job.top_k,
+        ip_address=ip_address,
     )
     # A probe of its own over a copy of the photo: a finished search replaces its probe's faces (and with them
     # the candidates), so sharing the Probe would wipe the first search's results; a copy also outlives the
@@ -151,6 +158,7 @@ def search_retry_sensitive(*, job: SearchJob, started_by: User, ip_address: str 
                 ip_address=ip_address,
                 retry_of=job,
                 face_choice={k: v for k, v in job.face_choice.items() if k not in ("found", "searched")} or None,
+                permit=permit,
             )
             ProbeEdit.objects.bulk_create(
                 [
@@ -183,15 +191,45 @@ def _stored_bytes(field) -> bytes:
         return stored.read()
 
 
+def search_use_check(
+    *, case: Case, user: User, category: OffenseCategory | None, ip_address: str | None = None
+) -> lawful_use.SearchPermit:
+    """The agency's policy on this search (search/lawful_use.py): the searcher's certification and the case's
+    authorisation. A refusal is audited and raised as SearchRefused with its reason."""
+    try:
+        lawful_use.searcher_check(user)
+        return lawful_use.case_search_check(case=case, category=category)
+    except lawful_use.UseRefused as exc:
+        audit_record(
+            action=AuditEntry.Action.SEARCH_REFUSED,
+            actor=user,
+            agency=case.agency,
+            case=case,
+            target=case,
+            ip_address=ip_address,
+            detail=str(exc)[:300],
+            data={"purpose": category.name if category else "", "reason": str(exc)},
+        )
+        raise SearchRefused(str(exc)) from None
+
+
 def _search_start_check(
-    *, case: Case, started_by: User, purpose: str, justification: str, top_k: int | None
-) -> tuple[OffenseCategory, str, int]:
-    """What any search must pass before a photo is stored: the case, the purpose, the rate limit, top_k."""
+    *,
+    case: Case,
+    started_by: User,
+    purpose: str,
+    justification: str,
+    top_k: int | None,
+    ip_address: str | None = None,
+) -> tuple[OffenseCategory, str, int, lawful_use.SearchPermit]:
+    """What any search must pass before a photo is stored: the case, the purpose, the agency's policy (the
+    searcher's certification, the case's authorisation), the rate limit, top_k."""
     if started_by.agency_id is None or case.agency_id != started_by.agency_id:
         raise SearchRefused("You can only search inside a case of your own agency.")
     if case.status != Case.Status.OPEN:
         raise SearchRefused(f"Case {case.number} is closed; reopen it to search.")
     category, justification = search_purpose_check(purpose=purpose, justification=justification)
+    permit = search_use_check(case=case, user=started_by, category=category, ip_address=ip_address)
     recent = SearchJob.objects.filter(
         started_by=started_by, created_at__gte=timezone.now() - timedelta(minutes=1)
     ).count()
@@ -202,7 +240,7 @@ def _search_start_check(
     top_k = top_k or settings.SEARCH_TOP_K
     if not 1 <= top_k <= 100:
         raise SearchRefused("The number of candidates must be between 1 and 100.")
-    return category, justification, top_k
+    return category, justification, top_k, permit
 
 
 def _probe_image_name(case: Case, content_hash: str) -> str:
@@ -222,6 +260,7 @@ def _search_start(
     retry_of: SearchJob | None = None,
     face_choice: dict | None = None,
     prepared_probe: Probe | None = None,
+    permit: lawful_use.SearchPermit | None = None,
 ) -> SearchJob:
     """The probe over a stored image (or a prepared probe), its queued job and the audit entry, in one
     transaction; a newly stored image is deleted again if that fails."""
@@ -236,6 +275,11 @@ def _search_start(
                 probe = Probe.objects.select_for_update().get(pk=prepared_probe.pk)
                 if probe.jobs.exists():
                     raise SearchRefused("This photo was already searched.")
+            authorisation = (
+                lawful_use.search_permit_use(permit, case=case, user=started_by, ip_address=ip_address)
+                if permit is not None
+                else None
+            )
             job = SearchJob.objects.create(
                 agency_id=case.agency_id,
                 probe=probe,
@@ -247,6 +291,7 @@ def _search_start(
                 justification=justification,
                 sensitive=sensitive,
                 face_choice=face_choice or {"mode": "all"},
+                authorisation=authorisation,
             )
             data = {
                 "purpose": category.name,
@@ -255,6 +300,12 @@ def _search_start(
                 "probe": str(probe.code),
                 "job": str(job.code),
             }
+            if permit is not None and permit.required:
+                data |= {
+                    "authorisation": str(authorisation.code) if authorisation else None,
+                    "authorisation_status": authorisation.status if authorisation else None,
+                    "authorised_under": lawful_use.authorisation_words(authorisation),
+                }
             if retry_of is not None:
                 data |= {"retry_of": str(retry_of.code), "sensitive": True}
             if prepared_probe is not None:
@@ -306,8 +357,13 @@ def probe_prepare_start(
     """Store a probe photo to prepare before its search: its faces are found by a worker, nothing is searched
     yet. The same checks as a search, so that preparing is never a way around them; raises PhotoRejected or
     SearchRefused."""
-    category, justification, top_k = _search_start_check(
-        case=case, started_by=uploaded_by, purpose=purpose, justification=justification, top_k=None
+    category, justification, top_k, _permit = _search_start_check(
+        case=case,
+        started_by=uploaded_by,
+        purpose=purpose,
+        justification=justification,
+        top_k=None,
+        ip_address=ip_address,
     )
     photo = decode_photo(data)
     image_name = media_store(_probe_image_name(case, photo.content_hash), encode_jpeg(photo.image))
@@ -380,12 +436,13 @@ def probe_prepared_search(
     if numbers[0] < 1 or numbers[-1] > len(faces):
         raise SearchRefused(f"The photo has faces 1 to {len(faces)}; there is no face {numbers[-1]}.")
     pending = probe.pending_search
-    category, justification, top_k = _search_start_check(
+    category, justification, top_k, permit = _search_start_check(
         case=probe.case,
         started_by=started_by,
         purpose=pending.get("purpose", ""),
         justification=pending.get("justification", ""),
         top_k=pending.get("top_k"),
+        ip_address=ip_address,
     )
     return _search_start(
         case=probe.case,
@@ -403,4 +460,5 @@ def probe_prepared_search(
             "found": len(faces),
         },
         prepared_probe=probe,
+        permit=permit,
     )

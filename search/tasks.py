@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from search import calibration, jobs, pipeline, preparation, retention, video
+from search import calibration, jobs, pipeline, preparation, retention, video, watchlist
 
 
 @shared_task(name="search.tasks.search_job_run", acks_late=True, reject_on_worker_lost=True)
@@ -41,3 +41,13 @@ def probe_preview_task(probe_id: int) -> None:
 )
 def video_stills_find_task(video_id: int) -> None:
     video.video_stills_find(video_id=video_id)
+
+
+@shared_task(name="search.tasks.watchlist_describe", acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def watchlist_describe_task(entry_id: int) -> None:
+    watchlist.watchlist_descriptors_fill(entry_id=entry_id)
+
+
+@shared_task(name="search.tasks.watchlist_expire", ignore_result=True)
+def watchlist_expire_task() -> None:
+    watchlist.watchlist_expire()

@@ -23,7 +23,7 @@ from search import video as videos
 from search.forms import ProbeUploadForm
 from search.imaging import PhotoRejected
 from search.models import ProbeVideo
-from search.services import SearchRefused, probe_submit, search_purpose_check
+from search.services import SearchRefused, probe_submit, search_purpose_check, search_use_check
 
 
 class VideoUploadForm(ProbeUploadForm):
@@ -110,6 +110,8 @@ def _video_upload(request, case_code, limit: _SizeLimit):
             category, justification = search_purpose_check(
                 purpose=form.cleaned_data["purpose"].name, justification=form.cleaned_data["justification"]
             )
+            # Stills are searched later, each under the same rules; a video the case may not search is not kept.
+            search_use_check(case=case, user=request.user, category=category, ip_address=client_address(request))
             video = videos.video_upload(
                 case=case,
                 uploaded_by=request.user,

@@ -20,6 +20,7 @@ from portal.reports.layout import (
 )
 from search.comparison import CONCLUSION_LABELS
 from search.faces import quality_usable
+from search.lineup import clearance_of
 from search.models import Candidate, ComparisonRecord, LeadReview, ProbeEdit, SearchJob
 from search.open_set import LOW_QUALITY
 from search.selectors import ResultFace, candidate_is_match, job_result_faces
@@ -243,4 +244,5 @@ def _lead(lead: LeadReview, numbers: dict, conclusions: dict) -> ReportLead:
         candidate_jpeg=None if erased or candidate.face_image is None else _image_bytes(candidate.face_image.crop),
         proposer_conclusion=recorded.get(ComparisonRecord.Role.PROPOSER, ""),
         verifier_conclusion=recorded.get(ComparisonRecord.Role.VERIFIER, ""),
+        identification_procedures=clearance_of(lead).sentence,
     )

@@ -156,6 +156,8 @@ class ReportLead:
     candidate_jpeg: bytes | None = None
     proposer_conclusion: str = ""
     verifier_conclusion: str = ""
+    # The lineup gate (search/lineup.py): cleared for identification procedures, with the evidence, or not.
+    identification_procedures: str = ""
 
 
 @dataclass(frozen=True)
@@ -393,6 +395,16 @@ def _summary(contents: CaseReportContents, styles, pages: dict) -> list:
                 ]
             )
         story.append(_grid(rows, [17 * mm, 17 * mm, 44 * mm, 16 * mm, 40 * mm, 40 * mm]))
+        story.append(Paragraph("Identification procedures (lineup, arrest request)", styles["body"]))
+        for lead in contents.leads:
+            name = text(lead.display_name) if lead.display_name is not None else "(erased subject)"
+            story.append(
+                Paragraph(
+                    f"<b>{name}</b> (search {lead.search_number}, face {lead.face_index}): "
+                    f"{text(lead.identification_procedures or 'Not cleared for identification procedures.')}",
+                    styles["small"],
+                )
+            )
     else:
         story.append(Paragraph("No confirmed lead in this case.", styles["body"]))
 

@@ -15,7 +15,7 @@ from PIL import Image
 from accounts.models import Agency, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
-from search import calibration, index
+from search import calibration, index, watchlist
 from search.enrolment.analysis import AnalysedPhoto, EnrolmentSkipped, analyse_files, content_hash, enrolment_analyse
 from search.faces import ENGINES, EngineNotAvailable, get_engine, quality_usable
 from search.imaging import PhotoRejected, photo_size_check
@@ -177,6 +177,8 @@ def face_image_store(
     except Exception:
         media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
         raise
+    # Every path of a new gallery face passes here: compare it with the unsolved probes on the watch-list.
+    watchlist.watchlist_check_enrolled_safely(face_image)
     return EnrolResult(face_image=face_image, faces_found=analysed.faces_found, notes=notes)
 
 

@@ -22,6 +22,7 @@ ROLES = ("platform_staff", "privacy_officer", "superuser", "officer")
 NO_ADMIN = (302, 302)
 MATRIX = {
     "accounts.agency": {"platform_staff": (200, 200), "superuser": (200, 200)},
+    "accounts.agencypolicy": {"platform_staff": (200, 200), "superuser": (200, 200)},
     "accounts.invitation": {"platform_staff": (403, 403), "superuser": (200, 403)},
     "accounts.user": {"platform_staff": (200, 403), "superuser": (200, 403)},
     "otp_totp.totpdevice": {"platform_staff": (403, 403), "superuser": (200, 403)},

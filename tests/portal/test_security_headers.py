@@ -105,8 +105,10 @@ class SecurityHeaderTests(PortalViewTestCase):
             "accounts:user-role",
             "accounts:user-unlock",
             "accounts:invitation-revoke",
+            "accounts:user-certification",
         ):
             rows[name] = ("erin",) + rows[name][1:]
+        rows["portal:case-disclosure"] = ("bob",) + rows["portal:case-disclosure"][1:]  # supervisors and admins
         uid = urlsafe_base64_encode(force_bytes(self.charlie.pk))
         reference, answered = self.open_request.reference, self.answered.reference
         rows.update(
@@ -161,6 +163,8 @@ class SecurityHeaderTests(PortalViewTestCase):
                 "ops:readyz": ("anonymous", reverse("ops:readyz"), 200),
                 "ops:metrics": ("anonymous", reverse("ops:metrics"), 200),
                 "accounts:tokens": ("alice", reverse("accounts:tokens"), 200),
+                "search:lawful-use": ("alice", reverse("search:lawful-use"), 200),
+                "search:watchlist": ("alice", reverse("search:watchlist"), 200),
             }
         )
         # The REST API takes no session: a signed-in browser gets 401 problem+json; its documentation is public.
@@ -173,7 +177,11 @@ class SecurityHeaderTests(PortalViewTestCase):
                 "candidate-mark",
                 "lead-verify",
                 "lead-decide",
+                "lead-evidence",
+                "lead-clear",
                 "token-revoke",
+                "authorisation-grant",
+                "authorisation-refuse",
                 "gallery-photos",
                 "gallery-nist",
             )

@@ -64,6 +64,22 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
         from accounts.tokens import api_token_create
 
         cls.api_token = api_token_create(user=cls.alice, name="matrix").api_token
+        # A watch-list proposal and an alert on it (search/watchlist.py), for the watch-list's object URLs.
+        from django.utils import timezone
+
+        from search.models import WatchlistAlert
+        from search.watchlist import watchlist_propose
+
+        cls.watchlist_entry = watchlist_propose(probe_face=cls.candidate.probe_face, user=cls.alice)
+        cls.watchlist_alert = WatchlistAlert.objects.create(
+            entry=cls.watchlist_entry,
+            candidate=cls.candidate,
+            face_image=cls.face_image,
+            engine=cls.candidate.engine,
+            distance=cls.candidate.distance,
+            threshold=cls.candidate.distance,
+            created_at=timezone.now(),
+        )
 
     def sign_in(self, user):
         sign_in(self.client, user)
@@ -83,6 +99,9 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "search:candidate-compare": (reverse("search:candidate-compare", args=[job, 1, 1]), "get"),
             "search:candidate-mark": (reverse("search:candidate-mark", args=[job, 1, 1]), "post"),
             "search:lead-decide": (reverse("search:lead-decide", args=[job, 1, 1]), "post"),
+            "search:lead-evidence": (reverse("search:lead-evidence", args=[job, 1, 1]), "get"),
+            "search:lead-clear": (reverse("search:lead-clear", args=[job, 1, 1]), "post"),
+            "portal:case-disclosure": (reverse("portal:case-disclosure", args=[case]), "get"),
             "search:profile-detail": (reverse("search:profile-detail", args=[self.profile.code]), "get"),
             "search:probe-image": (reverse("search:probe-image", args=[self.job.probe.code]), "get"),
             "search:job-annotated-image": (reverse("search:job-annotated-image", args=[job]), "get"),
@@ -112,6 +131,16 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "portal:case-report-status": (reverse("portal:case-report-status", args=[self.report.code]), "get"),
             "accounts:invitation-revoke": (reverse("accounts:invitation-revoke", args=[self.invitation.code]), "post"),
             "accounts:token-revoke": (reverse("accounts:token-revoke", args=[self.api_token.code]), "post"),
+            "accounts:user-certification": (reverse("accounts:user-certification", args=[self.alice.code]), "post"),
+            "search:authorisation-grant": (reverse("search:authorisation-grant", args=[case]), "post"),
+            "search:authorisation-refuse": (reverse("search:authorisation-refuse", args=[case]), "post"),
+            "search:watchlist-propose": (reverse("search:watchlist-propose", args=[job, 1]), "post"),
+            "search:watchlist-decide": (reverse("search:watchlist-decide", args=[self.watchlist_entry.code]), "post"),
+            "search:watchlist-end": (reverse("search:watchlist-end", args=[self.watchlist_entry.code]), "post"),
+            "search:watchlist-alert-open": (
+                reverse("search:watchlist-alert-open", args=[self.watchlist_alert.id]),
+                "post",
+            ),
         }
 
     def api_urls(self) -> dict[str, str]:
@@ -136,12 +165,20 @@ class PortalViewTestCase(AgencyFixtureMixin, TestCase):
             "api:candidate-mark": reverse("api:candidate-mark", args=candidate),
             "api:lead-verify": reverse("api:lead-verify", args=candidate),
             "api:lead-decide": reverse("api:lead-decide", args=candidate),
+            "api:lead-evidence": reverse("api:lead-evidence", args=candidate),
+            "api:lead-clear": reverse("api:lead-clear", args=candidate),
+            "api:case-disclosure": reverse("api:case-disclosure", args=[case]),
             "api:gallery-list": reverse("api:gallery-list"),
             "api:gallery-detail": reverse("api:gallery-detail", args=[self.gallery.code]),
             "api:gallery-photos": reverse("api:gallery-photos", args=[self.gallery.code]),
             "api:gallery-nist": reverse("api:gallery-nist", args=[self.gallery.code]),
             "api:token-list": reverse("api:token-list"),
             "api:token-revoke": reverse("api:token-revoke", args=[self.api_token.code]),
+            "api:policy": reverse("api:policy"),
+            "api:case-authorisations": reverse("api:case-authorisations", args=[case]),
+            "api:authorisation-grant": reverse("api:authorisation-grant", args=[case]),
+            "api:authorisation-refuse": reverse("api:authorisation-refuse", args=[case]),
+            "api:watchlist-list": reverse("api:watchlist-list"),
         }
 
 
@@ -183,10 +220,13 @@ class ScopingTests(PortalViewTestCase):
         response = self.client.get(reverse("accounts:invitation-accept", args=["made-up-token"]))
         self.assertContains(response, "not valid", status_code=410)
 
+    # Reached by the agency's supervisors and admins only (an officer gets 403): the disclosure packet.
+    SUPERVISOR_URLS = {"portal:case-disclosure"}
+
     def test_the_owning_agency_reaches_every_object(self):
-        self.sign_in(self.alice)
         for name, (url, method) in self.object_urls().items():
             if method == "get":
+                self.sign_in(self.bob if name in self.SUPERVISOR_URLS else self.alice)
                 self.assertEqual(self.client.get(url).status_code, 200, name)
 
     def test_another_agency_gets_404_for_every_object_and_method(self):

@@ -84,6 +84,8 @@ agency_member_required = _role_required(agency_member=True)
 supervisor_required = _role_required(Role.SUPERVISOR, Role.AGENCY_ADMIN, agency_member=True)
 # The agency admin: seats and galleries.
 agency_admin_required = _role_required(Role.AGENCY_ADMIN, agency_member=True)
+# The yearly usage report: an agency admin (their own agency) and platform staff (any agency, the platform).
+usage_report_required = _role_required(Role.AGENCY_ADMIN, Role.PLATFORM_STAFF, agency_member=False)
 # The platform's privacy officer: data-subject requests.
 privacy_officer_required = _role_required(Role.PRIVACY_OFFICER, agency_member=False)
 

@@ -164,6 +164,8 @@ class SecurityHeaderTests(PortalViewTestCase):
                 "ops:metrics": ("anonymous", reverse("ops:metrics"), 200),
                 "accounts:tokens": ("alice", reverse("accounts:tokens"), 200),
                 "search:lawful-use": ("alice", reverse("search:lawful-use"), 200),
+                "search:usage-report": ("erin", reverse("search:usage-report"), 200),
+                "search:usage-report-csv": ("erin", reverse("search:usage-report-csv"), 200),
                 "search:watchlist": ("alice", reverse("search:watchlist"), 200),
             }
         )

@@ -16,7 +16,7 @@ from portal.access import audit_view
 from portal.api import LIST_FILTERS, ApiView, Refused, filter_listing, paginated, paginated_schema, problem_responses
 from portal.client_address import client_address
 from portal.models import AuditEntry
-from search import comparison, leads, lineup, selectors
+from search import comparison, lawful_use, leads, lineup, selectors
 from search.enrolment import GalleryRefused, gallery_photos_enrol
 from search.forms import MAX_PHOTOS_PER_UPLOAD
 from search.imaging import PhotoRejected, photo_size_check
@@ -35,6 +35,9 @@ class SearchSerializer(serializers.ModelSerializer):
     finished = serializers.BooleanField(source="is_finished", read_only=True)
     url = serializers.SerializerMethodField()
     results_url = serializers.SerializerMethodField()
+    authorised_under = serializers.SerializerMethodField(
+        help_text="The authorisation the search ran under (the agency's policy: docs/lawful-use.md)"
+    )
 
     class Meta:
         model = SearchJob
@@ -53,11 +56,15 @@ class SearchSerializer(serializers.ModelSerializer):
             "finished_at",
             "url",
             "results_url",
+            "authorised_under",
         ]
         read_only_fields = fields
 
     def get_url(self, job) -> str:
         return reverse("api:search-detail", kwargs={"code": job.code})
+
+    def get_authorised_under(self, job) -> str:
+        return lawful_use.authorisation_words(job.authorisation)
 
     def get_results_url(self, job) -> str:
         return reverse("api:search-results", kwargs={"code": job.code})

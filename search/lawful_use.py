@@ -32,6 +32,7 @@ from search.models import (
     ProbeFace,
     ProbeVideo,
     SearchJob,
+    WatchlistEntry,
 )
 from search.storage import media_delete
 
@@ -219,6 +220,25 @@ def _answer_fields(authority: str, reference: str, decided_on: date | None, now:
     return errors
 
 
+def _case_answer_locked(case: Case, refused_message: str) -> CaseAuthorisation | None:
+    """Inside the answer's transaction: lock the case, and refuse when it was refused already."""
+    Case.objects.select_for_update().filter(pk=case.pk).first()
+    current = case_authorisation_current(case)
+    if current is not None and current.status == CaseAuthorisation.Status.REFUSED:
+        raise UseRefused(refused_message)
+    return current
+
+
+def _answer_store(case: Case, current: CaseAuthorisation | None, fields: dict, now: datetime) -> CaseAuthorisation:
+    """The answer to the case's open request (the row is updated), or a row of its own."""
+    if current is not None and current.status == CaseAuthorisation.Status.REQUESTED:
+        for name, value in fields.items():
+            setattr(current, name, value)
+        current.save()
+        return current
+    return CaseAuthorisation.objects.create(agency_id=case.agency_id, case=case, created_at=now, **fields)
+
+
 def authorisation_grant(
     *,
     case: Case,
@@ -249,10 +269,9 @@ def authorisation_grant(
     if errors:
         raise AuthorisationError(errors)
     with transaction.atomic():
-        Case.objects.select_for_update().filter(pk=case.pk).first()
-        current = case_authorisation_current(case)
-        if current is not None and current.status == CaseAuthorisation.Status.REFUSED:
-            raise UseRefused(f"The authorisation for case {case.number} was refused: its searches have ended.")
+        current = _case_answer_locked(
+            case, f"The authorisation for case {case.number} was refused: its searches have ended."
+        )
         answers_request = current is not None and current.status == CaseAuthorisation.Status.REQUESTED
         fields = {
             "status": CaseAuthorisation.Status.GRANTED,
@@ -263,13 +282,7 @@ def authorisation_grant(
             "recorded_by": user,
             "recorded_at": now,
         }
-        if answers_request:
-            for name, value in fields.items():
-                setattr(current, name, value)
-            current.save()
-            grant = current
-        else:
-            grant = CaseAuthorisation.objects.create(agency_id=case.agency_id, case=case, created_at=now, **fields)
+        grant = _answer_store(case, current, fields, now)
         grant.galleries.set(gallery_ids)
         grant.offense_categories.set(category_ids)
         scope_galleries = list(Gallery.objects.filter(id__in=gallery_ids).values_list("name", flat=True))
@@ -316,10 +329,7 @@ def authorisation_refuse(
     if errors:
         raise AuthorisationError(errors)
     with transaction.atomic():
-        Case.objects.select_for_update().filter(pk=case.pk).first()
-        current = case_authorisation_current(case)
-        if current is not None and current.status == CaseAuthorisation.Status.REFUSED:
-            raise UseRefused(f"The authorisation for case {case.number} was already refused.")
+        current = _case_answer_locked(case, f"The authorisation for case {case.number} was already refused.")
         fields = {
             "status": CaseAuthorisation.Status.REFUSED,
             "authority": authority.strip()[:200],
@@ -329,13 +339,7 @@ def authorisation_refuse(
             "recorded_by": user,
             "recorded_at": now,
         }
-        if current is not None and current.status == CaseAuthorisation.Status.REQUESTED:
-            for name, value in fields.items():
-                setattr(current, name, value)
-            current.save()
-            refusal = current
-        else:
-            refusal = CaseAuthorisation.objects.create(agency_id=case.agency_id, case=case, created_at=now, **fields)
+        refusal = _answer_store(case, current, fields, now)
         audit_record(
             action=AuditEntry.Action.AUTHORISATION_REFUSED,
             actor=user,
@@ -376,6 +380,7 @@ def case_search_data_erase(*, case: Case, actor: User | None, reason: str) -> di
         "candidates": sum(job.candidates.count() for job in jobs),
         "videos": videos.count(),
         "reports": reports.count(),
+        "watchlist_entries": WatchlistEntry.objects.filter(case=case).count(),
         "files": len(files),
     }
     job_codes = [str(code) for code in jobs.values_list("code", flat=True)]

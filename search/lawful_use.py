@@ -194,7 +194,7 @@ def authorisation_words(authorisation: CaseAuthorisation | None) -> str:
             f"Authorised by {authorisation.authority}, {authorisation.reference}, {authorisation.decided_on:%Y-%m-%d}"
         )
         if authorisation.expires_at:
-            words += f", until {_when(authorisation.expires_at)}"
+            words += f", valid through {authorisation.valid_through:%Y-%m-%d}"
         return words
     return f"Authorisation refused by {authorisation.authority or 'the authority'}"
 

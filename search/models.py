@@ -1,8 +1,10 @@
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from pgvector.django import HnswIndex, VectorField
 
 DESCRIPTOR_DIMENSIONS = 128
@@ -540,6 +542,13 @@ class CaseAuthorisation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_status_display()} authorisation of case {self.case_id}"
+
+    @property
+    def valid_through(self):
+        """The last day a grant covers (it ends at the start of the next one), in the deployment's time zone."""
+        if self.expires_at is None:
+            return None
+        return timezone.localtime(self.expires_at - timedelta(microseconds=1)).date()
 
 
 class WatchlistEntry(models.Model):

@@ -230,9 +230,9 @@ def usage_csv_rows(report: dict):
 
 
 # Sizes of the server-drawn charts (the CSP allows no script, nor inline style: SVG attributes and CSS classes).
-BAR_HEIGHT, BAR_GAP, BAR_MAX_WIDTH = 22, 8, 320
+BAR_HEIGHT, BAR_GAP, BAR_MAX_WIDTH = 22, 8, 190
 # Where the bars start: the labels take the room to their left.
-BAR_LEFT = 190
+BAR_LEFT = 240
 COLUMN_WIDTH, COLUMN_GAP, COLUMN_MAX_HEIGHT = 32, 12, 160
 
 
@@ -251,7 +251,8 @@ def usage_chart_bars(counts: list[tuple[str, str, int]]) -> dict:
         }
         for index, (key, label, count) in enumerate(counts)
     ]
-    return {"bars": bars, "bar_height": BAR_HEIGHT, "height": max(len(bars) * (BAR_HEIGHT + BAR_GAP) - BAR_GAP, 1)}
+    height = max(len(bars) * (BAR_HEIGHT + BAR_GAP) - BAR_GAP, 1)
+    return {"bars": bars, "left": BAR_LEFT, "bar_height": BAR_HEIGHT, "height": height}
 
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")

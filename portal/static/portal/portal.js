@@ -99,7 +99,8 @@ function watchJob(card) {
   const label = card.querySelector("[data-status-label]");
   const stages = card.querySelector("[data-stages]");
   const results = document.querySelector("[data-results]");
-  let delay = 600;
+  // A search takes a fraction of a second: ask soon, then less and less often (never more than every 3 s).
+  let delay = 100;
   const poll = async () => {
     try {
       const response = await fetch(card.dataset.jobStatus, {headers: {"Accept": "application/json"}, credentials: "same-origin"});
@@ -118,7 +119,7 @@ function watchJob(card) {
     } catch (error) {
       label.textContent = "Connection lost; retrying…";
     }
-    delay = Math.min(delay * 1.3, 3000);
+    delay = Math.min(delay * 1.5, 3000);
     window.setTimeout(poll, delay);
   };
   window.setTimeout(poll, delay);

@@ -61,7 +61,7 @@ def probe_upload(request, case_code):
                 photo_size_check(upload.size)  # before the file is read into memory
                 if prepare:
                     probe = probe_prepare_start(data=upload.read(), original_name=upload.name, **stated)
-                    return redirect("search:probe-prepare", code=probe.code)
+                    return _upload_answer(request, reverse("search:probe-prepare", kwargs={"code": probe.code}))
                 # The page searches every face of usable quality (commands and the API: every face).
                 jobs.append(
                     probe_submit(
@@ -83,9 +83,17 @@ def probe_upload(request, case_code):
     for problem in problems:
         messages.error(request, f"Not searched — {problem}")
     if len(jobs) == 1:
-        return redirect("search:job-detail", code=jobs[0].code)
+        return _upload_answer(request, reverse("search:job-detail", kwargs={"code": jobs[0].code}))
     messages.success(request, f"{len(jobs)} searches started.")
-    return redirect("portal:case-detail", code=case.code)
+    return _upload_answer(request, reverse("portal:case-detail", kwargs={"code": case.code}))
+
+
+def _upload_answer(request, next_url: str):
+    """A redirect; to the page's own script (portal.js posts the form), the address to go to instead, so that
+    the browser loads the next page once rather than the script following a redirect and loading it again."""
+    if request.headers.get("X-Upload-Script") == "1":
+        return JsonResponse({"next": next_url})
+    return redirect(next_url)
 
 
 def _job_context(job: SearchJob) -> dict:

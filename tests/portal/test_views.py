@@ -325,7 +325,7 @@ class DashboardAndCaseTests(PortalViewTestCase):
 
 
 class UploadTests(PortalViewTestCase):
-    def upload(self, *files, follow=False, **fields):
+    def upload(self, *files, follow=False, headers=None, **fields):
         from django.core.files.uploadedfile import SimpleUploadedFile
 
         payload = {
@@ -335,7 +335,9 @@ class UploadTests(PortalViewTestCase):
             **fields,
         }
         with self.captureOnCommitCallbacks(execute=False):
-            return self.client.post(reverse("search:probe-upload", args=[self.case.code]), payload, follow=follow)
+            return self.client.post(
+                reverse("search:probe-upload", args=[self.case.code]), payload, follow=follow, headers=headers
+            )
 
     def test_one_photo_leads_to_its_search_page(self):
         self.sign_in(self.alice)
@@ -343,6 +345,21 @@ class UploadTests(PortalViewTestCase):
         job = SearchJob.objects.exclude(pk=self.job.pk).get()
         self.assertRedirects(response, reverse("search:job-detail", args=[job.code]))
         self.assertEqual(job.offense_category.name, "Missing person")
+
+    def test_the_page_script_is_told_where_to_go_instead_of_following_a_redirect(self):
+        # The page's script posts the form; a redirect would make it load the search's page twice.
+        self.sign_in(self.alice)
+        response = self.upload(("p.jpg", photo_bytes("img6.jpg")), headers={"X-Upload-Script": "1"})
+        job = SearchJob.objects.exclude(pk=self.job.pk).get()
+        self.assertEqual(response.status_code, 200)
+        self.assertEqual(response.json(), {"next": reverse("search:job-detail", args=[job.code])})
+        several = self.upload(
+            ("a.jpg", photo_bytes("img6.jpg")), ("b.jpg", photo_bytes("img7.jpg")), headers={"X-Upload-Script": "1"}
+        )
+        self.assertEqual(several.json(), {"next": reverse("portal:case-detail", args=[self.case.code])})
+        refused = self.upload(("p.jpg", b"not a photo"), headers={"X-Upload-Script": "1"})
+        self.assertEqual(refused.status_code, 400)  # the page with the form's errors, as without the script
+        self.assertIn("text/html", refused["Content-Type"])
 
     def test_the_purpose_and_a_real_justification_are_required(self):
         self.sign_in(self.alice)

@@ -43,11 +43,15 @@ function keepFilesOnError(form, input) {
     buttons.forEach((button) => { button.disabled = true; });
     let response;
     try {
-      response = await fetch(form.action, {method: "POST", body, credentials: "same-origin"});
+      response = await fetch(form.action, {method: "POST", body, credentials: "same-origin", headers: {"X-Upload-Script": "1"}});
     } catch (error) {
       form.dataset.nativeSubmit = "true";
       buttons.forEach((button) => { button.disabled = false; });
       form.requestSubmit(submitter);
+      return;
+    }
+    if (response.ok && (response.headers.get("Content-Type") || "").startsWith("application/json")) {
+      window.location.assign((await response.json()).next);  // the search's page, loaded once
       return;
     }
     if (response.redirected || response.ok) {
@@ -99,7 +103,9 @@ function watchJob(card) {
   const label = card.querySelector("[data-status-label]");
   const stages = card.querySelector("[data-stages]");
   const results = document.querySelector("[data-results]");
-  // A search takes a fraction of a second: ask soon, then less and less often (never more than every 3 s).
+  // A search takes a fraction of a second: ask every 100 ms for its first 1.5 s, then less and less often
+  // (never less often than every 3 s). Status requests do not count as activity for the idle timeout.
+  const started = Date.now();
   let delay = 100;
   const poll = async () => {
     try {
@@ -119,7 +125,7 @@ function watchJob(card) {
     } catch (error) {
       label.textContent = "Connection lost; retrying…";
     }
-    delay = Math.min(delay * 1.5, 3000);
+    if (Date.now() - started > 1500) delay = Math.min(delay * 1.5, 3000);
     window.setTimeout(poll, delay);
   };
   window.setTimeout(poll, delay);

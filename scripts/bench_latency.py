@@ -40,6 +40,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, default=60, help="searches through the API")
     parser.add_argument("--browser-probes", type=int, default=20, help="searches through the browser (0: none)")
+    parser.add_argument("--trace", action="store_true", help="print the browser's responses of each search")
     parser.add_argument("--small", action="store_true", help="a throw-away database with the shared photos only")
     return parser.parse_args()
 
@@ -109,7 +110,7 @@ def main() -> None:
     processes = start_processes(port)
     try:
         api = api_latency(base_url, setup, args.probes)
-        browser = browser_latency(base_url, setup, args.browser_probes) if args.browser_probes else None
+        browser = browser_latency(base_url, setup, args.browser_probes, args.trace) if args.browser_probes else None
     finally:
         for process in processes:
             from search.workers import stop_process_group
@@ -298,7 +299,7 @@ def api_latency(base_url: str, setup: dict, count: int) -> dict:
     return {"stored": stored, "accepted": accepted, "failed": failed, "stages": stages}
 
 
-def browser_latency(base_url: str, setup: dict, count: int) -> dict:
+def browser_latency(base_url: str, setup: dict, count: int, trace: bool = False) -> dict:
     """The case page: choose the photo, press Search, until the candidates are on screen."""
     from django.conf import settings
     from playwright.sync_api import sync_playwright
@@ -325,9 +326,20 @@ def browser_latency(base_url: str, setup: dict, count: int) -> dict:
             page.select_option("#id_purpose", "Robbery")
             page.fill("#id_justification", "Latency benchmark: a robbery suspect on CCTV")
             started = time.perf_counter()
+            events = []
+
+            def record(response, events=events, started=started):
+                events.append(((time.perf_counter() - started) * 1000, response.status, response.url))
+
+            if trace:
+                page.on("response", record)
             page.click("button:has-text('Search') >> nth=0")
             page.wait_for_selector("[data-results] .candidates li, [data-results] .empty", timeout=60_000)
             elapsed = (time.perf_counter() - started) * 1000
+            if trace:
+                page.remove_listener("response", record)
+                for at, status, url in events:
+                    print(f"{at:7.0f} ms {status} {url.removeprefix(base_url)}", file=sys.stderr)
             if number >= 2:
                 visible.append(elapsed)
             print(f"\rBrowser searches: {max(0, number - 1)}/{count}", end="", file=sys.stderr, flush=True)

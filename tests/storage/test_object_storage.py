@@ -16,6 +16,7 @@ from datetime import timedelta
 import pytest
 from django.core.files.storage import default_storage
 from django.core.management import call_command
+from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -240,10 +241,30 @@ def test_an_erasure_deletes_the_persons_objects_and_an_access_export_is_in_the_b
     assert s3_media.local_files() == []
 
 
-def test_a_backup_lists_the_media_in_the_bucket_without_the_marker(s3_media, north):
-    assert deployment_marker_check() == DEPLOYMENT_ID
+def test_a_backup_of_the_bucket_restores_into_an_emptied_bucket(s3_media, north, tmp_path, settings):
+    settings.BACKUP_DIR = tmp_path / "backups"
+    job = probe_submit(case=north["case"], uploaded_by=north["alice"], data=photo_bytes("img5.jpg"))
+    pipeline.search_job_run(job_id=job.id)
     assert MARKER_NAME in s3_media.server.keys(bucket=s3_media.bucket)
-    assert backups._media_names() == sorted(s3_media.keys())
+    objects = {key: s3_media.read(key) for key in s3_media.keys()}
+    assert backups._media_names() == sorted(objects)  # the marker is the bucket's, not a media file
+    out = io.StringIO()
+    call_command("backup", str(tmp_path / "backup"), "--json", stdout=out, stderr=io.StringIO())
+    assert json.loads(out.getvalue())["media_files"] == len(objects)
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"TRUNCATE {', '.join(connection.ops.quote_name(t) for t in sorted(backups.product_tables()))} "
+            "RESTART IDENTITY CASCADE"
+        )
+    for key in objects:
+        default_storage.delete(key)
+    assert s3_media.keys() == []
+    call_command("restore", str(tmp_path / "backup"), "--json", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert {key: s3_media.read(key) for key in s3_media.keys()} == objects
+    assert SearchJob.objects.get(code=job.code).candidates.get(rank=1).profile.display_name == "P01"
+    assert s3_media.local_files() == []
 
 
 def test_a_video_is_decoded_from_a_local_copy_of_its_object(s3_media, tmp_path):

@@ -153,7 +153,7 @@ class PrivateS3Storage(S3Storage):
                 Key=MARKER_NAME,
                 Body=json.dumps(marker).encode(),
                 ContentType="application/json",
-                ACL="private",
+                **({"ACL": self.default_acl} if self.default_acl else {}),
             )
             logger.warning("Media bucket %s marked as deployment %s", self.bucket_name, deployment_id)
             body = client.get_object(Bucket=self.bucket_name, Key=MARKER_NAME)["Body"].read()

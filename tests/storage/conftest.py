@@ -58,6 +58,7 @@ class MediaBucket:
                     "access_key": self.server.access_key,
                     "secret_key": self.server.secret_key,
                     "region_name": "us-east-1",
+                    "default_acl": "private",
                     "connect_timeout": 3.0,
                     "read_timeout": 30.0,
                     "max_attempts": 3,

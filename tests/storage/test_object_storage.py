@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
 import urllib.error
 import urllib.request
@@ -265,6 +266,19 @@ def test_a_backup_of_the_bucket_restores_into_an_emptied_bucket(s3_media, north,
     assert {key: s3_media.read(key) for key in s3_media.keys()} == objects
     assert SearchJob.objects.get(code=job.code).candidates.get(rank=1).profile.display_name == "P01"
     assert s3_media.local_files() == []
+
+
+def test_a_forked_process_opens_connections_of_its_own(s3_media):
+    assert deployment_marker_check() == DEPLOYMENT_ID
+    parent = default_storage.connection
+    child = os.fork()
+    if child == 0:  # a pool process: a fresh connection that still reads the bucket
+        try:
+            os._exit(0 if default_storage.connection is not parent and default_storage.exists(MARKER_NAME) else 3)
+        except BaseException:
+            os._exit(4)
+    assert os.waitpid(child, 0)[1] == 0
+    assert default_storage.connection is parent
 
 
 def test_a_video_is_decoded_from_a_local_copy_of_its_object(s3_media, tmp_path):

@@ -49,6 +49,19 @@ def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
     return ";\n".join(statements)
 
 
+def partition_sizes(engine: str) -> tuple[int, int]:
+    """Bytes on disk of the engine's partition (its leaves' rows) and of its HNSW index (every leaf's)."""
+    entry = ENGINES[engine]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COALESCE(SUM(pg_table_size(relid)), 0) FROM pg_partition_tree(%s::regclass) WHERE isleaf),"
+            " (SELECT COALESCE(SUM(pg_relation_size(relid)), 0) FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
+            [entry.partition, entry.hnsw_index],
+        )
+        table, hnsw = cursor.fetchone()
+    return int(table), int(hnsw)
+
+
 @dataclass(frozen=True)
 class Hit:
     face_image_id: int

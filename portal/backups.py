@@ -245,8 +245,16 @@ def _backup_into(partial: Path, target: Path, progress) -> BackupSummary:
                 )
             tables = _table_counts(cursor)
             migrations = _migration_state(cursor)
+        # The descriptors' rows load through their partitioned table, which puts each in the partition its
+        # gallery hashes to in the restoring deployment (docs/partitions.md), whatever the leaf it was dumped from.
         _run_tool(
-            [pg_tool("pg_dump"), "--format=custom", f"--snapshot={snapshot}", f"--file={partial / DUMP_NAME}"],
+            [
+                pg_tool("pg_dump"),
+                "--format=custom",
+                "--load-via-partition-root",
+                f"--snapshot={snapshot}",
+                f"--file={partial / DUMP_NAME}",
+            ],
             "pg_dump",
         )
     files = {DUMP_NAME: _file_entry(partial / DUMP_NAME)}

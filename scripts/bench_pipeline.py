@@ -45,7 +45,7 @@ from tqdm import tqdm  # noqa: E402
 
 from scripts.figures import percentile  # noqa: E402
 from search import index  # noqa: E402
-from search.faces import DLIB_RESNET, get_engine  # noqa: E402
+from search.faces import DLIB_RESNET, ENGINES, get_engine  # noqa: E402
 from search.imaging import decode_photo  # noqa: E402
 from search.photo_faces import PhotoFaces, timed  # noqa: E402
 
@@ -95,7 +95,8 @@ def pad_and_search(real: np.ndarray) -> tuple[list[float], float, tuple[str, str
     distractors = rng.multivariate_normal(mean, cov, size=PADDED_SIZE - len(real)).astype(np.float32)
     vectors = np.vstack([real, distractors])
     with connection.cursor() as cursor:
-        cursor.execute("DROP INDEX IF EXISTS face_embedding_dlib_hnsw")
+        # A bulk load (docs/partitions.md): the engine's graphs dropped, the rows, the graphs built once.
+        cursor.execute(f"DROP INDEX IF EXISTS {ENGINES[DLIB_RESNET].hnsw_index}")
         cursor.execute(
             "INSERT INTO search_profile (code, gallery_id, display_name, aliases, record_reference, notes, created_at)"
             " SELECT gen_random_uuid(), %s, 'synthetic ' || g, '[]', '', '', now() FROM generate_series(1, %s) g",
@@ -104,12 +105,13 @@ def pad_and_search(real: np.ndarray) -> tuple[list[float], float, tuple[str, str
         cursor.execute("SELECT id FROM search_profile WHERE gallery_id = %s ORDER BY id", [gallery.id])
         profile_ids = [row[0] for row in cursor.fetchall()]
         raw = cursor.connection
+        # One COPY at a time on a connection: the faces, then their descriptors, joined on the number.
         with raw.cursor().copy(
             "COPY search_faceimage (code, profile_id, gallery_id, image, crop, source_name, box, landmarks,"
-            " embedding, engine, quality, content_hash, created_at) FROM STDIN"
+            " engine, quality, minor_at_enrolment, content_hash, created_at) FROM STDIN"
         ) as copy:
-            loading = tqdm(list(zip(profile_ids, vectors, strict=True)), desc="Loading", unit="face", file=sys.stderr)
-            for number, (profile_id, vector) in enumerate(loading):
+            loading = tqdm(profile_ids, desc="Loading faces", unit="face", file=sys.stderr)
+            for number, profile_id in enumerate(loading):
                 copy.write_row(
                     [
                         str(__import__("uuid").uuid4()),
@@ -120,23 +122,31 @@ def pad_and_search(real: np.ndarray) -> tuple[list[float], float, tuple[str, str
                         "synthetic",
                         "[0,0,0,0]",
                         "[]",
-                        "[" + ",".join(f"{v:.6g}" for v in vector) + "]",
                         DLIB_RESNET,
                         "{}",
+                        False,
                         f"{number:064d}",
                         datetime.now(UTC),
                     ]
                 )
+        cursor.execute("CREATE TEMP TABLE staged (number int, embedding vector)")
+        with raw.cursor().copy("COPY staged (number, embedding) FROM STDIN") as copy:
+            for number, vector in enumerate(tqdm(vectors, desc="Loading descriptors", unit="face", file=sys.stderr)):
+                copy.write_row([number, "[" + ",".join(f"{v:.6g}" for v in vector) + "]"])
+        cursor.execute(
+            "INSERT INTO search_facedescriptor (face_image_id, gallery_id, profile_id, engine, minor_at_enrolment,"
+            " embedding) SELECT f.id, f.gallery_id, f.profile_id, f.engine, false, s.embedding FROM staged s"
+            " JOIN search_faceimage f ON f.gallery_id = %s AND f.content_hash = lpad(s.number::text, 64, '0')",
+            [gallery.id],
+        )
+        cursor.execute("DROP TABLE staged")
         started = time.perf_counter()
         cursor.execute("SET maintenance_work_mem = '1GB'")
         cursor.execute(index.hnsw_create_sql(DLIB_RESNET, **index.hnsw_parameters(DLIB_RESNET)))
         build_s = time.perf_counter() - started
-        cursor.execute("ANALYZE search_faceimage")
-        cursor.execute(
-            "SELECT pg_size_pretty(pg_table_size('search_faceimage')),"
-            " pg_size_pretty(pg_relation_size('face_embedding_dlib_hnsw'))"
-        )
-        sizes = cursor.fetchone()
+        cursor.execute("ANALYZE search_facedescriptor")
+    table_bytes, hnsw_bytes = index.partition_sizes(DLIB_RESNET)
+    sizes = (f"{table_bytes / 2**20:.0f} MB", f"{hnsw_bytes / 2**20:.0f} MB")
     latencies = []
     probes = real[rng.permutation(len(real))][:60]
     for vector in probes:

@@ -33,7 +33,6 @@ class ProfileAdmin(admin.ModelAdmin):
 class FaceImageAdmin(ReadOnlyAdmin):
     list_display = ("code", "profile", "gallery", "engine", "source_name", "created_at")
     list_filter = ("gallery", "engine")
-    exclude = ("embedding",)
 
 
 @admin.register(Probe)

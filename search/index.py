@@ -10,9 +10,9 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from search.faces import ENGINES
-from search.models import HNSW_EF_CONSTRUCTION, HNSW_M
+from search.models import DESCRIPTOR_HASH_MODULUS, HNSW_EF_CONSTRUCTION, HNSW_M
 
-# Distance operator per engine metric (the registry's); the partial HNSW index of each engine uses the same one.
+# Distance operator per engine metric (the registry's); the HNSW index of each engine's partition uses the same one.
 _OPERATORS = {"euclidean": "<->", "cosine": "<=>"}
 OPCLASSES = {"euclidean": "vector_l2_ops", "cosine": "vector_cosine_ops"}
 # Several photos of one profile may be near the probe; fetch more faces than candidates wanted.
@@ -23,14 +23,43 @@ def hnsw_parameters(engine: str) -> dict[str, int]:
     return {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION}
 
 
-def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
-    """The partial HNSW index of one engine, as the migrations create it (for bulk loads and benchmarks)."""
+def descriptor_leaves(engine: str) -> list[tuple[str, str]]:
+    """(leaf partition, its HNSW index) of the engine's partition, one per hash remainder of the gallery."""
     entry = ENGINES[engine]
-    return (
-        f"CREATE INDEX {entry.hnsw_index} ON search_faceimage USING hnsw"
-        f" (embedding {OPCLASSES[entry.metric]}) WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
-        f" WHERE engine = '{engine}'"
+    return [
+        (f"{entry.partition}_{remainder}", f"{entry.hnsw_index}_{remainder}")
+        for remainder in range(DESCRIPTOR_HASH_MODULUS)
+    ]
+
+
+def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
+    """The HNSW index of one engine's partition, as the migrations create it (for bulk loads and benchmarks): the
+    partitioned index on the engine's partition, then one index per leaf, built and attached one by one."""
+    entry = ENGINES[engine]
+    using = (
+        f"USING hnsw (embedding {OPCLASSES[entry.metric]})"
+        f" WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
     )
+    statements = [f"CREATE INDEX {entry.hnsw_index} ON ONLY {entry.partition} {using}"]
+    for leaf, leaf_index in descriptor_leaves(engine):
+        statements += [
+            f"CREATE INDEX {leaf_index} ON {leaf} {using}",
+            f"ALTER INDEX {entry.hnsw_index} ATTACH PARTITION {leaf_index}",
+        ]
+    return ";\n".join(statements)
+
+
+def partition_sizes(engine: str) -> tuple[int, int]:
+    """Bytes on disk of the engine's partition (its leaves' rows) and of its HNSW index (every leaf's)."""
+    entry = ENGINES[engine]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COALESCE(SUM(pg_table_size(relid)), 0) FROM pg_partition_tree(%s::regclass) WHERE isleaf),"
+            " (SELECT COALESCE(SUM(pg_relation_size(relid)), 0) FROM pg_partition_tree(%s::regclass) WHERE isleaf)",
+            [entry.partition, entry.hnsw_index],
+        )
+        table, hnsw = cursor.fetchone()
+    return int(table), int(hnsw)
 
 
 @dataclass(frozen=True)
@@ -65,12 +94,13 @@ def nearest_profiles(
     operator = _OPERATORS[ENGINES[engine].metric]
     minors = "" if include_minors else " AND NOT minor_at_enrolment"
     galleries = "" if gallery_ids is None else " AND gallery_id = ANY(%(galleries)s)"
-    # The engine name is a literal from the registry above, so the planner can match the partial
-    # HNSW index of that engine; everything else is a bound parameter.
+    # The engine name is a literal from the registry above and the galleries a list, so the planner keeps only
+    # the engine's partition and, in it, the leaves the galleries hash to, each with its own HNSW index;
+    # everything else is a bound parameter.
     sql = f"""
-        SELECT id, profile_id, embedding {operator} %(probe)s::vector AS distance
-        FROM search_faceimage
-        WHERE engine = '{engine}'{galleries} AND NOT (id = ANY(%(exclude)s)){minors}
+        SELECT face_image_id, profile_id, embedding {operator} %(probe)s::vector AS distance
+        FROM search_facedescriptor
+        WHERE engine = '{engine}'{galleries} AND NOT (face_image_id = ANY(%(exclude)s)){minors}
         ORDER BY embedding {operator} %(probe)s::vector
         LIMIT %(limit)s
     """
@@ -98,9 +128,9 @@ def nearest_profiles(
 
 
 def _estimated_faces(cursor, engine: str, gallery_ids: list[int]) -> int:
-    """The planner's estimate of the faces of these galleries (from the table's statistics; ~0.3 ms)."""
+    """The planner's estimate of the faces of these galleries (from the leaves' statistics; ~0.3 ms)."""
     cursor.execute(
-        "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+        "EXPLAIN (FORMAT JSON) SELECT 1 FROM search_facedescriptor WHERE engine = %s AND gallery_id = ANY(%s)",
         [engine, list(gallery_ids)],
     )
     plan = cursor.fetchone()[0]
@@ -113,8 +143,8 @@ def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str)
     operator = _OPERATORS[ENGINES[engine].metric]
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT a.embedding {operator} b.embedding FROM search_faceimage a, search_faceimage b"
-            " WHERE a.id = %s AND b.id = %s AND a.engine = %s AND b.engine = %s",
+            f"SELECT a.embedding {operator} b.embedding FROM search_facedescriptor a, search_facedescriptor b"
+            " WHERE a.face_image_id = %s AND b.face_image_id = %s AND a.engine = %s AND b.engine = %s",
             [face_image_id_a, face_image_id_b, engine, engine],
         )
         row = cursor.fetchone()
@@ -132,7 +162,7 @@ def gallery_faces_count(*, engine: str, gallery_ids: list[int]) -> int:
         if estimate > settings.EXACT_SEARCH_MAX_FACES:
             return estimate  # counting a large gallery exactly costs more than the threshold gains from it
         cursor.execute(
-            "SELECT COUNT(*) FROM search_faceimage WHERE engine = %s AND gallery_id = ANY(%s)",
+            "SELECT COUNT(*) FROM search_facedescriptor WHERE engine = %s AND gallery_id = ANY(%s)",
             [engine, list(gallery_ids)],
         )
         return int(cursor.fetchone()[0])
@@ -142,8 +172,8 @@ def gallery_signature(*, engine: str, gallery_ids: list[int]) -> str:
     """What the galleries hold, in a word: changes when a face of that engine is added or removed."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM search_faceimage"
-            " WHERE engine = %s AND gallery_id = ANY(%s)",
+            "SELECT COUNT(*), COALESCE(MAX(face_image_id), 0), COALESCE(SUM(face_image_id), 0)"
+            " FROM search_facedescriptor WHERE engine = %s AND gallery_id = ANY(%s)",
             [engine, list(gallery_ids)],
         )
         count, newest, total = cursor.fetchone()
@@ -165,12 +195,12 @@ def gallery_impostor_sample(*, engine: str, gallery_ids: list[int], max_pairs: i
     max_faces = max(2, int((2 * max_pairs) ** 0.5))
     sql = f"""
         WITH faces AS (
-            SELECT id, profile_id, embedding FROM search_faceimage
+            SELECT face_image_id, profile_id, embedding FROM search_facedescriptor
             WHERE engine = '{engine}' AND gallery_id = ANY(%(galleries)s)
             ORDER BY random() LIMIT %(max_faces)s
         ), pairs AS (
             SELECT a.embedding {operator} b.embedding AS distance, a.profile_id AS pa, b.profile_id AS pb
-            FROM faces a JOIN faces b ON a.id < b.id AND a.profile_id <> b.profile_id
+            FROM faces a JOIN faces b ON a.face_image_id < b.face_image_id AND a.profile_id <> b.profile_id
         )
         SELECT (SELECT COUNT(*) FROM pairs), distance, pa, pb FROM pairs ORDER BY distance LIMIT %(lowest)s
     """

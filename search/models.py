@@ -5,14 +5,17 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
-from pgvector.django import HnswIndex, VectorField
+from pgvector.django import VectorField
 
 DESCRIPTOR_DIMENSIONS = 128
-# Graph settings of the partial HNSW indexes below (the migrations build them; search.index creates the
-# same for bulk loads), chosen with `make bench-scale`: docs/benchmarks.md. The indexes' names, engines
-# and operator classes must agree with the engine registry (search.faces.ENGINES; tests/search/test_engines.py).
+# Graph settings of the HNSW indexes of the descriptor partitions (FaceDescriptor below; the migrations build
+# them, search.index creates the same for bulk loads), chosen with `make bench-scale`: docs/benchmarks.md. The
+# indexes' names, partitions and operator classes must agree with the engine registry (search.faces.ENGINES;
+# tests/search/test_engines.py).
 HNSW_M = 16
 HNSW_EF_CONSTRUCTION = 128
+# Each engine's partition of the descriptors is hashed on the gallery into this many partitions (docs/partitions.md).
+DESCRIPTOR_HASH_MODULUS = 8
 
 
 class OffenseCategory(models.Model):
@@ -91,18 +94,17 @@ class Profile(models.Model):
 
 
 class FaceImage(models.Model):
-    """One enrolled photo of a profile, with the descriptor of its face."""
+    """One enrolled photo of a profile; its face's descriptor is a FaceDescriptor row."""
 
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     profile = models.ForeignKey(Profile, on_delete=models.CASCADE, related_name="face_images")
-    # Copied from the profile so the vector search filters on one table.
+    # Copied from the profile so that the rules on faces filter on one table.
     gallery = models.ForeignKey(Gallery, on_delete=models.CASCADE, related_name="face_images")
     image = models.FileField(upload_to="gallery/")
     crop = models.FileField(upload_to="crops/gallery/", blank=True)
     source_name = models.CharField(max_length=255, blank=True, help_text="File name or record reference")
     box = models.JSONField(help_text="[x, y, width, height] in the stored image")
     landmarks = models.JSONField(default=list)
-    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
     engine = models.CharField(max_length=40)
     quality = models.JSONField(default=dict)
     # Copied from the profile's date of birth at enrolment: minors are returned only to missing-person searches.
@@ -118,28 +120,47 @@ class FaceImage(models.Model):
             # One descriptor per photo and engine: re-embedding adds the new engine's beside the old.
             models.UniqueConstraint(fields=["gallery", "content_hash", "engine"], name="face_image_once_per_engine"),
         ]
-        indexes = [
-            # One partial HNSW index per engine: descriptors of different engines are never compared.
-            HnswIndex(
-                name="face_embedding_dlib_hnsw",
-                fields=["embedding"],
-                m=HNSW_M,
-                ef_construction=HNSW_EF_CONSTRUCTION,
-                opclasses=["vector_l2_ops"],
-                condition=Q(engine="dlib-resnet-v1"),
-            ),
-            HnswIndex(
-                name="face_embedding_sface_hnsw",
-                fields=["embedding"],
-                m=HNSW_M,
-                ef_construction=HNSW_EF_CONSTRUCTION,
-                opclasses=["vector_cosine_ops"],
-                condition=Q(engine="yunet-sface-int8"),
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.source_name or str(self.code)
+
+
+class FaceDescriptor(models.Model):
+    """The descriptor of a face image, in a table of its own that the vector search reads alone.
+
+    search_facedescriptor is partitioned by engine (list) and each engine's partition by a hash of the gallery
+    (DESCRIPTOR_HASH_MODULUS), with the engine's HNSW index on each leaf; migration 0018 creates it in SQL, as
+    Django cannot declare partitions (docs/partitions.md). Nothing references a descriptor; it references its face
+    image ON DELETE CASCADE in the database, so every deletion of a face (erasure, retention, a refusal's erasure,
+    a gallery deleted) removes its descriptor. Gallery, profile, engine and minor_at_enrolment are the face image's,
+    copied so that the search filters on this table alone; none of them changes after enrolment.
+    """
+
+    # The database's key is (face_image_id, engine, gallery_id), as a partitioned table's key must hold the
+    # partition keys; one face image has one engine and one gallery, so face_image_id alone is unique.
+    face_image = models.OneToOneField(
+        FaceImage, primary_key=True, on_delete=models.DO_NOTHING, related_name="descriptor"
+    )
+    gallery_id = models.BigIntegerField()
+    profile_id = models.BigIntegerField()
+    engine = models.CharField(max_length=40)
+    minor_at_enrolment = models.BooleanField(default=False)
+    embedding = VectorField(dimensions=DESCRIPTOR_DIMENSIONS)
+
+    @classmethod
+    def of(cls, face_image: FaceImage, embedding) -> "FaceDescriptor":
+        """The (unsaved) descriptor row of a face image, its copied columns taken from it."""
+        return cls(
+            face_image=face_image,
+            gallery_id=face_image.gallery_id,
+            profile_id=face_image.profile_id,
+            engine=face_image.engine,
+            minor_at_enrolment=face_image.minor_at_enrolment,
+            embedding=embedding,
+        )
+
+    def __str__(self) -> str:
+        return f"Descriptor of face image {self.face_image_id} ({self.engine})"
 
 
 class Probe(models.Model):

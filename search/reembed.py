@@ -17,7 +17,7 @@ from portal.audit import audit_record
 from portal.models import AuditEntry
 from search.faces import get_engine
 from search.imaging import decode_photo
-from search.models import FaceImage, Gallery
+from search.models import FaceDescriptor, FaceImage, Gallery
 from search.photo_faces import PhotoFaces, same_face
 from search.storage import media_store
 from search.watchlist import watchlist_descriptors_for_gallery
@@ -66,21 +66,22 @@ def gallery_reembed(*, gallery: Gallery, engine_name: str, progress=None) -> Ree
             crop = media_store(
                 f"crops/gallery/{gallery.code}/{face.content_hash[:20]}-{engine_name}.jpg", photo_faces.crop_jpeg(match)
             )
-            FaceImage.objects.create(
-                profile=face.profile,
-                gallery=gallery,
-                image=face.image.name,
-                crop=crop,
-                source_name=face.source_name,
-                box=match.box,
-                landmarks=match.landmarks,
-                embedding=match.embedding,
-                engine=engine_name,
-                quality=match.quality,
-                minor_at_enrolment=face.minor_at_enrolment,
-                content_hash=face.content_hash,
-                enrolled_by=face.enrolled_by,
-            )
+            with transaction.atomic():
+                described = FaceImage.objects.create(
+                    profile=face.profile,
+                    gallery=gallery,
+                    image=face.image.name,
+                    crop=crop,
+                    source_name=face.source_name,
+                    box=match.box,
+                    landmarks=match.landmarks,
+                    engine=engine_name,
+                    quality=match.quality,
+                    minor_at_enrolment=face.minor_at_enrolment,
+                    content_hash=face.content_hash,
+                    enrolled_by=face.enrolled_by,
+                )
+                FaceDescriptor.of(described, match.embedding).save(force_insert=True)
             summary.described += 1
         if progress is not None:
             progress(face)

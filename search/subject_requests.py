@@ -340,7 +340,7 @@ def _erased_descriptors(faces: list[FaceImage], engines: list[str]) -> list[dict
         by_photo.setdefault(face.content_hash, []).append(face)
     descriptors = []
     for rows in by_photo.values():
-        stored = {row.engine: row.embedding for row in rows}
+        stored = {row.engine: row.descriptor.embedding for row in rows}
         first, image = rows[0], None
         for name in dict.fromkeys([*stored, *engines]):
             embedding = stored.get(name)
@@ -393,7 +393,7 @@ def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, e
     )
     engines = engines_installed()
     for profile in profiles:
-        faces = list(profile.face_images.all())
+        faces = list(profile.face_images.select_related("descriptor"))
         descriptors = _erased_descriptors(faces, engines)
         Tombstone.objects.bulk_create(
             [Tombstone(engine=d["engine"], embedding=d["embedding"], request=request) for d in descriptors]

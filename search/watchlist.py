@@ -446,7 +446,7 @@ def watchlist_check_enrolled(face_image: FaceImage, now: datetime | None = None)
     descriptors = list(_descriptors_for(face_image, now))
     if not descriptors:
         return []
-    embedding = np.asarray(face_image.embedding, dtype=np.float64)
+    embedding = np.asarray(face_image.descriptor.embedding, dtype=np.float64)
     alerts = []
     for descriptor in descriptors:
         distance = engine_distance(face_image.engine, np.asarray(descriptor.embedding, dtype=np.float64), embedding)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from django.conf import settings
+from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
@@ -19,7 +20,7 @@ from search import calibration, index, watchlist
 from search.enrolment.analysis import AnalysedPhoto, EnrolmentSkipped, analyse_files, content_hash, enrolment_analyse
 from search.faces import ENGINES, EngineNotAvailable, get_engine, quality_usable
 from search.imaging import PhotoRejected, photo_size_check
-from search.models import FaceImage, Gallery, Profile, Tombstone
+from search.models import FaceDescriptor, FaceImage, Gallery, Profile, Tombstone
 from search.open_set import LIKELY, Threshold, face_decision
 from search.photo_faces import FoundFace, PhotoFaces, same_face
 from search.storage import MediaUnavailable, media_delete, media_store
@@ -160,21 +161,24 @@ def face_image_store(
     crop_name = ""
     try:
         crop_name = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
-        face_image = FaceImage.objects.create(
-            profile=profile,
-            gallery=gallery,
-            image=image_name,
-            crop=crop_name,
-            source_name=source_name,
-            box=analysed.box,
-            landmarks=analysed.landmarks,
-            embedding=analysed.embedding,
-            engine=engine_name,
-            quality=analysed.quality,
-            content_hash=analysed.content_hash,
-            enrolled_by=enrolled_by,
-            minor_at_enrolment=profile_is_minor(profile),
-        )
+        # The face and its descriptor together: a search never sees one without the other.
+        with transaction.atomic():
+            face_image = FaceImage.objects.create(
+                profile=profile,
+                gallery=gallery,
+                image=image_name,
+                crop=crop_name,
+                source_name=source_name,
+                box=analysed.box,
+                landmarks=analysed.landmarks,
+                engine=engine_name,
+                quality=analysed.quality,
+                content_hash=analysed.content_hash,
+                enrolled_by=enrolled_by,
+                minor_at_enrolment=profile_is_minor(profile),
+            )
+            face_image.descriptor = FaceDescriptor.of(face_image, analysed.embedding)
+            face_image.descriptor.save(force_insert=True)
     except Exception:
         media_delete(image_name, crop_name)  # no orphaned file when the crop or the row cannot be written
         raise

@@ -1,8 +1,9 @@
 """The face engine interface: detect faces in a photo, describe each with a vector.
 
 The registry (ENGINES) holds one entry per engine: its metric, the mate-based distance bound under
-which two faces count as a match, the descriptor's dimension and the name of its partial HNSW index;
-adding an engine is one entry (and, for the database, its index in search.models and a migration).
+which two faces count as a match, the descriptor's dimension, its partition of the descriptor table and
+the name of that partition's HNSW index; adding an engine is one entry (and, for the database, a migration
+that adds its partition and index: docs/partitions.md).
 Every stored descriptor records the engine that made it, and a search compares only descriptors of the
 same engine. Engines load their models once per process (get_engine caches them).
 """
@@ -92,7 +93,10 @@ class EngineEntry:
     implementation: str  # "module.Class"
     metric: str  # "euclidean" or "cosine"; the engine's HNSW index uses the same
     dimensions: int
-    hnsw_index: str  # the partial HNSW index of its descriptors (search.models declares it)
+    # Its partition of search_facedescriptor (hashed on the gallery into leaves <partition>_0 …) and the HNSW
+    # index of that partition (one per leaf: <hnsw_index>_0 …); migration 0018 creates both (docs/partitions.md).
+    partition: str
+    hnsw_index: str
     # The setting holding the mate-based distance bound: no decision ever counts two faces further apart
     # than this as a likely match (the calibrated threshold, search.open_set, is at or under it).
     threshold_setting: str
@@ -117,7 +121,8 @@ ENGINES = {
             "search.faces._dlib.DlibEngine",
             metric="euclidean",
             dimensions=128,
-            hnsw_index="face_embedding_dlib_hnsw",
+            partition="search_facedescriptor_dlib",
+            hnsw_index="face_descriptor_dlib_hnsw",
             threshold_setting="FACE_MATCH_THRESHOLD",
             min_sharpness_setting="DLIB_QUALITY_MIN_SHARPNESS",
         ),
@@ -126,7 +131,8 @@ ENGINES = {
             "search.faces._sface.SFaceEngine",
             metric="cosine",
             dimensions=128,
-            hnsw_index="face_embedding_sface_hnsw",
+            partition="search_facedescriptor_sface",
+            hnsw_index="face_descriptor_sface_hnsw",
             threshold_setting="SFACE_MATCH_THRESHOLD",
             min_sharpness_setting="SFACE_QUALITY_MIN_SHARPNESS",
         ),

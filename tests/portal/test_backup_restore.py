@@ -151,7 +151,7 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         before = self.search()
         self.assertEqual([c["profile"] for c in before["faces"][0]["candidates"]], ["P01", "P02", "P03"])
         erased_profile = Profile.objects.get(display_name="P02")
-        erased_faces = list(FaceImage.objects.filter(profile=erased_profile))
+        erased_faces = list(FaceImage.objects.filter(profile=erased_profile).select_related("descriptor"))
         erased_files = {name for f in erased_faces for name in (f.image.name, f.crop.name) if name}
         hashes_at_backup = stored_hashes()
         self.assertIn(request.photo.name, hashes_at_backup)
@@ -175,6 +175,9 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
             hashes_at_backup,
         )
         self.assertIn("search", manifest["migrations"])
+        # The descriptors (a partitioned table: its rows in the leaves) are counted and carried with their faces.
+        self.assertEqual(manifest["tables"]["search_facedescriptor"], manifest["tables"]["search_faceimage"])
+        self.assertEqual(manifest["tables"]["search_faceimage"], 7)
 
         subject_request_complete(
             request=request,
@@ -198,6 +201,7 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         expected = dict(manifest["tables"])
         expected["search_profile"] -= 1
         expected["search_faceimage"] -= len(erased_faces)
+        expected["search_facedescriptor"] -= len(erased_faces)
         expected["search_tombstone"] += 2 * len(erased_faces)  # one per installed engine
         # The re-application: the searching agency told that a candidate of its search was erased, then the erasure.
         added = list(AuditEntry.objects.order_by("id"))[manifest["audit"]["entries"] :]
@@ -228,7 +232,7 @@ class BackupRestoreDrillTests(BackupFolderMixin, AgencyFixtureMixin, Transaction
         self.assertFalse(erased_files & set(media_files()))
         self.assertEqual(Tombstone.objects.count(), 2 * len(erased_faces))
         for face in erased_faces:
-            self.assertTrue(Tombstone.objects.filter(engine=face.engine, embedding=face.embedding).exists())
+            self.assertTrue(Tombstone.objects.filter(engine=face.engine, embedding=face.descriptor.embedding).exists())
         request.refresh_from_db()
         self.assertEqual(
             (request.status, request.completed_by, request.identity_note, request.photo.name),

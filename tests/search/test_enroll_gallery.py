@@ -106,7 +106,7 @@ class EnrollGalleryTests(AgencyFixtureMixin, TestCase):
             one, two = (FaceImage.objects.get(gallery__name=f"Workers {w}", source_name=name) for w in (1, 2))
             self.assertEqual(one.content_hash, two.content_hash)
             self.assertEqual(one.box, two.box)
-            np.testing.assert_allclose(one.embedding, two.embedding, atol=1e-6)
+            np.testing.assert_allclose(one.descriptor.embedding, two.descriptor.embedding, atol=1e-6)
 
     def test_enrolling_the_same_folder_again_skips_every_photo_as_a_duplicate(self):
         import tempfile

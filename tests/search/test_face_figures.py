@@ -50,7 +50,7 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
             ]
             summary = gallery_enrol_batch(gallery=gallery, gallery_created=True, items=items)
             assert summary.skipped == [], summary.skipped
-        cls.face_by_file = {f.source_name.rsplit("/", 1)[-1]: f for f in FaceImage.objects.all()}
+        cls.face_by_file = {f.source_name.rsplit("/", 1)[-1]: f for f in FaceImage.objects.select_related("descriptor")}
 
     def test_every_labelled_photo_is_enrolled(self):
         self.assertEqual(len(self.face_by_file), len(identities()))
@@ -78,7 +78,11 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
         right, misses = 0, []
         for name, face in self.face_by_file.items():
             hits = index.nearest_profiles(
-                face.embedding, engine=face.engine, gallery_ids=gallery_ids, limit=1, exclude_face_image_ids=(face.id,)
+                face.descriptor.embedding,
+                engine=face.engine,
+                gallery_ids=gallery_ids,
+                limit=1,
+                exclude_face_image_ids=(face.id,),
             )
             if hits and hits[0].profile_id == face.profile_id:
                 right += 1
@@ -97,7 +101,7 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
                     answers[exact_up_to] = [
                         (hit.profile_id, round(hit.distance, 5))
                         for hit in index.nearest_profiles(
-                            face.embedding,
+                            face.descriptor.embedding,
                             engine=self.ENGINE,
                             gallery_ids=gallery_ids,
                             limit=5,
@@ -123,7 +127,9 @@ class FaceFigureTests(AgencyFixtureMixin, TestCase):
     def test_the_same_person_is_found_only_in_galleries_the_agency_may_search(self):
         south_face = next(f for f in self.face_by_file.values() if f.profile.display_name == HELD_OUT)
         north_galleries = gallery_ids_searchable_by(agency_id=self.north.id, engine=self.ENGINE)
-        hits = index.nearest_profiles(south_face.embedding, engine=self.ENGINE, gallery_ids=north_galleries, limit=10)
+        hits = index.nearest_profiles(
+            south_face.descriptor.embedding, engine=self.ENGINE, gallery_ids=north_galleries, limit=10
+        )
         self.assertNotIn(south_face.profile_id, [hit.profile_id for hit in hits])
 
 

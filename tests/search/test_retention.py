@@ -14,7 +14,7 @@ from portal.models import AuditEntry
 from portal.services import case_close, case_create
 from search import pipeline
 from search.enrolment import EnrolmentItem, gallery_enrol_batch, gallery_get_or_create
-from search.models import Candidate, FaceImage, Probe, ProbeFace, ProbeVideo, Profile
+from search.models import Candidate, FaceDescriptor, FaceImage, Probe, ProbeFace, ProbeVideo, Profile
 from search.retention import purge_expired
 from search.services import probe_submit
 from search.storage import media_store
@@ -80,6 +80,8 @@ class RetentionTests(AgencyFixtureMixin, TestCase):
                 plan = purge_expired()
         self.assertEqual([p.id for p in plan.probes], [self.old_probe.id])
         self.assertEqual([f.id for f in plan.face_images], [face.id])
+        self.assertFalse(FaceDescriptor.objects.filter(face_image_id=face.id).exists())
+        self.assertEqual(FaceDescriptor.objects.count(), FaceImage.objects.count())
         remaining = set(media_files())
         self.assertFalse(set(probe_files + face_files) & remaining)
         self.assertIn(self.open_probe.image.name, remaining)

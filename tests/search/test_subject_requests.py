@@ -21,7 +21,7 @@ from search.enrolment import (
     profile_get_or_create,
 )
 from search.leads import candidate_mark, lead_decide, lead_verify
-from search.models import FaceImage, Profile, SubjectRequest, Tombstone
+from search.models import FaceDescriptor, FaceImage, Profile, SubjectRequest, Tombstone
 from search.selectors import search_job_result
 from search.services import probe_submit
 from search.subject_requests import RequestRefused, subject_request_file
@@ -125,11 +125,9 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         candidate_mark(user=self.alice, candidate=first, decision="possible_lead", comparison_entry=comparison_entry())
         lead_verify(user=self.bob, candidate=first, comparison_entry=comparison_entry())
         lead_decide(user=self.bob, candidate=first, confirm=True)
-        their_files = [
-            name
-            for f in FaceImage.objects.filter(profile__display_name__in=["Pat Person", "P. Person"])
-            for name in (f.image.name, f.crop.name)
-        ]
+        theirs = list(FaceImage.objects.filter(profile__display_name__in=["Pat Person", "P. Person"]))
+        their_files = [name for f in theirs for name in (f.image.name, f.crop.name)]
+        self.assertEqual(FaceDescriptor.objects.filter(face_image__in=theirs).count(), len(theirs))
 
         reference = self.file("erasure")["reference"]
         with self.captureOnCommitCallbacks(execute=True):
@@ -139,6 +137,8 @@ class SubjectRequestTests(AgencyFixtureMixin, TestCase):
         # Nothing of theirs remains: rows, descriptors, files (the request's own photo included).
         self.assertFalse(Profile.objects.filter(display_name__in=["Pat Person", "P. Person"]).exists())
         self.assertEqual(FaceImage.objects.count(), 1)
+        self.assertFalse(FaceDescriptor.objects.filter(face_image_id__in=[f.id for f in theirs]).exists())
+        self.assertEqual(FaceDescriptor.objects.count(), 1)
         self.assertFalse(set(their_files) & set(media_files()))
         self.assertFalse([n for n in media_files() if n.startswith(f"subject-requests/{reference}")])
         # Past results keep an "erased" marker; the confirmed lead stays as an erased subject.

@@ -156,7 +156,7 @@ class TombstonesAcrossEnginesTests(TombstoneFixture, TestCase):
         self.assertFalse(AuditEntry.objects.filter(action=AuditEntry.Action.TOMBSTONE_HIT).exists())
         # Under SFace the nearest erased face is closer than the engine's fixed bound (the rule before the
         # calibrated decision refused this photo) but over the threshold for this many erased faces.
-        sface = index.nearest_tombstone(face.embedding, engine=YUNET_SFACE).distance
+        sface = index.nearest_tombstone(face.descriptor.embedding, engine=YUNET_SFACE).distance
         sface_threshold = tombstone_threshold(engine=YUNET_SFACE).distance
         self.assertGreater(sface, sface_threshold)
         self.assertLess(sface, engine_threshold(YUNET_SFACE))

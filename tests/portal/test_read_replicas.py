@@ -4,8 +4,12 @@ killed or silent, and that writes and the job's own rows never touch it."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import time
 from datetime import timedelta
@@ -14,7 +18,7 @@ from pathlib import Path
 import time_machine
 from django.conf import settings
 from django.db import connections, transaction
-from django.test import TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
@@ -355,3 +359,40 @@ class SilentReplicaTests(TransactionTestCase):
         body = self.client.get("/readyz").json()
         self.assertEqual(body["status"], "degraded")
         self.assertEqual(body["checks"][REPLICA]["ok"], False)
+
+
+def settings_in_a_process(replica_urls: str) -> subprocess.CompletedProcess:
+    """portal/settings.py read by a process of its own with DATABASE_REPLICA_URLS set."""
+    probe = (
+        "import json, django; django.setup(); from django.conf import settings as s;"
+        "print(json.dumps({'routers': s.DATABASE_ROUTERS, 'replicas': {a: [d['HOST'], d['PORT'], d['NAME'],"
+        " d['USER'], d['OPTIONS']['connect_timeout'], d['TEST']['MIRROR']]"
+        " for a, d in s.DATABASES.items() if a != 'default'}}))"
+    )
+    env = os.environ | {"DJANGO_SETTINGS_MODULE": "portal.settings", "DATABASE_REPLICA_URLS": replica_urls}
+    env.pop("DATABASE_NAME", None)
+    return subprocess.run(
+        [sys.executable, "-c", probe], cwd=settings.BASE_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+class ReplicaSettingsTests(SimpleTestCase):
+    def test_each_url_becomes_a_replica_alias_that_the_test_run_mirrors(self):
+        result = settings_in_a_process(
+            "postgresql://reader@db-r1.internal:5433/portal, postgresql://reader@db-r2/portal"
+        )
+        self.assertEqual(result.returncode, 0, result.stderr)
+        answer = json.loads(result.stdout.strip().splitlines()[-1])
+        self.assertEqual(answer["routers"], ["portal.db_routing.ReplicaRouter"])
+        self.assertEqual(
+            answer["replicas"],
+            {
+                "replica_1": ["db-r1.internal", "5433", "portal", "reader", 2, "default"],
+                "replica_2": ["db-r2", "", "portal", "reader", 2, "default"],
+            },
+        )
+
+    def test_a_url_that_is_not_postgresql_is_refused_naming_the_setting(self):
+        result = settings_in_a_process("mysql://reader@db-r1/portal")
+        self.assertNotEqual(result.returncode, 0)
+        self.assertIn("DATABASE_REPLICA_URLS must be a postgresql:// URL", result.stderr)

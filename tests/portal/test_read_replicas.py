@@ -133,7 +133,7 @@ class ReadReplicaTests(ReplicaTestCase):
     def test_a_caught_up_replica_serves_the_search_with_the_primarys_results(self):
         job = self.submit()
         self.replica.wait_caught_up()
-        scans_before = self.faceimage_scans_on_replica()
+        scans_before = self.descriptor_scans_on_replica()
         with (
             CaptureQueriesContext(connections[REPLICA]) as on_replica,
             CaptureQueriesContext(connections["default"]) as on_primary,
@@ -142,10 +142,10 @@ class ReadReplicaTests(ReplicaTestCase):
         self.assertEqual((choice.alias, choice.skipped, choice.fell_back), (REPLICA, {}, False))
         self.assertGreater(choice.reads[REPLICA], 0)
         replica_sql = [query["sql"] for query in on_replica.captured_queries]
-        self.assertTrue(any("ORDER BY embedding" in sql and "search_faceimage" in sql for sql in replica_sql))
+        self.assertTrue(any("ORDER BY embedding" in sql and "search_facedescriptor" in sql for sql in replica_sql))
         # The replica's own statistics count the scans of the faces table the search made there.
         connections[REPLICA].close()
-        self.assertGreater(self.faceimage_scans_on_replica(wait_above=scans_before), scans_before)
+        self.assertGreater(self.descriptor_scans_on_replica(wait_above=scans_before), scans_before)
         # The job's own rows are read (and every row written) on the primary only.
         self.assertFalse([sql for sql in replica_sql if any(table in sql for table in JOB_TABLES)])
         self.assertFalse(
@@ -164,14 +164,15 @@ class ReadReplicaTests(ReplicaTestCase):
         self.assertEqual(self.run_search(on_primary_job).alias, "default")
         self.assertEqual(self.candidates(on_primary_job), replica_found)
 
-    def faceimage_scans_on_replica(self, wait_above: int | None = None) -> int:
+    def descriptor_scans_on_replica(self, wait_above: int | None = None) -> int:
         # A session's statistics reach the shared ones when it ends; wait for that after closing it.
         deadline = time.monotonic() + 10
         while True:
             (scans,) = replica_rows(
                 self.replica,
-                "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0) FROM pg_stat_user_tables"
-                " WHERE relname = 'search_faceimage'",
+                # The descriptors' leaves (search_facedescriptor_<engine>_<n>): where the vector search reads.
+                "SELECT coalesce(sum(coalesce(seq_scan, 0) + coalesce(idx_scan, 0)), 0)::bigint"
+                " FROM pg_stat_user_tables WHERE relname ~ '^search_facedescriptor_'",
             )[0]
             if wait_above is None or scans > wait_above or time.monotonic() > deadline:
                 return scans
@@ -191,7 +192,7 @@ class ReadReplicaTests(ReplicaTestCase):
         self.assertEqual(choice.alias, "default")
         self.assertRegex(choice.skipped[REPLICA], r"^behind: replayed [0-9A-F]+/[0-9A-F]+, needs [0-9A-F]+/[0-9A-F]+$")
         self.assertEqual(choice.reads[REPLICA], 0)
-        self.assertFalse([q for q in on_replica.captured_queries if "search_faceimage" in q["sql"]])
+        self.assertFalse([q for q in on_replica.captured_queries if "search_facedescriptor" in q["sql"]])
         self.assertEqual(self.candidates(job)[0][:2], (1, "P01"))
 
         # Once it has caught up, the next search is its again.

@@ -26,6 +26,7 @@ from rest_framework.views import APIView, exception_handler
 from portal import selectors, services
 from portal.client_address import client_address
 from portal.models import AuditEntry, Case, CaseReport
+from portal.object_storage import MediaUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ TITLES = {
     415: "Unsupported media type",
     429: "Too many requests",
     500: "Server error",
+    503: "Service unavailable",
 }
 
 
@@ -91,6 +93,10 @@ def problem_exception_handler(exc, context):
         exc = exceptions.PermissionDenied(str(exc) or None)
     elif isinstance(exc, ValidationError):
         exc = exceptions.ValidationError(" ".join(exc.messages))
+    if isinstance(exc, MediaUnavailable):
+        return problem(
+            503, f"{exc} Nothing of this request was stored half; try again later.", headers={"Retry-After": "30"}
+        )
     response = exception_handler(exc, context)
     if response is None:
         logger.exception("API error", exc_info=exc)

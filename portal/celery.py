@@ -28,6 +28,18 @@ def start_embedded_servers(**_):
 
 
 @worker_init.connect
+def check_media_bucket(**_):
+    """Refuse to start a worker whose media bucket holds another deployment's media (its marker object).
+    SystemExit, not an exception: Celery logs an exception raised by a signal handler and goes on."""
+    from portal.object_storage import DeploymentMismatch, deployment_marker_start_check
+
+    try:
+        deployment_marker_start_check()
+    except DeploymentMismatch as exc:
+        raise SystemExit(f"Refusing to start the worker: {exc}") from None
+
+
+@worker_init.connect
 def check_face_engine(**_):
     """Refuse to start a worker whose engine cannot load (a model file missing or altered): the error
     names the file. Loading here, before the pool forks, also shares the models with the children."""

@@ -35,3 +35,23 @@ class ResponseHeadersMiddleware:
         response.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
         patch_cache_control(response, private=True, no_store=True)
         return response
+
+
+class MediaUnavailableMiddleware:
+    """A page whose photo or file the object store could not store or read: 503 with a plain message, never a
+    server error. The services stored nothing half (docs/object-storage.md); the API answers problem+json itself."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
+
+    def process_exception(self, request, exception):
+        from django.shortcuts import render
+
+        from portal.object_storage import MediaUnavailable
+
+        if not isinstance(exception, MediaUnavailable):
+            return None
+        return render(request, "media_unavailable.html", {"reason": str(exception)}, status=503)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -129,6 +130,8 @@ MIDDLEWARE = [
     "portal.api_middleware.ApiWithoutSessionMiddleware",
     "accounts.middleware.SessionSecurityMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Innermost: a page the object store could not serve answers 503 with a plain message.
+    "portal.middleware.MediaUnavailableMiddleware",
 ]
 
 # A strict Content-Security-Policy: no inline script or style anywhere in the portal.
@@ -206,6 +209,51 @@ WHITENOISE_MAX_AGE = None
 # Probe photos, crops and gallery images: never served from a public URL, only through
 # permission-checked views.
 MEDIA_ROOT = Path(os.environ.get("MEDIA_ROOT", VAR_DIR / "media"))
+# Media in an S3-compatible object store instead, shared by every web and worker host (docs/object-storage.md):
+# private objects, never a URL (presigned or not); the web process streams them after its permission check.
+MEDIA_S3_ENDPOINT = os.environ.get("MEDIA_S3_ENDPOINT", "")
+if MEDIA_S3_ENDPOINT:
+    _media_s3 = {
+        "MEDIA_S3_BUCKET": os.environ.get("MEDIA_S3_BUCKET", ""),
+        "MEDIA_S3_ACCESS_KEY_ID": env_secret("MEDIA_S3_ACCESS_KEY_ID"),
+        "MEDIA_S3_SECRET_ACCESS_KEY": env_secret("MEDIA_S3_SECRET_ACCESS_KEY"),
+    }
+    if missing := [name for name, value in _media_s3.items() if not value]:
+        raise ImproperlyConfigured(f"MEDIA_S3_ENDPOINT is set, so {' and '.join(missing)} must be set too")
+    if urlparse(MEDIA_S3_ENDPOINT).scheme not in ("http", "https") or not urlparse(MEDIA_S3_ENDPOINT).hostname:
+        raise ImproperlyConfigured(f"MEDIA_S3_ENDPOINT must be an http:// or https:// URL, not {MEDIA_S3_ENDPOINT!r}")
+    STORAGES["default"] = {
+        "BACKEND": "portal.object_storage.backend.PrivateS3Storage",
+        "OPTIONS": {
+            "endpoint_url": MEDIA_S3_ENDPOINT,
+            "bucket_name": _media_s3["MEDIA_S3_BUCKET"],
+            "access_key": _media_s3["MEDIA_S3_ACCESS_KEY_ID"],
+            "secret_key": _media_s3["MEDIA_S3_SECRET_ACCESS_KEY"],
+            "region_name": os.environ.get("MEDIA_S3_REGION") or "us-east-1",
+            # An unreachable store fails an upload within seconds, with a clear message, instead of hanging.
+            "connect_timeout": env_float("MEDIA_S3_CONNECT_TIMEOUT_SECONDS", 3.0),
+            "read_timeout": env_float("MEDIA_S3_READ_TIMEOUT_SECONDS", 30.0),
+            "max_attempts": env_int("MEDIA_S3_MAX_ATTEMPTS", 3),
+        },
+    }
+# The id this deployment writes into its bucket's marker object: a bucket marked by another deployment is refused
+# at start. Every host of a deployment with object storage sets the same id; without object storage, one kept
+# under var/ (like the secret key) will do.
+PORTAL_DEPLOYMENT_ID = os.environ.get("PORTAL_DEPLOYMENT_ID", "")
+if not PORTAL_DEPLOYMENT_ID:
+    if MEDIA_S3_ENDPOINT:
+        raise ImproperlyConfigured(
+            "PORTAL_DEPLOYMENT_ID must be set with MEDIA_S3_ENDPOINT: the same id on every host of the deployment"
+        )
+    _deployment_file = VAR_DIR / "deployment_id"
+    if not _deployment_file.exists():
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        _deployment_file.write_text(f"embedded-{secrets.token_hex(8)}")
+    PORTAL_DEPLOYMENT_ID = _deployment_file.read_text().strip()
+if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", PORTAL_DEPLOYMENT_ID):
+    raise ImproperlyConfigured(
+        f"PORTAL_DEPLOYMENT_ID must be 1-100 letters, digits, '.', '_' or '-', not {PORTAL_DEPLOYMENT_ID!r}"
+    )
 
 # --- Sign-in and sessions -------------------------------------------------------------------
 # Every user has a second factor (TOTP, plus single-use backup codes). Pre-enrolment gives users

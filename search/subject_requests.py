@@ -35,7 +35,7 @@ from search.imaging import PhotoRejected, decode_photo, encode_jpeg
 from search.models import Candidate, FaceImage, Gallery, Profile, SearchJob, SubjectRequest, Tombstone
 from search.open_set import DECISION_WORDS, LIKELY, face_decision
 from search.photo_faces import PhotoFaces
-from search.storage import media_delete, media_store
+from search.storage import media_delete, media_location, media_store
 
 logger = logging.getLogger(__name__)
 
@@ -225,7 +225,7 @@ def _profile_provenance(profile: Profile) -> dict:
 @dataclass
 class AccessOutcome:
     matches: list[dict]
-    export_path: str
+    export_path: str  # the export's local path, or s3://bucket/name in the object store
 
 
 @dataclass
@@ -308,7 +308,7 @@ def _complete_access(request, user, profile_ids, identity_note) -> AccessOutcome
             detail=f"{len(matches)} profiles released for {request.reference}",
             data={"profile_ids": profile_ids},
         )
-    return AccessOutcome(matches=matches, export_path=default_storage.path(name))
+    return AccessOutcome(matches=matches, export_path=media_location(name))
 
 
 @dataclass

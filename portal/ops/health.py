@@ -1,9 +1,10 @@
 """Liveness and readiness: plain functions that the views (portal/ops_views.py) only turn into JSON.
 
-Readiness is "down" (HTTP 503) when the web process cannot do its work: the database, the broker or a
-face engine's model files fail. It is "degraded" (HTTP 200) when only the worker heartbeat is missing:
-uploads still succeed and wait queued, and taking web processes out of a load balancer would not bring a
-worker back; the metrics (portal_workers) and the "degraded" status are what to alert on.
+Readiness is "down" (HTTP 503) when the web process cannot do its work: the database, the broker, a
+face engine's model files or (with media in an object store) the bucket fail. It is "degraded" (HTTP 200)
+when only the worker heartbeat is missing: uploads still succeed and wait queued, and taking web processes
+out of a load balancer would not bring a worker back; the metrics (portal_workers) and the "degraded" status
+are what to alert on.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from portal.object_storage import object_storage_readiness
 from portal.ops.broker import broker_channel
 from portal.ops.heartbeat import workers_alive
 from search import selectors
@@ -25,7 +27,7 @@ logger = logging.getLogger(__name__)
 
 OK, DEGRADED, DOWN = "ok", "degraded", "down"
 # The checks whose failure makes the portal "down"; any other failing check makes it "degraded".
-CRITICAL_CHECKS = ("database", "broker", "models")
+CRITICAL_CHECKS = ("database", "broker", "models", "object_storage")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def readiness() -> dict:
     checks = {"database": database_check()}
     checks["broker"], checks["worker"] = broker_and_worker_checks()
     checks["models"] = model_files_check(database_ok=checks["database"].ok)
+    if (store := object_storage_readiness()) is not None:  # media in an object store: it must answer
+        checks["object_storage"] = Check(*store)
     return {
         "status": readiness_status({name: check.ok for name, check in checks.items()}),
         "checks": {name: asdict(check) for name, check in checks.items()},

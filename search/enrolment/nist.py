@@ -23,7 +23,7 @@ from search.enrolment.analysis import EnrolmentSkipped, enrolment_analyse
 from search.enrolment.store import EnrolmentSummary, GalleryRefused, face_image_store, gallery_get_or_create
 from search.imaging import PhotoRejected, jpeg2000_to_jpeg
 from search.models import Gallery, Profile
-from search.storage import media_delete
+from search.storage import MediaUnavailable, media_delete
 
 NIST_SIGNATURE = b"1.001:"
 # A booking transaction holds a few photos (and perhaps fingerprints): a few photos' worth of bytes.
@@ -281,17 +281,28 @@ def nist_files_import(
     A new gallery (gallery_created) that receives nothing is not kept: the summary's gallery_id is then None.
     """
     summary = EnrolmentSummary(gallery=gallery, gallery_created=gallery_created)
-    for name, data in files:
-        try:
-            subject = nist_subject_read(data, name)
-        except NistRefused as exc:
-            summary.skipped.append({"file": name, "reason": str(exc), "code": exc.code})
-        else:
-            summary.skipped += subject.refused
-            summary.notes += subject.ignored
-            _subject_store(gallery=gallery, subject=subject, summary=summary, enrolled_by=enrolled_by)
-        if progress is not None:
-            progress(name)
+    try:
+        for name, data in files:
+            try:
+                subject = nist_subject_read(data, name)
+            except NistRefused as exc:
+                summary.skipped.append({"file": name, "reason": str(exc), "code": exc.code})
+            else:
+                summary.skipped += subject.refused
+                summary.notes += subject.ignored
+                _subject_store(gallery=gallery, subject=subject, summary=summary, enrolled_by=enrolled_by)
+            if progress is not None:
+                progress(name)
+    except MediaUnavailable as exc:
+        # The store went away: each subject was stored whole or not at all; what was stored is recorded below,
+        # then the import stops with the reason.
+        stopped = exc
+    else:
+        stopped = None
+    if stopped is not None and not summary.faces_enrolled:
+        if gallery_created:
+            gallery.delete()
+        raise stopped
     kept = bool(summary.faces_enrolled or not gallery_created)
     audit_record(
         action=AuditEntry.Action.GALLERY_ENROLLED,
@@ -300,7 +311,9 @@ def nist_files_import(
         target=gallery if kept else None,
         ip_address=ip_address,
         detail=f"{summary.faces_enrolled} faces imported from {len(files)} ANSI/NIST-ITL file(s) into "
-        f"{gallery.name}, {len(summary.skipped)} skipped" + ("" if kept else " (the new gallery was not kept)"),
+        f"{gallery.name}, {len(summary.skipped)} skipped"
+        + ("" if kept else " (the new gallery was not kept)")
+        + (f"; stopped: {stopped}" if stopped else ""),
         data={
             "format": "ANSI/NIST-ITL",
             "files": len(files),
@@ -312,6 +325,8 @@ def nist_files_import(
     )
     if not kept:
         gallery.delete()  # a new gallery that received nothing is not left behind empty
+    if stopped is not None:
+        raise stopped
     return summary
 
 

@@ -22,7 +22,7 @@ from search.imaging import PhotoRejected, photo_size_check
 from search.models import FaceImage, Gallery, Profile, Tombstone
 from search.open_set import LIKELY, Threshold, face_decision
 from search.photo_faces import FoundFace, PhotoFaces, same_face
-from search.storage import media_delete, media_store
+from search.storage import MediaUnavailable, media_delete, media_store
 
 
 def gallery_get_or_create(
@@ -157,8 +157,9 @@ def face_image_store(
 
     stem = f"{gallery.code}/{analysed.content_hash[:32]}"
     image_name = media_store(f"gallery/{stem}.jpg", analysed.image_jpeg)
-    crop_name = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
+    crop_name = ""
     try:
+        crop_name = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
         face_image = FaceImage.objects.create(
             profile=profile,
             gallery=gallery,
@@ -175,7 +176,7 @@ def face_image_store(
             minor_at_enrolment=profile_is_minor(profile),
         )
     except Exception:
-        media_delete(image_name, crop_name)  # no orphaned file when the row cannot be written
+        media_delete(image_name, crop_name)  # no orphaned file when the crop or the row cannot be written
         raise
     # Every path of a new gallery face passes here: compare it with the unsolved probes on the watch-list.
     watchlist.watchlist_check_enrolled_safely(face_image)
@@ -313,33 +314,50 @@ def gallery_enrol_batch(
     """
     summary = EnrolmentSummary(gallery=gallery, gallery_created=gallery_created)
     analysed_items = analyse_files([item.path for item in items], gallery.engine, workers)
-    for item, analysed in zip(items, analysed_items, strict=True):
-        try:
-            if isinstance(analysed, EnrolmentSkipped):
-                raise analysed
-            profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
-            result = face_image_store(
-                profile=profile,
-                analysed=analysed,
-                enrolled_by=enrolled_by,
-                source_name=item.source_name or os.path.basename(item.path),
-            )
-        except EnrolmentSkipped as exc:
-            summary.skipped.append({"file": item.path, "reason": str(exc), "code": exc.code})
+    try:
+        for item, analysed in zip(items, analysed_items, strict=True):
+            try:
+                if isinstance(analysed, EnrolmentSkipped):
+                    raise analysed
+                profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
+                result = face_image_store(
+                    profile=profile,
+                    analysed=analysed,
+                    enrolled_by=enrolled_by,
+                    source_name=item.source_name or os.path.basename(item.path),
+                )
+            except EnrolmentSkipped as exc:
+                summary.skipped.append({"file": item.path, "reason": str(exc), "code": exc.code})
+            else:
+                summary.faces_enrolled += 1
+                summary.profiles.add(profile.id)
+                summary.notes += [{"file": item.path, "note": note} for note in result.notes]
+            if progress is not None:
+                progress(item)
+    except MediaUnavailable as exc:
+        # The photos enrolled before the store went away stay whole (and recorded); nothing else is kept.
+        Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
+        if gallery_created and not summary.faces_enrolled:
+            gallery.delete()
         else:
-            summary.faces_enrolled += 1
-            summary.profiles.add(profile.id)
-            summary.notes += [{"file": item.path, "note": note} for note in result.notes]
-        if progress is not None:
-            progress(item)
+            _batch_record(gallery, gallery_created, summary, enrolled_by, stopped=str(exc))
+        raise
     # A profile whose every photo was skipped holds nothing: do not keep an empty record.
     Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
+    _batch_record(gallery, gallery_created, summary, enrolled_by)
+    return summary
+
+
+def _batch_record(
+    gallery: Gallery, gallery_created: bool, summary: EnrolmentSummary, enrolled_by: User | None, stopped: str = ""
+) -> None:
     audit_record(
         action=AuditEntry.Action.GALLERY_ENROLLED,
         actor=enrolled_by,
         agency=gallery.owner,
         target=gallery,
-        detail=f"{summary.faces_enrolled} faces enrolled into {gallery.name}, {len(summary.skipped)} skipped",
+        detail=f"{summary.faces_enrolled} faces enrolled into {gallery.name}, {len(summary.skipped)} skipped"
+        + (f"; stopped: {stopped}" if stopped else ""),
         data={
             "gallery_created": gallery_created,
             "profiles": len(summary.profiles),
@@ -347,7 +365,6 @@ def gallery_enrol_batch(
             "skipped": len(summary.skipped),
         },
     )
-    return summary
 
 
 class GalleryRefused(ValueError):
@@ -420,22 +437,32 @@ def gallery_photos_enrol(
         record_reference=record_reference,
     )
     results = []
-    for upload in photos:
-        try:
-            photo_size_check(upload.size)  # before the file is read into memory
-            # The name is the sender's: kept for the record (cut to the column), never used as a path.
-            face_image_enrol(
-                profile=profile, data=upload.read(), source_name=upload.name[:255], enrolled_by=enrolled_by
-            )
-        except PhotoRejected as exc:
-            results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": "unreadable"})
-        except EnrolmentSkipped as exc:
-            results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": exc.code})
-        else:
-            results.append({"file": upload.name, "ok": True})
+    try:
+        for upload in photos:
+            try:
+                photo_size_check(upload.size)  # before the file is read into memory
+                # The name is the sender's: kept for the record (cut to the column), never used as a path.
+                face_image_enrol(
+                    profile=profile, data=upload.read(), source_name=upload.name[:255], enrolled_by=enrolled_by
+                )
+            except PhotoRejected as exc:
+                results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": "unreadable"})
+            except EnrolmentSkipped as exc:
+                results.append({"file": upload.name, "ok": False, "reason": str(exc), "code": exc.code})
+            else:
+                results.append({"file": upload.name, "ok": True})
+    except MediaUnavailable as exc:
+        # The store went away: the photos enrolled before stay whole and recorded; nothing else is kept.
+        stopped = exc
+    else:
+        stopped = None
     enrolled = sum(result["ok"] for result in results)
     if not profile.face_images.exists():
         profile.delete()  # nothing enrolled: no empty record
+    if stopped is not None and not enrolled:
+        if created:
+            gallery.delete()
+        raise stopped
     kept = bool(enrolled or not created)
     audit_record(
         action=AuditEntry.Action.GALLERY_ENROLLED,
@@ -443,9 +470,12 @@ def gallery_photos_enrol(
         target=gallery if kept else None,
         ip_address=ip_address,
         detail=f"{enrolled} faces enrolled into {gallery.name}, {len(results) - enrolled} skipped"
-        + ("" if kept else " (the new gallery was not kept)"),
+        + ("" if kept else " (the new gallery was not kept)")
+        + (f"; stopped: {stopped}" if stopped else ""),
         data={"gallery_created": created and kept, "faces_enrolled": enrolled, "skipped": len(results) - enrolled},
     )
     if not kept:
         gallery.delete()  # a new gallery that received nothing is not left behind empty
+    if stopped is not None:
+        raise stopped
     return UploadEnrolment(gallery=gallery, kept=kept, results=results)

@@ -55,10 +55,10 @@ def env_secret(name: str) -> str | None:
     return None
 
 
-def database_from_url(url: str) -> dict:
+def database_from_url(url: str, setting: str = "DATABASE_URL") -> dict:
     parsed = urlparse(url)
     if parsed.scheme not in ("postgres", "postgresql"):
-        raise ImproperlyConfigured("DATABASE_URL must be a postgresql:// URL (PostgreSQL + pgvector)")
+        raise ImproperlyConfigured(f"{setting} must be a postgresql:// URL (PostgreSQL + pgvector)")
     query = parse_qs(parsed.query)
     return {
         "ENGINE": "django.db.backends.postgresql",
@@ -175,6 +175,21 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": database_from_url(embedded.database_url())}
+# Read replicas (docs/read-replicas.md): hot standbys streaming from the primary, as replica_1, replica_2, ….
+# Only the reads of an explicit scope go to them (portal/db_routing.py); writes never do.
+DATABASE_REPLICA_CONNECT_TIMEOUT = env_int("DATABASE_REPLICA_CONNECT_TIMEOUT", 2)
+DATABASE_REPLICA_RETRY_SECONDS = env_int("DATABASE_REPLICA_RETRY_SECONDS", 30)
+DATABASE_REPLICA_MAX_LAG_SECONDS = env_float("DATABASE_REPLICA_MAX_LAG_SECONDS", 30.0)
+if DATABASE_REPLICA_CONNECT_TIMEOUT < 1:
+    raise ImproperlyConfigured("DATABASE_REPLICA_CONNECT_TIMEOUT must be at least 1 (seconds)")
+_replica_urls = [url.strip() for url in os.environ.get("DATABASE_REPLICA_URLS", "").split(",") if url.strip()]
+for _number, _url in enumerate(_replica_urls, start=1):
+    _replica = database_from_url(_url, "DATABASE_REPLICA_URLS")
+    _replica["OPTIONS"] = _replica["OPTIONS"] | {"connect_timeout": DATABASE_REPLICA_CONNECT_TIMEOUT}
+    # The test run creates no database on a replica: a replica alias is the primary's test database.
+    _replica["TEST"] = {"MIRROR": "default"}
+    DATABASES[f"replica_{_number}"] = _replica
+DATABASE_ROUTERS = ["portal.db_routing.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connections, transaction
 
+from portal import db_routing
 from search.faces import ENGINES
 from search.models import HNSW_EF_CONSTRUCTION, HNSW_M
 
@@ -31,6 +32,11 @@ def hnsw_create_sql(engine: str, *, m: int, ef_construction: int) -> str:
         f" (embedding {OPCLASSES[entry.metric]}) WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
         f" WHERE engine = '{engine}'"
     )
+
+
+def _read_connection():
+    """Where this read goes: a replica inside a replica scope (portal/db_routing.py), else the primary."""
+    return connections[db_routing.read_alias()]
 
 
 @dataclass(frozen=True)
@@ -80,7 +86,8 @@ def nearest_profiles(
         "exclude": list(exclude_face_image_ids),
         "limit": limit * OVERFETCH,
     }
-    with transaction.atomic(), connection.cursor() as cursor:
+    database = _read_connection()
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
         if gallery_ids is not None and _estimated_faces(cursor, engine, gallery_ids) <= settings.EXACT_SEARCH_MAX_FACES:
             # Few faces allowed: reading them all is exact and faster than walking the graph of every face
             # until enough of them turn up (the bench-scale figures are in docs/scaling.md).
@@ -111,7 +118,7 @@ def _estimated_faces(cursor, engine: str, gallery_ids: list[int]) -> int:
 def distance_between(face_image_id_a: int, face_image_id_b: int, *, engine: str) -> float:
     """Distance between two stored gallery descriptors of one engine, computed by the database."""
     operator = _OPERATORS[ENGINES[engine].metric]
-    with connection.cursor() as cursor:
+    with _read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT a.embedding {operator} b.embedding FROM search_faceimage a, search_faceimage b"
             " WHERE a.id = %s AND b.id = %s AND a.engine = %s AND b.engine = %s",
@@ -127,7 +134,7 @@ def gallery_faces_count(*, engine: str, gallery_ids: list[int]) -> int:
     """How many faces of that engine the galleries hold (the N a search compares the probe with)."""
     if not gallery_ids:
         return 0
-    with connection.cursor() as cursor:
+    with _read_connection().cursor() as cursor:
         estimate = _estimated_faces(cursor, engine, gallery_ids)
         if estimate > settings.EXACT_SEARCH_MAX_FACES:
             return estimate  # counting a large gallery exactly costs more than the threshold gains from it
@@ -140,7 +147,7 @@ def gallery_faces_count(*, engine: str, gallery_ids: list[int]) -> int:
 
 def gallery_signature(*, engine: str, gallery_ids: list[int]) -> str:
     """What the galleries hold, in a word: changes when a face of that engine is added or removed."""
-    with connection.cursor() as cursor:
+    with _read_connection().cursor() as cursor:
         cursor.execute(
             "SELECT COUNT(*), COALESCE(MAX(id), 0), COALESCE(SUM(id), 0) FROM search_faceimage"
             " WHERE engine = %s AND gallery_id = ANY(%s)",
@@ -174,7 +181,8 @@ def gallery_impostor_sample(*, engine: str, gallery_ids: list[int], max_pairs: i
         )
         SELECT (SELECT COUNT(*) FROM pairs), distance, pa, pb FROM pairs ORDER BY distance LIMIT %(lowest)s
     """
-    with transaction.atomic(), connection.cursor() as cursor:
+    database = _read_connection()
+    with transaction.atomic(using=database.alias), database.cursor() as cursor:
         cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute(sql, {"galleries": list(gallery_ids), "max_faces": max_faces, "lowest": max(lowest, 1)})
         rows = cursor.fetchall()
@@ -195,7 +203,7 @@ def nearest_tombstone(embedding: np.ndarray, *, engine: str) -> TombstoneHit | N
     if engine not in ENGINES:
         raise ValueError(f"Unknown engine {engine!r}")
     operator = _OPERATORS[ENGINES[engine].metric]
-    with connection.cursor() as cursor:
+    with _read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT id, request_id, embedding {operator} %s::vector AS distance FROM search_tombstone"
             " WHERE engine = %s ORDER BY distance LIMIT 1",

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
 
+from portal import db_routing
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import calibration, index, jobs, lawful_use
@@ -32,13 +33,21 @@ def search_job_run(*, job_id: int) -> None:
     attempt = jobs.search_job_claim(job_id=job_id)
     if attempt is None:
         return
-    job = SearchJob.objects.select_related("probe", "offense_category").get(pk=job_id)
+    # The job's own rows (and its authorisation) are read here, from the primary, never from a replica.
+    job = SearchJob.objects.select_related("probe", "offense_category", "authorisation").get(pk=job_id)
+    # Every commit the search depends on (the job's own, the galleries as the officer saw them) lies at or
+    # before this position: a replica the search reads must have replayed it (portal/db_routing.py).
+    min_lsn = db_routing.primary_wal_lsn()
     context = {"job_id": job_id, "agency_id": job.agency_id, "attempt": attempt}
     logger.info("Search job %s started, attempt %s", job_id, attempt, extra=context)
     timings: dict[str, float] = {}
     try:
         with jobs.Heartbeat(job_id, attempt):
-            results, thresholds = _analyse_and_search(job, attempt, timings)
+            # Its reads (galleries, thresholds, the vector search) go to such a replica, else to the primary; the
+            # replica is chosen at the first read, after the faces are found, which gives it time to catch up.
+            results, thresholds = db_routing.replica_read(
+                lambda: _analyse_and_search(job, attempt, timings), min_lsn=min_lsn
+            )
     except (PhotoRejected, NoFaceFound) as exc:
         jobs.search_job_fail(job_id=job_id, attempt=attempt, reason=str(exc), timings=timings)
         logger.info("Search job %s failed: %s", job_id, exc, extra=context)

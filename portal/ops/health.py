@@ -4,7 +4,8 @@ Readiness is "down" (HTTP 503) when the web process cannot do its work: the data
 face engine's model files or (with media in an object store) the bucket fail. It is "degraded" (HTTP 200)
 when only the worker heartbeat is missing: uploads still succeed and wait queued, and taking web processes
 out of a load balancer would not bring a worker back; the metrics (portal_workers) and the "degraded" status
-are what to alert on.
+are what to alert on. A read replica that does not answer, is no standby or lags too far is "degraded" too:
+searches then read the primary.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass
 from django.conf import settings
 from django.db import DatabaseError, connection
 
+from portal import db_routing
 from portal.object_storage import object_storage_readiness
 from portal.ops.broker import broker_channel
 from portal.ops.heartbeat import workers_alive
@@ -48,6 +50,8 @@ def readiness() -> dict:
     checks["models"] = model_files_check(database_ok=checks["database"].ok)
     if (store := object_storage_readiness()) is not None:  # media in an object store: it must answer
         checks["object_storage"] = Check(*store)
+    for alias in db_routing.replica_aliases():
+        checks[alias] = replica_check(alias)
     return {
         "status": readiness_status({name: check.ok for name, check in checks.items()}),
         "checks": {name: asdict(check) for name, check in checks.items()},
@@ -73,6 +77,25 @@ def database_check() -> Check:
     except DatabaseError as exc:
         return _unreachable("the database", exc)
     return Check(True, "answers")
+
+
+def replica_check(alias: str) -> Check:
+    """One read replica: it answers, is a standby, and how far its replay is behind the primary."""
+    lag = db_routing.replica_lag(alias)
+    if not lag.reachable:
+        return Check(False, f"{alias} cannot be reached ({lag.error}): searches use the primary")
+    if not lag.standby:
+        return Check(False, f"{alias} is not a standby (not in recovery): searches use the primary")
+    if lag.lag_bytes is None:
+        return Check(True, f"{alias} answers as a standby; its lag is unknown while the primary cannot be read")
+    behind = f"{lag.lag_bytes} bytes" + ("" if lag.lag_seconds is None else f", {lag.lag_seconds:.1f} s")
+    if lag.lag_seconds is not None and lag.lag_seconds > settings.DATABASE_REPLICA_MAX_LAG_SECONDS:
+        return Check(
+            False,
+            f"{alias} replays {behind} behind the primary (over {settings.DATABASE_REPLICA_MAX_LAG_SECONDS:g} s):"
+            " searches use the primary until it catches up",
+        )
+    return Check(True, f"{alias} answers, replays {behind} behind the primary")
 
 
 def broker_and_worker_checks() -> tuple[Check, Check]:

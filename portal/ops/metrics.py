@@ -22,6 +22,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
+from portal import db_routing
 from portal.client_address import address_in, client_address, parse_networks
 from portal.ops.broker import broker_channel, queue_depths
 from portal.ops.heartbeat import workers_alive
@@ -121,6 +122,33 @@ class PortalCollector:
         up.add_metric(["broker"], 1 if broker else 0)
         yield from broker
         yield up
+        yield from self._replicas()
+
+    def _replicas(self):
+        aliases = db_routing.replica_aliases()
+        if not aliases:
+            return
+        replica_up = GaugeMetricFamily(
+            "portal_replica_up", "Whether the read replica answers as a standby (1) or not (0)", labels=["replica"]
+        )
+        lag_bytes = GaugeMetricFamily(
+            "portal_replica_lag_bytes", "WAL the replica has yet to replay, in bytes", labels=["replica"]
+        )
+        lag_seconds = GaugeMetricFamily(
+            "portal_replica_lag_seconds",
+            "0 when the replica has replayed all; else the time since it last replayed a commit",
+            labels=["replica"],
+        )
+        for alias in aliases:
+            lag = db_routing.replica_lag(alias)
+            replica_up.add_metric([alias], 1 if lag.standby else 0)
+            if lag.lag_bytes is not None:
+                lag_bytes.add_metric([alias], lag.lag_bytes)
+            if lag.lag_seconds is not None:
+                lag_seconds.add_metric([alias], lag.lag_seconds)
+        yield replica_up
+        yield lag_bytes
+        yield lag_seconds
 
     def _database(self):
         jobs = GaugeMetricFamily(

@@ -48,10 +48,15 @@ class MediaUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
+        from django.http import JsonResponse
         from django.shortcuts import render
 
         from portal.object_storage import MediaUnavailable
 
         if not isinstance(exception, MediaUnavailable):
             return None
+        if "application/json" in request.headers.get("Accept", ""):
+            # The pages' scripts that post one file at a time show each answer's errors.
+            message = f"{exception} Nothing of it was stored; try again in a few minutes."
+            return JsonResponse({"ok": False, "errors": {"media": message}}, status=503)
         return render(request, "media_unavailable.html", {"reason": str(exception)}, status=503)

@@ -245,6 +245,8 @@ if MEDIA_S3_ENDPOINT:
             "access_key": _media_s3["MEDIA_S3_ACCESS_KEY_ID"],
             "secret_key": _media_s3["MEDIA_S3_SECRET_ACCESS_KEY"],
             "region_name": os.environ.get("MEDIA_S3_REGION") or "us-east-1",
+            # Empty: no ACL sent, for a bucket whose ACLs are disabled (its objects are private all the same).
+            "default_acl": os.environ.get("MEDIA_S3_OBJECT_ACL", "private") or None,
             # An unreachable store fails an upload within seconds, with a clear message, instead of hanging.
             "connect_timeout": env_float("MEDIA_S3_CONNECT_TIMEOUT_SECONDS", 3.0),
             "read_timeout": env_float("MEDIA_S3_READ_TIMEOUT_SECONDS", 30.0),

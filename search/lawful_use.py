@@ -34,7 +34,7 @@ from search.models import (
     SearchJob,
     WatchlistEntry,
 )
-from search.storage import media_delete
+from search.storage import media_available_check, media_delete_on_commit
 
 
 class UseRefused(ValueError):
@@ -365,6 +365,7 @@ def authorisation_refuse(
 def case_search_data_erase(*, case: Case, actor: User | None, reason: str) -> dict:
     """Delete every probe, crop, video, search result and report file of the case, in the caller's transaction
     (the files go after it commits); the audit entry keeps what was erased and why. The counts erased."""
+    media_available_check()  # an outage refuses the erasure: it never leaves the case's photos in the store
     probes = Probe.objects.filter(case=case)
     jobs = SearchJob.objects.filter(probe__case=case)
     videos = ProbeVideo.objects.filter(case=case)
@@ -403,5 +404,5 @@ def case_search_data_erase(*, case: Case, actor: User | None, reason: str) -> di
         )[:300],
         data=counts | {"reason": reason, "jobs": job_codes},
     )
-    transaction.on_commit(lambda: media_delete(*files))
+    media_delete_on_commit(*files)
     return counts

@@ -15,7 +15,7 @@ from django.utils import timezone
 from portal.audit import audit_record
 from portal.models import AuditEntry, Case
 from search.models import Candidate, FaceImage, Probe, ProbeFace, ProbeVideo, Profile, SearchJob
-from search.storage import media_delete
+from search.storage import media_available_check, media_delete_on_commit
 from search.subject_requests import candidates_erased
 
 
@@ -69,6 +69,7 @@ def purge_expired(*, dry_run: bool = False, now=None) -> PurgePlan:
     if dry_run or not plan:
         return plan
     files = plan.files()
+    media_available_check()  # an outage postpones the purge; it never leaves files without their records
     with transaction.atomic():
         probe_ids = [p.id for p in plan.probes]
         Probe.objects.filter(id__in=probe_ids).update(image="", prepared_image="", purged_at=timezone.now())
@@ -93,5 +94,5 @@ def purge_expired(*, dry_run: bool = False, now=None) -> PurgePlan:
             ),
             data={"probe_ids": probe_ids, "video_ids": video_ids, "face_image_ids": face_ids},
         )
-        transaction.on_commit(lambda: media_delete(*files))
+        media_delete_on_commit(*files)
     return plan

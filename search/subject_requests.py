@@ -35,7 +35,7 @@ from search.imaging import PhotoRejected, decode_photo, encode_jpeg
 from search.models import Candidate, FaceImage, Gallery, Profile, SearchJob, SubjectRequest, Tombstone
 from search.open_set import DECISION_WORDS, LIKELY, face_decision
 from search.photo_faces import PhotoFaces
-from search.storage import media_delete, media_location, media_store
+from search.storage import media_available_check, media_delete, media_delete_on_commit, media_location, media_store
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +428,7 @@ def _profiles_erase(*, profile_ids: list[int], request: SubjectRequest | None, e
 
 
 def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutcome:
+    media_available_check()  # an outage refuses the erasure: it never leaves the person's photos in the store
     erased_at = timezone.now()
     with transaction.atomic():
         erasure = _profiles_erase(profile_ids=profile_ids, request=request, erased_at=erased_at)
@@ -461,7 +462,7 @@ def _complete_erasure(request, user, profile_ids, identity_note) -> ErasureOutco
             }
         )
         # Files go only once the rows are gone for good.
-        transaction.on_commit(lambda: media_delete(*files))
+        media_delete_on_commit(*files)
     return ErasureOutcome(erased_profiles=erased, files_removed=len(files))
 
 
@@ -573,5 +574,5 @@ def erasure_reapply(*, entry: dict, backup_created_at: datetime) -> dict | None:
             data={**outcome, "reapplied": True, "backup_created_at": backup_created_at.isoformat()},
         )
         files = erasure.files
-        transaction.on_commit(lambda: media_delete(*files))
+        media_delete_on_commit(*files)
     return outcome

@@ -15,7 +15,9 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import threading
+import weakref
 
 from boto3.exceptions import Boto3Error
 from botocore.config import Config
@@ -29,6 +31,20 @@ from portal.object_storage import MARKER_NAME, DeploymentMismatch, MediaUnavaila
 logger = logging.getLogger(__name__)
 
 STORE_ERRORS = (BotoCoreError, Boto3Error, ClientError)
+
+# The storages of this process. A forked child (a Celery pool process, a preloaded gunicorn worker) must not
+# share its parent's pooled HTTP connections to the store, which the parent opened checking the marker.
+_storages: weakref.WeakSet = weakref.WeakSet()
+
+
+def _forget_connections() -> None:
+    for storage in list(_storages):
+        storage._connections = threading.local()
+        storage._unsigned_connections = threading.local()
+        storage._bucket = None
+
+
+os.register_at_fork(after_in_child=_forget_connections)
 
 
 def _reason(error: Exception) -> str:
@@ -85,6 +101,7 @@ class PrivateS3Storage(S3Storage):
             retries={"max_attempts": self.max_attempts, "mode": "standard"},
         )
         self._marker_checked = threading.Event()
+        _storages.add(self)
 
     def get_default_settings(self):
         return super().get_default_settings() | {"connect_timeout": 3.0, "read_timeout": 30.0, "max_attempts": 3}
@@ -153,7 +170,7 @@ class PrivateS3Storage(S3Storage):
                 Key=MARKER_NAME,
                 Body=json.dumps(marker).encode(),
                 ContentType="application/json",
-                ACL="private",
+                **({"ACL": self.default_acl} if self.default_acl else {}),
             )
             logger.warning("Media bucket %s marked as deployment %s", self.bucket_name, deployment_id)
             body = client.get_object(Bucket=self.bucket_name, Key=MARKER_NAME)["Body"].read()

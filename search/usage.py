@@ -15,6 +15,7 @@ from django.db.models.functions import Cast, TruncMonth
 from django.utils import timezone
 
 from accounts.models import AGENCY_ROLES, Agency, User
+from portal import db_routing
 from portal.audit import csv_cell
 from portal.models import AuditEntry
 from search.models import Candidate, LeadReview, ProbeFace, SearchJob, SubjectRequest
@@ -155,6 +156,9 @@ def _certified_users(*, year: int, agency_id: int | None) -> int:
     ).count()
 
 
+# A year's figures are heavy and read-only: read on a replica that has replayed every commit made before the
+# call (so a page still shows what was just done), else on the primary (portal/db_routing.py).
+@db_routing.replica_reads()
 def usage_report(*, year: int, agency_id: int | None) -> dict:
     """The year's figures of one agency, or of the whole platform when agency_id is None."""
     agency = Agency.objects.get(pk=agency_id) if agency_id is not None else None
@@ -186,6 +190,7 @@ def usage_report(*, year: int, agency_id: int | None) -> dict:
     }
 
 
+@db_routing.replica_reads()
 def usage_searches_by_month(*, year: int, agency_id: int | None) -> list[int]:
     """Searches started in each month of the year, January first (twelve numbers)."""
     months = [0] * 12
@@ -201,6 +206,7 @@ def usage_searches_by_month(*, year: int, agency_id: int | None) -> list[int]:
     return months
 
 
+@db_routing.replica_reads()
 def usage_years(*, agency_id: int | None) -> list[int]:
     """The years with searches in the scope, newest first, this year always among them."""
     started = AuditEntry.objects.filter(action=AuditEntry.Action.SEARCH_STARTED)

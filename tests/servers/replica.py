@@ -143,12 +143,30 @@ class StreamingReplica:
                 f"port = {self.port}\n"
                 f"unix_socket_directories = '{self.socket_dir}'\n"
                 "shared_buffers = '128MB'\n"
+                # A test standby: nothing it holds must outlive a crash of the machine, and without fsync it
+                # starts (and starts again after kill()) without syncing every file of its data first.
+                "fsync = off\n"
                 "hot_standby = on\n"
                 f"primary_conninfo = '{conninfo}'\n"
                 "primary_slot_name = ''\n"
             )
         (self.pgdata / "standby.signal").touch()
         self._hand_over(self.pgdata, recursive=True)
+        return self._run_standby()
+
+    def restart(self) -> StreamingReplica:
+        """Start the standby again on its own data after kill() or stop(): it recovers and streams again."""
+        self._kill_pids(self._pids)
+        self.socket_dir.mkdir(exist_ok=True)
+        # The lock files of a killed postmaster name a process that may linger unreaped (a zombie), which the
+        # new postmaster would take for a live one; every process of the old one is gone by now.
+        for lock in [self.pgdata / "postmaster.pid", *self.socket_dir.glob(".s.PGSQL.*")]:
+            with contextlib.suppress(FileNotFoundError):
+                lock.unlink()
+        self._hand_over(self.socket_dir)
+        return self._run_standby()
+
+    def _run_standby(self) -> StreamingReplica:
         self._run([_bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", "60", "start"])
         self._pids = self._process_ids()
         self._wait(lambda: self._query("SELECT status FROM pg_stat_wal_receiver") == "streaming", 30, "stream")
@@ -213,7 +231,8 @@ class StreamingReplica:
 
     def _query(self, sql: str):
         with self.connect() as conn:
-            return conn.execute(sql).fetchone()[0]
+            row = conn.execute(sql).fetchone()
+        return None if row is None else row[0]
 
     def _wait(self, ready, timeout: float, what: str) -> None:
         deadline = time.monotonic() + timeout

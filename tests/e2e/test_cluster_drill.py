@@ -436,8 +436,12 @@ def drill_root():
     yield root
     if KEEP:
         print(f"\nkept the drill's hosts, servers and logs in {root}")
-    else:
+        return
+    for _ in range(3):  # a server's last files may still be going away while the tree is walked
         shutil.rmtree(root, ignore_errors=True)
+        if not root.exists():
+            break
+        time.sleep(0.5)
 
 
 @pytest.fixture

@@ -12,8 +12,9 @@ The reference is the ordinary single-box path: the same photos searched first in
 media folder, no replica, no worker), against the same galleries and the same calibration.
 
 Size: CLUSTER_DRILL_SEARCHES (20 in the test suite; `make drill-cluster` runs 100). CLUSTER_DRILL_WITHOUT=s3
-and/or replica runs without that server (the web and workers then share one media folder, as on one box);
-the drill says so in its summary. CLUSTER_DRILL_KEEP=1 keeps the hosts' folders and logs.
+and/or replica runs without that server, to tell a failure of the drill from one of a server (the web and
+workers then share one media folder, as on one box); the summary says so. CLUSTER_DRILL_KEEP=1 keeps the
+hosts' folders, logs and the servers' data.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ from tests.e2e.cluster import (
     database_url,
 )
 from tests.e2e.drill import SEARCH_TASK, drill_broker_running
+from tests.servers.replica import StreamingReplica
+from tests.servers.seaweedfs import SeaweedS3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -413,17 +416,6 @@ def process_group_left(pgid: int) -> list[int]:
 # --- The servers -----------------------------------------------------------------------------
 
 
-def _server_class(module: str, name: str, flag: str):
-    import importlib
-
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        pytest.fail(
-            f"The drill needs {module}.{name} ({exc}). To run it without that server, set CLUSTER_DRILL_WITHOUT={flag}."
-        )
-
-
 @pytest.fixture
 def drill_clock() -> float:
     """When the drill began: before its servers start (requested first)."""
@@ -455,8 +447,7 @@ def object_store(drill_root):
     if "s3" in WITHOUT:
         yield None
         return
-    seaweed = _server_class("tests.servers.seaweedfs", "SeaweedS3", "s3")
-    store = seaweed(drill_root / "s3").start()
+    store = SeaweedS3(drill_root / "s3").start()
     yield store
     store.stop()
 
@@ -466,8 +457,7 @@ def replica(drill_root, transactional_db):
     if "replica" in WITHOUT:
         yield None
         return
-    streaming_replica = _server_class("tests.servers.replica", "StreamingReplica", "replica")
-    server = streaming_replica(drill_root / "replica").start()
+    server = StreamingReplica(drill_root / "replica").start()
     yield server
     server.stop()
 

@@ -64,10 +64,14 @@ bench-latency: services  ## Upload to stored result (real worker) and to candida
 load: services  ## Load test on loopback: 2 agencies x 10 officers, baseline then one bursting (about 5 min; never in CI)
 	@$(PY) -m loadtest.run
 
+DRILL_SEARCHES ?= 100
+drill-cluster: services  ## Multi-host drill: web, 2 worker hosts, beat, a replica, SeaweedFS; a worker and the replica killed (DRILL_SEARCHES=100, ≈ 3 min)
+	@CLUSTER_DRILL_SEARCHES=$(DRILL_SEARCHES) $(PY) -m pytest tests/e2e/test_cluster_drill.py -q -s -p no:cacheprovider $(ARGS)
+
 FUZZ_SECONDS ?= 600
 fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZZ_SECONDS (600); findings in var/fuzz/
 	@mkdir -p var/fuzz/corpus var/fuzz/findings
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale bench-latency load fuzz
+.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale bench-latency load fuzz drill-cluster

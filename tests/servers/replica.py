@@ -91,7 +91,6 @@ class StreamingReplica:
         self.name = f"replica_{self.port}"
         self.socket_dir: pathlib.Path | None = None
         self._primary = _primary_address()
-        self._pids: list[int] = []
         self._as_server_user = os.geteuid() == 0
 
     # --- Life cycle ----------------------------------------------------------------------------------------
@@ -156,7 +155,7 @@ class StreamingReplica:
 
     def restart(self) -> StreamingReplica:
         """Start the standby again on its own data after kill() or stop(): it recovers and streams again."""
-        self._kill_pids(self._pids)
+        self.kill()
         self.socket_dir.mkdir(exist_ok=True)
         # The lock files of a killed postmaster name a process that may linger unreaped (a zombie), which the
         # new postmaster would take for a live one; every process of the old one is gone by now.
@@ -168,7 +167,6 @@ class StreamingReplica:
 
     def _run_standby(self) -> StreamingReplica:
         self._run([_bin("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log), "-w", "-t", "60", "start"])
-        self._pids = self._process_ids()
         self._wait(lambda: self._query("SELECT status FROM pg_stat_wal_receiver") == "streaming", 30, "stream")
         return self
 
@@ -177,14 +175,19 @@ class StreamingReplica:
         if self.running():
             with contextlib.suppress(RuntimeError):
                 self._run([_bin("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "-t", "30", "stop"])
-        self._kill_pids(self._pids)
+        self.kill()  # whatever is left, so that nothing writes into the directories while they are removed
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
 
     def kill(self) -> None:
         """SIGKILL the standby's postmaster, and its processes with it, as a host that dies would."""
-        self._pids = self._process_ids() or self._pids
-        self._kill_pids(self._pids)
+        # Again until none is left: a process forked as the postmaster died is in no earlier list.
+        for _ in range(50):
+            pids = self._process_ids()
+            if not pids:
+                return
+            self._kill_pids(pids)
+        raise RuntimeError(f"Processes of the replica in {self.pgdata} survive SIGKILL: {pids}")
 
     def running(self) -> bool:
         pid = self._postmaster_pid()
@@ -275,12 +278,15 @@ class StreamingReplica:
         return None
 
     def _process_ids(self) -> list[int]:
-        pid = self._postmaster_pid()
-        if pid is None or not _alive(pid):
-            return []
-        with contextlib.suppress(psutil.NoSuchProcess):
-            return [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
-        return []
+        """Every live process of this standby, the postmaster first: PostgreSQL's processes work in their data
+        directory, which finds them also once the postmaster is gone and they belong to no parent of it."""
+        postmaster = self._postmaster_pid()
+        found = []
+        for process in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if process.cwd() == str(self.pgdata) and _alive(process.pid):
+                    found.append(process.pid)
+        return sorted(found, key=lambda pid: pid != postmaster)
 
     @staticmethod
     def _kill_pids(pids: list[int]) -> None:

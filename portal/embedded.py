@@ -45,6 +45,20 @@ def broker_url() -> str:
     return f"redis+socket://{VALKEY_SOCKET}?virtual_host={db}"
 
 
+def cache_url(database: int) -> str:
+    """CACHE_URL, else that database number on the broker's own server (the embedded Valkey's when unset)."""
+    if os.environ.get("CACHE_URL"):
+        return os.environ["CACHE_URL"]
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    broker = urlsplit(broker_url())
+    if broker.scheme in ("redis", "rediss"):
+        return urlunsplit(broker._replace(path=f"/{database}"))
+    # A unix socket (redis+socket://PATH?virtual_host=N, the embedded default): the same socket, another database.
+    query = [(k, v) for k, v in parse_qsl(broker.query) if k not in ("virtual_host", "db")]
+    return f"unix://{broker.path}?{urlencode(query + [('db', str(database))])}"
+
+
 def _pg_socket_dir() -> Path:
     # pgserver puts the socket in PGDATA unless that path is too long for a unix socket.
     pidfile = PGDATA / "postmaster.pid"

@@ -509,12 +509,11 @@ if not 1 <= API_TOKEN_DEFAULT_DAYS <= API_TOKEN_MAX_DAYS <= 365:
 API_RATE_PER_MINUTE = env_int("API_RATE_PER_MINUTE", 120)
 API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50)
 # The rate limit's counters live in the broker's Valkey (another database number), so that every web process
-# counts the same requests; tests use their own number (PORTAL_CACHE_DB).
+# counts the same requests: CACHE_URL, else the broker's server; tests use their own number (PORTAL_CACHE_DB).
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": os.environ.get("CACHE_URL")
-        or f"unix://{embedded.VALKEY_SOCKET}?db={env_int('PORTAL_CACHE_DB', 15)}",
+        "LOCATION": embedded.cache_url(env_int("PORTAL_CACHE_DB", 15)),
         "KEY_PREFIX": os.environ.get("DATABASE_TEST_NAME", "") or "portal",
     }
 }

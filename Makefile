@@ -58,6 +58,9 @@ ENGINE ?= dlib
 bench-scale: install  ## Search over N faces vs exact search and a brute-force peer (N=1000000 ENGINE=sface)
 	@$(PY) -m scripts.bench_scale --n $(N) --engine $(ENGINE) $(ARGS)
 
+bench-enrol: services  ## Batch enrolment faces/s (enroll_gallery --workers 2) with its stages, tombstones and watch-list on (ARGS="--copies 6")
+	@$(PY) -m scripts.bench_enrol $(ARGS)
+
 load: services  ## Load test on loopback: 2 agencies x 10 officers, baseline then one bursting (about 5 min; never in CI)
 	@$(PY) -m loadtest.run
 
@@ -67,4 +70,4 @@ fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZ
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale load fuzz
+.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale bench-enrol load fuzz

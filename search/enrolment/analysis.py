@@ -134,16 +134,20 @@ def enrolment_analyse(data: bytes, engine_name: str, *, other_engines: tuple[str
     the stored re-encode), for the tombstones they hold.
     """
     timings: dict[str, float] = {}
-    with timed(timings, "decode"):
-        try:
-            photo = decode_photo(data)
-        except PhotoRejected as exc:
-            raise EnrolmentSkipped(str(exc), "unreadable") from None
-        faces_in_photo = PhotoFaces(photo.image, get_engine(engine_name), timings, quality_timed=True)
-    detected = enrolment_detections(faces_in_photo)
-    largest = _sharp_enough(
-        faces_in_photo.describe(_largest_clear_face(detected, lambda d: faces_in_photo.box_of(d)[2]))
-    )
+    try:
+        with timed(timings, "decode"):
+            try:
+                photo = decode_photo(data)
+            except PhotoRejected as exc:
+                raise EnrolmentSkipped(str(exc), "unreadable") from None
+            faces_in_photo = PhotoFaces(photo.image, get_engine(engine_name), timings, quality_timed=True)
+        detected = enrolment_detections(faces_in_photo)
+        largest = _sharp_enough(
+            faces_in_photo.describe(_largest_clear_face(detected, lambda d: faces_in_photo.box_of(d)[2]))
+        )
+    except EnrolmentSkipped as exc:
+        exc.timings = timings  # a refused photo's time counts too (it crosses the process boundary with it)
+        raise
     with timed(timings, "encode"):
         image_jpeg = encode_jpeg(photo.image)
     crop_jpeg = faces_in_photo.crop_jpeg(largest)

@@ -439,11 +439,9 @@ class _Batch:
         ones in one statement and, in the photos' order, the refusals' audit entries and the watch-list alerts."""
         gallery, timings = self.gallery, self.timings
         for _, analysed in chunk:
-            if isinstance(analysed, AnalysedPhoto):
-                for stage, ms in analysed.timings.items():
-                    self.summary.stage_seconds[f"analysis.{stage}"] = (
-                        self.summary.stage_seconds.get(f"analysis.{stage}", 0.0) + ms / 1000
-                    )
+            for stage, ms in getattr(analysed, "timings", {}).items():
+                key = f"analysis.{stage}"
+                self.summary.stage_seconds[key] = self.summary.stage_seconds.get(key, 0.0) + ms / 1000
         photos = [
             (number, analysed) for number, (_, analysed) in enumerate(chunk) if isinstance(analysed, AnalysedPhoto)
         ]

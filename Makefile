@@ -61,6 +61,9 @@ bench-scale: install  ## Search over N faces vs exact search and a brute-force p
 bench-latency: services  ## Upload to stored result (real worker) and to candidates visible (browser), over a kept bench-scale gallery (ARGS=--small: the shared photos)
 	@$(PY) -m scripts.bench_latency $(ARGS)
 
+bench-enrol: services  ## Batch enrolment faces/s (enroll_gallery --workers 2) with its stages, tombstones and watch-list on (ARGS="--copies 6")
+	@$(PY) -m scripts.bench_enrol $(ARGS)
+
 load: services  ## Load test on loopback: 2 agencies x 10 officers, baseline then one bursting (about 5 min; never in CI)
 	@$(PY) -m loadtest.run
 
@@ -74,4 +77,4 @@ fuzz: install  ## Fuzz the photo intake (decode, checks, face detection) for FUZ
 	@$(PY) tests/fuzz/fuzz_intake.py -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=var/fuzz/findings/ \
 		-print_final_stats=1 var/fuzz/corpus
 
-.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale bench-latency load fuzz drill-cluster
+.PHONY: help install lock dev services stop status migrate run lint test bench bench-engines bench-answers calibration-data bench-scale bench-latency bench-enrol load fuzz drill-cluster

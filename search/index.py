@@ -241,3 +241,25 @@ def nearest_tombstone(embedding: np.ndarray, *, engine: str) -> TombstoneHit | N
         )
         row = cursor.fetchone()
     return None if row is None else TombstoneHit(int(row[0]), row[1], float(row[2]))
+
+
+def nearest_tombstones(embeddings: list[np.ndarray], *, engine: str) -> list[TombstoneHit | None]:
+    """nearest_tombstone of each descriptor, in one query (a batch of enrolments): the same query per descriptor."""
+    if engine not in ENGINES:
+        raise ValueError(f"Unknown engine {engine!r}")
+    if not embeddings:
+        return []
+    operator = _OPERATORS[ENGINES[engine].metric]
+    with _read_connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT probe.number, nearest.id, nearest.request_id, nearest.distance"
+            " FROM unnest(%s::text[]) WITH ORDINALITY AS probe(vector, number)"
+            f" CROSS JOIN LATERAL (SELECT id, request_id, embedding {operator} probe.vector::vector AS distance"
+            " FROM search_tombstone WHERE engine = %s ORDER BY distance LIMIT 1) AS nearest",
+            [[_vector_literal(embedding) for embedding in embeddings], engine],
+        )
+        found = {
+            int(number): TombstoneHit(int(id_), request_id, float(distance))
+            for number, id_, request_id, distance in cursor.fetchall()
+        }
+    return [found.get(number) for number in range(1, len(embeddings) + 1)]

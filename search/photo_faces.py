@@ -45,7 +45,14 @@ SAME_FACE_OVERLAP = 0.3
 
 def same_face(box, faces: list[FoundFace]) -> FoundFace | None:
     """The face among `faces` (another engine's) found where `box` is: the one overlapping it most, if enough."""
-    overlap, match = max(((box_overlap(box, f.box), f) for f in faces), key=lambda pair: pair[0], default=(0.0, None))
+    return _most_overlapping(box, faces, lambda face: face.box)
+
+
+def _most_overlapping(box, faces: list, box_of):
+    """The first of the faces overlapping `box` most, if at least SAME_FACE_OVERLAP; else None."""
+    overlap, match = max(
+        ((box_overlap(box, box_of(f)), f) for f in faces), key=lambda pair: pair[0], default=(0.0, None)
+    )
     return match if match is not None and overlap >= SAME_FACE_OVERLAP else None
 
 
@@ -61,35 +68,59 @@ def timed(timings: dict, stage: str):
 class PhotoFaces:
     """Detects and describes the faces of one photo; keeps the working image for crops."""
 
-    def __init__(self, image: Image.Image, engine: FaceEngine, timings: dict | None = None):
+    def __init__(
+        self, image: Image.Image, engine: FaceEngine, timings: dict | None = None, *, quality_timed: bool = False
+    ):
         self.engine = engine
         self.timings = timings if timings is not None else {}
+        # quality_timed: the quality measure's share of "embed" is also recorded on its own, as "quality"
+        self.quality_timed = quality_timed
         self.array, self.scale = scaled_for_detection(image)
 
     def find(self, *, sensitive: bool = False, quick: bool = False) -> list[FoundFace]:
         """Every face, left to right, with its descriptor (quick: see FaceEngine.detect)."""
+        detected = self.detect(sensitive=sensitive, quick=quick)
+        with timed(self.timings, "embed"):
+            return [self._described(face) for face in detected]
+
+    def detect(self, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
+        """Every face, left to right, not yet described: for a caller that describes only some of them."""
         with timed(self.timings, "detect"):
             detected = self.engine.detect(self.array, sensitive=sensitive, quick=quick)
         detected.sort(key=lambda face: (face.box[0], face.box[1]))
-        faces = []
+        return detected
+
+    def describe(self, face: DetectedFace) -> FoundFace:
+        """One detected face with its descriptor and quality, as find gives it."""
         with timed(self.timings, "embed"):
-            for face in detected:
-                embedding = self.engine.embed(self.array, face)
-                chip = self.engine.aligned_crop(self.array, face, 150)
-                gray = np.asarray(Image.fromarray(chip).convert("L"))
-                # The face's interior only: an aligned crop reaching past the photo's edge has a black
-                # border, whose edges would read as sharpness.
-                inner = gray[30:120, 30:120]
-                faces.append(
-                    FoundFace(
-                        box=[round(v / self.scale) for v in face.box],
-                        landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
-                        embedding=embedding,
-                        quality=face_quality(self.engine, face, sharpness=sharpness(inner), scale=self.scale),
-                        detected=face,
-                    )
-                )
-        return faces
+            return self._described(face)
+
+    def box_of(self, face: DetectedFace) -> list[int]:
+        """A detected face's box in the photo's own coordinates (FoundFace.box)."""
+        return [round(v / self.scale) for v in face.box]
+
+    def _described(self, face: DetectedFace) -> FoundFace:
+        embedding = self.engine.embed(self.array, face)
+        with timed(self.timings if self.quality_timed else {}, "quality"):
+            chip = self.engine.aligned_crop(self.array, face, 150)
+            gray = np.asarray(Image.fromarray(chip).convert("L"))
+            # The face's interior only: an aligned crop reaching past the photo's edge has a black
+            # border, whose edges would read as sharpness.
+            inner = gray[30:120, 30:120]
+            quality = face_quality(self.engine, face, sharpness=sharpness(inner), scale=self.scale)
+        return FoundFace(
+            box=self.box_of(face),
+            landmarks=[[round(x / self.scale, 1), round(y / self.scale, 1)] for x, y in face.landmarks],
+            embedding=embedding,
+            quality=quality,
+            detected=face,
+        )
+
+    def find_at(self, box) -> FoundFace | None:
+        """The face this engine finds where `box` is (same_face over find()), only that one described."""
+        detected = self.detect()
+        match = _most_overlapping(box, detected, self.box_of)
+        return None if match is None else self.describe(match)
 
     def crop_jpeg(self, face: FoundFace) -> bytes:
         """The face aligned by the eyes, square, the same framing for probe and gallery faces."""

@@ -411,17 +411,35 @@ def watchlist_descriptors_for_gallery(gallery: Gallery) -> list[FillResult]:
 def _descriptors_for(face_image: FaceImage, now: datetime) -> QuerySet[WatchlistDescriptor]:
     """The descriptors a new face is compared with: its engine's, of the unexpired active entries of the agencies
     that may search its gallery (its owner and those it is shared with). One query."""
-    gallery_id = face_image.gallery_id
+    return _descriptors_for_gallery(
+        gallery_id=face_image.gallery_id, owner_id=face_image.gallery.owner_id, engine=face_image.engine, now=now
+    )
+
+
+def _descriptors_for_gallery(*, gallery_id: int, owner_id: int, engine: str, now: datetime):
     return (
         WatchlistDescriptor.objects.filter(
-            Q(entry__agency_id=face_image.gallery.owner_id) | Q(entry__agency__shared_galleries__id=gallery_id),
-            engine=face_image.engine,
+            Q(entry__agency_id=owner_id) | Q(entry__agency__shared_galleries__id=gallery_id),
+            engine=engine,
             entry__status=WatchlistEntry.Status.ACTIVE,
             entry__expires_at__gt=now,
         )
         .select_related("entry", "entry__case", "entry__case__agency", "entry__job__offense_category")
         .distinct()
     )
+
+
+def watchlist_descriptors_compared(*, gallery: Gallery, engine: str, now: datetime) -> list[WatchlistDescriptor] | None:
+    """The descriptors every new face of the gallery is compared with right now (read once for a batch's chunk),
+    or None when they could not be read (logged; each face's check then reads them itself)."""
+    try:
+        with transaction.atomic():
+            return list(
+                _descriptors_for_gallery(gallery_id=gallery.id, owner_id=gallery.owner_id, engine=engine, now=now)
+            )
+    except Exception:
+        logger.exception("Watch-list descriptors of gallery %s could not be read", gallery.id)
+        return None
 
 
 def _may_alert(entry: WatchlistEntry, face_image: FaceImage, now: datetime) -> bool:
@@ -439,24 +457,36 @@ def _may_alert(entry: WatchlistEntry, face_image: FaceImage, now: datetime) -> b
     return bool(scoped)
 
 
-def watchlist_check_enrolled(face_image: FaceImage, now: datetime | None = None) -> list[WatchlistAlert]:
+def watchlist_check_enrolled(
+    face_image: FaceImage, now: datetime | None = None, *, descriptors: list[WatchlistDescriptor] | None = None
+) -> list[WatchlistAlert]:
     """Compare a newly enrolled face with the watch-list; an alert (a likely candidate of the entry's search)
-    for each entry it is at or under the threshold of. In the caller's transaction."""
+    for each entry it is at or under the threshold of. In the caller's transaction. `descriptors`: those of
+    watchlist_descriptors_compared, when the caller read them for several faces."""
     now = now or timezone.now()
-    descriptors = list(_descriptors_for(face_image, now))
-    if not descriptors:
-        return []
-    embedding = np.asarray(face_image.descriptor.embedding, dtype=np.float64)
+    if descriptors is None:
+        descriptors = list(_descriptors_for(face_image, now))
     alerts = []
-    for descriptor in descriptors:
-        distance = engine_distance(face_image.engine, np.asarray(descriptor.embedding, dtype=np.float64), embedding)
-        if descriptor.threshold is None or distance > descriptor.threshold:
-            continue
+    for descriptor, distance in _within_threshold(face_image, descriptors):
         entry = descriptor.entry
         if not _may_alert(entry, face_image, now):
             continue
         alerts.append(_alert_raise(entry, descriptor, face_image, distance, now))
     return alerts
+
+
+def _within_threshold(face_image: FaceImage, descriptors: list[WatchlistDescriptor]) -> list[tuple]:
+    """(descriptor, distance) of each descriptor the face is at or under the threshold of."""
+    if not descriptors:
+        return []
+    embedding = np.asarray(face_image.descriptor.embedding, dtype=np.float64)
+    near = []
+    for descriptor in descriptors:
+        distance = engine_distance(face_image.engine, np.asarray(descriptor.embedding, dtype=np.float64), embedding)
+        if descriptor.threshold is None or distance > descriptor.threshold:
+            continue
+        near.append((descriptor, distance))
+    return near
 
 
 def _alert_raise(
@@ -511,12 +541,17 @@ def _alert_raise(
     return alert
 
 
-def watchlist_check_enrolled_safely(face_image: FaceImage) -> list[WatchlistAlert]:
+def watchlist_check_enrolled_safely(
+    face_image: FaceImage, *, descriptors: list[WatchlistDescriptor] | None = None, now: datetime | None = None
+) -> list[WatchlistAlert]:
     """watchlist_check_enrolled for the enrolment paths: a failure of the check never loses the enrolment (its
-    savepoint rolls back, the error is logged with the face's code; docs/watchlist.md)."""
+    savepoint rolls back, the error is logged with the face's code; docs/watchlist.md). With the descriptors read
+    already, a face near none of them costs no query."""
     try:
+        if descriptors is not None and not _within_threshold(face_image, descriptors):
+            return []
         with transaction.atomic():
-            return watchlist_check_enrolled(face_image)
+            return watchlist_check_enrolled(face_image, now, descriptors=descriptors)
     except Exception:
         logger.exception("Watch-list check of new face %s failed; the face stays enrolled", face_image.code)
         return []

@@ -4,12 +4,15 @@
 from search.enrolment.analysis import (
     AnalysedPhoto,
     EnrolmentSkipped,
+    OtherEngineFace,
     analyse_file,
     analyse_files,
     content_hash,
     enrolment_analyse,
+    enrolment_detections,
     enrolment_faces,
     enrolment_quality_gate,
+    stored_image,
 )
 from search.enrolment.nist import (
     NistFace,
@@ -35,8 +38,8 @@ from search.enrolment.store import (
     gallery_photos_enrol,
     profile_get_or_create,
     profile_is_minor,
-    stored_image,
     tombstone_match,
+    tombstone_matches,
 )
 
 __all__ = [
@@ -49,12 +52,14 @@ __all__ = [
     "NistFace",
     "NistRefused",
     "NistSubject",
+    "OtherEngineFace",
     "TombstoneMatch",
     "UploadEnrolment",
     "analyse_file",
     "analyse_files",
     "content_hash",
     "enrolment_analyse",
+    "enrolment_detections",
     "enrolment_faces",
     "enrolment_quality_gate",
     "face_described_with",
@@ -71,4 +76,5 @@ __all__ = [
     "profile_is_minor",
     "stored_image",
     "tombstone_match",
+    "tombstone_matches",
 ]

@@ -3,26 +3,32 @@ enrolled already, an erased face), storing an analysed photo, a batch, and the g
 
 from __future__ import annotations
 
-import io
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import date
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from PIL import Image
 
 from accounts.models import Agency, User
 from portal.audit import audit_record
 from portal.models import AuditEntry
 from search import calibration, index, watchlist
-from search.enrolment.analysis import AnalysedPhoto, EnrolmentSkipped, analyse_files, content_hash, enrolment_analyse
+from search.enrolment.analysis import (
+    AnalysedPhoto,
+    EnrolmentSkipped,
+    analyse_files,
+    content_hash,
+    enrolment_analyse,
+    stored_image,
+)
 from search.faces import ENGINES, EngineNotAvailable, get_engine, quality_usable
 from search.imaging import PhotoRejected, photo_size_check
 from search.models import FaceDescriptor, FaceImage, Gallery, Profile, Tombstone
 from search.open_set import LIKELY, Threshold, face_decision
-from search.photo_faces import FoundFace, PhotoFaces, same_face
+from search.photo_faces import FoundFace, PhotoFaces, timed
 from search.storage import MediaUnavailable, media_delete, media_store
 
 
@@ -116,12 +122,20 @@ def face_image_enrol(
 def _enrolment_precheck(profile: Profile, photo_hash: str) -> None:
     """The refusals that need no face: a minor outside a missing-person gallery, a photo enrolled already."""
     gallery = profile.gallery
-    if profile_is_minor(profile) and gallery.source_type != Gallery.SourceType.MISSING:
+    _minor_check(profile)
+    if FaceImage.objects.filter(gallery=gallery, content_hash=photo_hash, engine=gallery.engine).exists():
+        raise _duplicate()
+
+
+def _minor_check(profile: Profile) -> None:
+    if profile_is_minor(profile) and profile.gallery.source_type != Gallery.SourceType.MISSING:
         raise EnrolmentSkipped(
             "The person is a minor (under 18 at enrolment): only missing-person galleries may hold minors.", "minor"
         )
-    if FaceImage.objects.filter(gallery=gallery, content_hash=photo_hash, engine=gallery.engine).exists():
-        raise EnrolmentSkipped("The same photo is already enrolled in this gallery.", "duplicate")
+
+
+def _duplicate() -> EnrolmentSkipped:
+    return EnrolmentSkipped("The same photo is already enrolled in this gallery.", "duplicate")
 
 
 def face_image_store(
@@ -130,74 +144,96 @@ def face_image_store(
     """Store an analysed photo as a face of the profile, or raise EnrolmentSkipped (minor, duplicate, erased)."""
     gallery = profile.gallery
     _enrolment_precheck(profile, analysed.content_hash)
-    engine_name = gallery.engine
-    erased = tombstone_match(analysed, engine_name)
+    erased = tombstone_match(analysed, gallery.engine)
     if erased is not None:
-        audit_record(
-            action=AuditEntry.Action.TOMBSTONE_HIT,
-            actor=enrolled_by,
-            agency=gallery.owner,
-            target=gallery,
-            detail=f"{source_name}: matches a face erased at a person's request ({erased.words})",
-            data=erased.as_json(),
-        )
-        raise EnrolmentSkipped(
-            f"The face matches a face erased at the person's request (tombstone; {erased.words}): it is not "
-            "enrolled again, and the privacy officer is told.",
-            "tombstone",
-        )
-    small_others = analysed.faces_found - 1
-    notes = (
-        [
-            f"{analysed.faces_found} faces in the photo; the largest was enrolled ({small_others} much smaller "
-            "background face(s) left out)."
-        ]
-        if small_others
-        else []
-    )
-
-    stem = f"{gallery.code}/{analysed.content_hash[:32]}"
-    image_name = media_store(f"gallery/{stem}.jpg", analysed.image_jpeg)
-    crop_name = ""
+        raise _tombstone_refusal(erased, gallery=gallery, source_name=source_name, enrolled_by=enrolled_by)
+    face_image = _face_image_new(profile=profile, analysed=analysed, source_name=source_name, enrolled_by=enrolled_by)
+    names = _media_store(face_image, analysed)
     try:
-        crop_name = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
-        # The face and its descriptor together: a search never sees one without the other.
-        with transaction.atomic():
-            face_image = FaceImage.objects.create(
-                profile=profile,
-                gallery=gallery,
-                image=image_name,
-                crop=crop_name,
-                source_name=source_name,
-                box=analysed.box,
-                landmarks=analysed.landmarks,
-                engine=engine_name,
-                quality=analysed.quality,
-                content_hash=analysed.content_hash,
-                enrolled_by=enrolled_by,
-                minor_at_enrolment=profile_is_minor(profile),
-            )
-            face_image.descriptor = FaceDescriptor.of(face_image, analysed.embedding)
-            face_image.descriptor.save(force_insert=True)
+        _face_images_insert([(face_image, analysed.embedding)])
     except Exception:
-        media_delete(image_name, crop_name)  # no orphaned file when the crop or the row cannot be written
+        media_delete(*names)  # no orphaned file when the row cannot be written
         raise
     # Every path of a new gallery face passes here: compare it with the unsolved probes on the watch-list.
     watchlist.watchlist_check_enrolled_safely(face_image)
-    return EnrolResult(face_image=face_image, faces_found=analysed.faces_found, notes=notes)
+    return EnrolResult(face_image=face_image, faces_found=analysed.faces_found, notes=_notes(analysed))
 
 
-def stored_image(data: bytes) -> Image.Image:
-    """A photo the portal stored itself (its clean re-encode), decoded: it passed the intake checks once already,
-    and their size limit applies to what was sent, not to the re-encode."""
-    with Image.open(io.BytesIO(data), formats=["JPEG"]) as image:
-        return image.convert("RGB")
+def _tombstone_refusal(
+    erased: TombstoneMatch, *, gallery: Gallery, source_name: str, enrolled_by: User | None
+) -> EnrolmentSkipped:
+    """The refusal of a photo of an erased face, recorded in the audit log (the privacy officer is told)."""
+    audit_record(
+        action=AuditEntry.Action.TOMBSTONE_HIT,
+        actor=enrolled_by,
+        agency=gallery.owner,
+        target=gallery,
+        detail=f"{source_name}: matches a face erased at a person's request ({erased.words})",
+        data=erased.as_json(),
+    )
+    return EnrolmentSkipped(
+        f"The face matches a face erased at the person's request (tombstone; {erased.words}): it is not "
+        "enrolled again, and the privacy officer is told.",
+        "tombstone",
+    )
+
+
+def _notes(analysed: AnalysedPhoto) -> list[str]:
+    small_others = analysed.faces_found - 1
+    if not small_others:
+        return []
+    return [
+        f"{analysed.faces_found} faces in the photo; the largest was enrolled ({small_others} much smaller "
+        "background face(s) left out)."
+    ]
+
+
+def _face_image_new(
+    *, profile: Profile, analysed: AnalysedPhoto, source_name: str, enrolled_by: User | None
+) -> FaceImage:
+    """The row of a new face (not yet saved, its files not yet stored)."""
+    gallery = profile.gallery
+    return FaceImage(
+        profile=profile,
+        gallery=gallery,
+        source_name=source_name,
+        box=analysed.box,
+        landmarks=analysed.landmarks,
+        engine=gallery.engine,
+        quality=analysed.quality,
+        content_hash=analysed.content_hash,
+        enrolled_by=enrolled_by,
+        minor_at_enrolment=profile_is_minor(profile),
+    )
+
+
+def _face_images_insert(new_faces: list[tuple[FaceImage, object]]) -> None:
+    """Write new faces' rows and their descriptors (face, embedding), together: a search never sees one without
+    the other. The one place enrolment inserts them: two statements for a batch's chunk."""
+    with transaction.atomic():
+        FaceImage.objects.bulk_create([face for face, _ in new_faces])
+        descriptors = [FaceDescriptor.of(face, embedding) for face, embedding in new_faces]
+        FaceDescriptor.objects.bulk_create(descriptors)
+    for (face, _), descriptor in zip(new_faces, descriptors, strict=True):
+        face.descriptor = descriptor
+
+
+def _media_store(face_image: FaceImage, analysed: AnalysedPhoto) -> tuple[str, str]:
+    """Store the photo's re-encode and its crop; their names set on the row."""
+    stem = f"{face_image.gallery.code}/{analysed.content_hash[:32]}"
+    face_image.image = media_store(f"gallery/{stem}.jpg", analysed.image_jpeg)
+    try:
+        face_image.crop = media_store(f"crops/gallery/{stem}.jpg", analysed.crop_jpeg)
+    except Exception:
+        media_delete(face_image.image.name)  # no orphaned photo when its crop cannot be stored
+        raise
+    return face_image.image.name, face_image.crop.name
 
 
 def face_described_with(engine_name: str, image, box) -> FoundFace | None:
     """The face another engine finds at the same place in the photo (photo_faces.same_face), or None.
     EngineNotAvailable when that engine is not installed."""
-    return same_face(box, PhotoFaces(image, get_engine(engine_name)).find())
+    return PhotoFaces(image, get_engine(engine_name)).find_at(box)
 
 
 @dataclass(frozen=True)
@@ -235,36 +271,59 @@ def tombstone_match(analysed: AnalysedPhoto, engine_name: str) -> TombstoneMatch
     refused when the person was erased while their gallery used another. Each engine decides as a search does:
     its nearest erased face against its threshold calibrated to the number of erased faces it holds.
     """
+    return tombstone_matches([analysed], engine_name)[0]
+
+
+def tombstone_matches(photos: list[AnalysedPhoto], engine_name: str) -> list[TombstoneMatch | None]:
+    """tombstone_match of each photo, with one query per engine that holds erased faces.
+
+    The photo's own engine first: its descriptor is at hand, and a refusal there spares describing it again.
+    Another engine's descriptor is the one the analysis made (AnalysedPhoto.other_faces) or, when the analysis was
+    not asked for it, made here.
+    """
+    matches: list[TombstoneMatch | None] = [None] * len(photos)
     engines = set(Tombstone.objects.values_list("engine", flat=True).distinct()) & set(ENGINES)
-    image = None
-    # The photo's own engine first: its descriptor is at hand, and a refusal there spares describing it again.
     for name in sorted(engines, key=lambda name: (name != engine_name, name)):
-        if name == engine_name:
-            embedding, quality = analysed.embedding, analysed.quality
-        else:
-            try:
-                if image is None:
-                    image = stored_image(analysed.image_jpeg)
-                face = face_described_with(name, image, analysed.box)
-            except EngineNotAvailable:
-                continue  # this installation cannot describe with it; the other engines' tombstones still hold
-            if face is None:
-                continue
-            embedding, quality = face.embedding, face.quality
-        nearest = index.nearest_tombstone(embedding, engine=name)
-        if nearest is None:
+        described = [
+            (number, face)
+            for number, photo in enumerate(photos)
+            if matches[number] is None and (face := _described_by(photo, name, engine_name)) is not None
+        ]
+        if not described:
             continue
-        threshold = calibration.tombstone_threshold(engine=name)
-        decision = face_decision(usable=quality_usable(quality), compared=[(nearest.distance, threshold.distance)])
-        if decision == LIKELY:
-            return TombstoneMatch(
-                engine=name,
-                distance=nearest.distance,
-                threshold=threshold,
-                tombstone_id=nearest.tombstone_id,
-                request_id=nearest.request_id,
-            )
-    return None
+        nearest = index.nearest_tombstones([embedding for _, (embedding, _) in described], engine=name)
+        threshold = None
+        for (number, (_, quality)), hit in zip(described, nearest, strict=True):
+            if hit is None:
+                continue
+            threshold = threshold or calibration.tombstone_threshold(engine=name)
+            decision = face_decision(usable=quality_usable(quality), compared=[(hit.distance, threshold.distance)])
+            if decision == LIKELY:
+                matches[number] = TombstoneMatch(
+                    engine=name,
+                    distance=hit.distance,
+                    threshold=threshold,
+                    tombstone_id=hit.tombstone_id,
+                    request_id=hit.request_id,
+                )
+    return matches
+
+
+def _described_by(photo: AnalysedPhoto, name: str, own_engine: str) -> tuple | None:
+    """(descriptor, quality) of the photo's face by that engine; None when it finds no face there or is not
+    installed here (the other engines' tombstones still hold)."""
+    if name == own_engine:
+        return photo.embedding, photo.quality
+    if name in photo.other_faces:
+        face = photo.other_faces[name]
+    elif name in photo.other_unavailable:
+        return None
+    else:
+        try:
+            face = face_described_with(name, stored_image(photo.image_jpeg), photo.box)
+        except EngineNotAvailable:
+            return None
+    return None if face is None else (face.embedding, face.quality)
 
 
 @dataclass
@@ -275,6 +334,8 @@ class EnrolmentItem:
     display_name: str
     profile_fields: dict = field(default_factory=dict)
     source_name: str = ""  # shown to investigators; the file name when empty
+    # Set by gallery_enrol_batch before it reports the item to `progress`: "enrolled", or the refusal's code.
+    outcome: str = ""
 
 
 @dataclass
@@ -285,6 +346,10 @@ class EnrolmentSummary:
     faces_enrolled: int = 0
     skipped: list = field(default_factory=list)
     notes: list = field(default_factory=list)
+    seconds: float | None = None  # the whole batch, wall clock
+    # Where the time went, in seconds: "analysis.<stage>" summed over the photos (on every analysing process),
+    # "store.<stage>" in the process that stores.
+    stage_seconds: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         reasons: dict[str, int] = {}
@@ -302,6 +367,18 @@ class EnrolmentSummary:
             "notes": self.notes,
         }
 
+    def timings_as_dict(self) -> dict:
+        """How long the batch took (enroll_gallery --json adds these to as_dict's keys)."""
+        return {
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
+            "faces_per_second": round(self.faces_enrolled / self.seconds, 1) if self.seconds else None,
+            "stage_seconds": {stage: round(value, 3) for stage, value in self.stage_seconds.items()},
+        }
+
+
+# Photos stored together: each query of the checks and the insert run once per chunk.
+ENROL_CHUNK = 16
+
 
 def gallery_enrol_batch(
     *,
@@ -311,35 +388,33 @@ def gallery_enrol_batch(
     enrolled_by: User | None = None,
     progress=None,
     workers: int = 1,
+    chunk_size: int = ENROL_CHUNK,
 ) -> EnrolmentSummary:
-    """Enrol many photos; each photo is enrolled whole or skipped with its reason.
+    """Enrol many photos; each photo is enrolled whole or skipped with its reason, with the same decisions as
+    face_image_store one photo after the other.
 
-    With workers > 1 the photos are analysed on that many processes while this one stores them, in order.
+    With workers > 1 the photos are analysed on that many processes while this one stores them, in order, a
+    chunk at a time. The analysis also describes each face with the other engines that hold erased faces, so
+    that their tombstones are checked without describing it here. `progress(item)` after each photo is stored.
     """
+    started = time.perf_counter()
     summary = EnrolmentSummary(gallery=gallery, gallery_created=gallery_created)
-    analysed_items = analyse_files([item.path for item in items], gallery.engine, workers)
+    other_engines = tuple(
+        sorted(set(Tombstone.objects.values_list("engine", flat=True).distinct()) & set(ENGINES) - {gallery.engine})
+    )
+    analysed_items = analyse_files([item.path for item in items], gallery.engine, workers, other_engines)
+    batch = _Batch(gallery=gallery, enrolled_by=enrolled_by, summary=summary)
+    chunk: list = []
     try:
-        for item, analysed in zip(items, analysed_items, strict=True):
-            try:
-                if isinstance(analysed, EnrolmentSkipped):
-                    raise analysed
-                profile = profile_get_or_create(gallery=gallery, display_name=item.display_name, **item.profile_fields)
-                result = face_image_store(
-                    profile=profile,
-                    analysed=analysed,
-                    enrolled_by=enrolled_by,
-                    source_name=item.source_name or os.path.basename(item.path),
-                )
-            except EnrolmentSkipped as exc:
-                summary.skipped.append({"file": item.path, "reason": str(exc), "code": exc.code})
-            else:
-                summary.faces_enrolled += 1
-                summary.profiles.add(profile.id)
-                summary.notes += [{"file": item.path, "note": note} for note in result.notes]
-            if progress is not None:
-                progress(item)
+        for pair in zip(items, analysed_items, strict=True):
+            chunk.append(pair)
+            if len(chunk) >= chunk_size:
+                batch.chunk_store(chunk, progress)
+                chunk = []
+        if chunk:
+            batch.chunk_store(chunk, progress)
     except MediaUnavailable as exc:
-        # The photos enrolled before the store went away stay whole (and recorded); nothing else is kept.
+        # The chunks enrolled before the store went away stay whole (and recorded); nothing else is kept.
         Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
         if gallery_created and not summary.faces_enrolled:
             gallery.delete()
@@ -349,6 +424,7 @@ def gallery_enrol_batch(
     # A profile whose every photo was skipped holds nothing: do not keep an empty record.
     Profile.objects.filter(gallery=gallery, face_images__isnull=True).delete()
     _batch_record(gallery, gallery_created, summary, enrolled_by)
+    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -369,6 +445,124 @@ def _batch_record(
             "skipped": len(summary.skipped),
         },
     )
+
+
+@dataclass
+class _Batch:
+    """What storing a batch keeps from one chunk to the next: its profiles and the photos it enrolled."""
+
+    gallery: Gallery
+    enrolled_by: User | None
+    summary: EnrolmentSummary
+    profiles: dict = field(default_factory=dict)  # display name → Profile
+    enrolled_hashes: set = field(default_factory=set)
+    timings: dict = field(default_factory=dict)  # milliseconds per stage of storing
+
+    def chunk_store(self, chunk: list[tuple[EnrolmentItem, AnalysedPhoto | EnrolmentSkipped]], progress) -> None:
+        """Decide every photo of the chunk as face_image_store would, one after the other, then write the enrolled
+        ones in one statement and, in the photos' order, the refusals' audit entries and the watch-list alerts."""
+        gallery, timings = self.gallery, self.timings
+        for _, analysed in chunk:
+            for stage, ms in getattr(analysed, "timings", {}).items():
+                key = f"analysis.{stage}"
+                self.summary.stage_seconds[key] = self.summary.stage_seconds.get(key, 0.0) + ms / 1000
+        photos = [
+            (number, analysed) for number, (_, analysed) in enumerate(chunk) if isinstance(analysed, AnalysedPhoto)
+        ]
+        with timed(timings, "prechecks"):
+            for item, analysed in chunk:
+                if isinstance(analysed, AnalysedPhoto) and item.display_name not in self.profiles:
+                    self.profiles[item.display_name] = profile_get_or_create(
+                        gallery=gallery, display_name=item.display_name, **item.profile_fields
+                    )
+            enrolled_already = set(
+                FaceImage.objects.filter(
+                    gallery=gallery, engine=gallery.engine, content_hash__in=[a.content_hash for _, a in photos]
+                ).values_list("content_hash", flat=True)
+            )
+        with timed(timings, "tombstones"):
+            erased = dict(
+                zip(
+                    [number for number, _ in photos],
+                    tombstone_matches([analysed for _, analysed in photos], gallery.engine),
+                    strict=True,
+                )
+            )
+        decisions: list[EnrolmentSkipped | TombstoneMatch | FaceImage] = []
+        for number, (item, analysed) in enumerate(chunk):
+            decisions.append(self._decision(item, analysed, enrolled_already, erased.get(number)))
+        new_faces = [
+            (face, analysed)
+            for (_, analysed), face in zip(chunk, decisions, strict=True)
+            if isinstance(face, FaceImage)
+        ]
+        names: list[str] = []
+        try:
+            with timed(timings, "files"):
+                for face, analysed in new_faces:
+                    names += _media_store(face, analysed)
+            with transaction.atomic():
+                with timed(timings, "insert"):
+                    _face_images_insert([(face, analysed.embedding) for face, analysed in new_faces])
+                now = timezone.now()
+                with timed(timings, "watchlist"):
+                    descriptors = watchlist.watchlist_descriptors_compared(
+                        gallery=gallery, engine=gallery.engine, now=now
+                    )
+                for (item, analysed), decision in zip(chunk, decisions, strict=True):
+                    if isinstance(decision, TombstoneMatch):
+                        with timed(timings, "tombstones"):
+                            decision = _tombstone_refusal(
+                                decision,
+                                gallery=gallery,
+                                source_name=self._source_name(item),
+                                enrolled_by=self.enrolled_by,
+                            )
+                    elif isinstance(decision, FaceImage):
+                        with timed(timings, "watchlist"):
+                            watchlist.watchlist_check_enrolled_safely(decision, descriptors=descriptors, now=now)
+                    self._count(item, analysed, decision)
+        except Exception:
+            media_delete(*names)  # no orphaned file when the files or the rows cannot all be written
+            raise
+        for item, _ in chunk:
+            if progress is not None:
+                progress(item)
+        for stage, ms in timings.items():
+            self.summary.stage_seconds[f"store.{stage}"] = ms / 1000
+
+    def _decision(self, item, analysed, enrolled_already: set, erased: TombstoneMatch | None):
+        """The refusal (EnrolmentSkipped, or the TombstoneMatch to record), or the new face's row (unsaved)."""
+        if isinstance(analysed, EnrolmentSkipped):
+            return analysed
+        profile = self.profiles[item.display_name]
+        try:
+            _minor_check(profile)
+        except EnrolmentSkipped as exc:
+            return exc
+        if analysed.content_hash in enrolled_already or analysed.content_hash in self.enrolled_hashes:
+            return _duplicate()
+        if erased is not None:
+            return erased
+        self.enrolled_hashes.add(analysed.content_hash)
+        return _face_image_new(
+            profile=profile, analysed=analysed, source_name=self._source_name(item), enrolled_by=self.enrolled_by
+        )
+
+    @staticmethod
+    def _source_name(item: EnrolmentItem) -> str:
+        return item.source_name or os.path.basename(item.path)
+
+    def _count(self, item: EnrolmentItem, analysed, decision) -> None:
+        summary = self.summary
+        if isinstance(decision, EnrolmentSkipped):
+            item.outcome = decision.code
+            summary.skipped.append({"file": item.path, "reason": str(decision), "code": decision.code})
+            return
+        item.outcome = "enrolled"
+        summary.faces_enrolled += 1
+        summary.profiles.add(decision.profile_id)
+        summary.notes += [{"file": item.path, "note": note} for note in _notes(analysed)]
 
 
 class GalleryRefused(ValueError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.resources
+import weakref
 
 import numpy as np
 from django.conf import settings
@@ -63,9 +64,20 @@ class SFaceEngine(FaceEngine):
         # through cv2.dnn on the aligned 112×112 crop, in RGB order.
         self._aligner = cv2.FaceRecognizerSF.create(recognizer_path, "")
         self._net = cv2.dnn.readNetFromONNX(recognizer_path)
+        self._last_bgr: tuple | None = None
+
+    def _bgr(self, image: np.ndarray) -> np.ndarray:
+        """The photo in OpenCV's channel order. A photo is detected, described and cropped with the same array:
+        its conversion (a copy of the whole photo) is made once and kept while that array lives."""
+        last = self._last_bgr
+        if last is not None and last[0]() is image:
+            return last[1]
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        self._last_bgr = (weakref.ref(image), bgr)
+        return bgr
 
     def detect(self, image: np.ndarray, *, sensitive: bool = False, quick: bool = False) -> list[DetectedFace]:
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        bgr = self._bgr(image)
         height, width = bgr.shape[:2]
         # Sensitive: look at the photo twice as large, for small or distant faces (about 4× the time).
         scale = 2 if sensitive else 1
@@ -96,7 +108,7 @@ class SFaceEngine(FaceEngine):
         return faces
 
     def _aligned_bgr(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
-        return self._aligner.alignCrop(np.ascontiguousarray(image[:, :, ::-1]), face.handle)
+        return self._aligner.alignCrop(self._bgr(image), face.handle)
 
     def embed(self, image: np.ndarray, face: DetectedFace) -> np.ndarray:
         cv2 = self._cv2

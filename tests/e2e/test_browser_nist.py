@@ -1,5 +1,7 @@
 """The agency admin imports ANSI/NIST-ITL booking records on the galleries page, in a real browser."""
 
+import re
+
 import pytest
 
 from tests.base import faces_dir
@@ -40,6 +42,10 @@ def test_the_admin_imports_booking_records_and_reads_each_outcome(
     page.set_input_files("#id_nist-records", [str(good), str(cut), str(scar)])
     page.click("button:has-text('Import')")
     page.wait_for_selector("text=3 of 3 files done, 2 faces imported", timeout=60_000)
+    # The pace of the batch: how long it took, files per second (while running: the time left at that pace).
+    assert re.search(
+        r"files done, 2 faces imported · in \d+ s \(\d+\.\d files/s\)", page.inner_text("[data-nist-count]")
+    )
     results = page.inner_text("[data-nist-results]")
     assert "clapton-booking.an2: 2 faces imported into Booking records 2026" in results
     assert "damaged-export.an2: refused — The file is truncated" in results

@@ -13,7 +13,9 @@ function setupNistImport(form) {
     if (!files.length) { count.textContent = "Choose at least one ANSI/NIST-ITL file."; return; }
     bar.max = files.length;
     bar.value = 0;
+    count.textContent = "0 of " + files.length + " files done";
     let imported = 0;
+    const startedAt = performance.now();
     for (const file of files) {
       const data = new FormData(form);
       data.delete(field.name);
@@ -54,7 +56,8 @@ function setupNistImport(form) {
       }
       list.append(item);
       bar.value += 1;
-      count.textContent = bar.value + " of " + files.length + " files done, " + imported + " faces imported";
+      count.textContent = bar.value + " of " + files.length + " files done, " + imported + " faces imported"
+        + batchPace(bar.value, files.length, startedAt, "files");
     }
     if (imported) {
       const refresh = document.createElement("a");

@@ -148,6 +148,15 @@ function watchBadge(badge) {
   window.setTimeout(poll, 800);
 }
 
+// A batch sent one file at a time: its pace so far, and the time left at that pace (also used by nist-import.js).
+function batchPace(done, total, startedAt, unit) {
+  const seconds = (performance.now() - startedAt) / 1000;
+  if (!done || seconds <= 0) return "";
+  const rate = done / seconds;
+  if (done >= total) return " · in " + Math.round(seconds) + " s (" + rate.toFixed(1) + " " + unit + "/s)";
+  return " · " + rate.toFixed(1) + " " + unit + "/s, about " + Math.ceil((total - done) / rate) + " s left";
+}
+
 // Enrolment: one request per photo, so the page shows progress and each photo's outcome.
 function setupEnrolment(form) {
   const box = document.querySelector("[data-enrol-progress]");
@@ -163,7 +172,9 @@ function setupEnrolment(form) {
     list.replaceChildren();
     bar.max = files.length;
     bar.value = 0;
+    count.textContent = "0 of " + files.length + " photos done";
     let enrolled = 0;
+    const startedAt = performance.now();
     for (const file of files) {
       const data = new FormData(form);
       data.delete("photos");
@@ -188,7 +199,8 @@ function setupEnrolment(form) {
       }
       list.append(item);
       bar.value += 1;
-      count.textContent = bar.value + " of " + files.length + " photos done, " + enrolled + " enrolled";
+      count.textContent = bar.value + " of " + files.length + " photos done, " + enrolled + " enrolled"
+        + batchPace(bar.value, files.length, startedAt, "photos");
     }
     if (enrolled) {
       const refresh = document.createElement("a");

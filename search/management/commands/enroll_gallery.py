@@ -1,6 +1,7 @@
 import json
 import os
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -53,6 +54,20 @@ def collect_items(directory: Path) -> list[EnrolmentItem]:
     return items
 
 
+class FacesRate:
+    """The progress bar's step after each stored photo, with the faces enrolled so far and their rate."""
+
+    def __init__(self, bar):
+        self.bar, self.faces, self.started = bar, 0, time.monotonic()
+
+    def __call__(self, item: EnrolmentItem) -> None:
+        self.faces += item.outcome == "enrolled"
+        elapsed = time.monotonic() - self.started
+        rate = self.faces / elapsed if elapsed > 0 else 0.0
+        self.bar.set_postfix_str(f"{self.faces} faces, {rate:.1f} faces/s", refresh=False)
+        self.bar.update(1)
+
+
 class Command(BaseCommand):
     help = (
         "Enrol a folder into a gallery: one sub-folder per person (folder name = profile name) "
@@ -85,9 +100,9 @@ class Command(BaseCommand):
                 items=items,
                 enrolled_by=enrolled_by,
                 workers=max(1, options["workers"]),
-                progress=lambda item: bar.update(1),
+                progress=FacesRate(bar),
             )
-        result = summary.as_dict()
+        result = summary.as_dict() | summary.timings_as_dict()
         threshold = threshold_recalibrated(gallery_obj)
         if threshold is not None:
             result["threshold"] = threshold
@@ -97,7 +112,8 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Gallery {gallery_obj.name!r} ({'created' if created else 'existing'}): "
             f"{result['profiles']} profiles, {result['faces_enrolled']} faces enrolled, "
-            f"{result['files_skipped']} files skipped."
+            f"{result['files_skipped']} files skipped, in {result['seconds']:.1f} s "
+            f"({result['faces_per_second'] or 0:.1f} faces/s)."
         )
         if threshold is not None:
             self.stdout.write(

@@ -134,7 +134,7 @@ class BatchAsOneByOneTests(AgencyFixtureMixin, TestCase):
 
     @staticmethod
     def faces(gallery: Gallery) -> dict:
-        return {face.source_name: face for face in FaceImage.objects.filter(gallery=gallery)}
+        return {face.source_name: face for face in FaceImage.objects.filter(gallery=gallery).select_related("descriptor")}
 
     @staticmethod
     def tombstone_records() -> list[dict]:
@@ -190,10 +190,10 @@ class BatchAsOneByOneTests(AgencyFixtureMixin, TestCase):
             twin = reference_faces[name]
             self.assertEqual((face.box, face.landmarks, face.quality), (twin.box, twin.landmarks, twin.quality))
             self.assertEqual((face.content_hash, face.minor_at_enrolment), (twin.content_hash, False))
-            self.assertTrue(np.array_equal(np.asarray(face.embedding), np.asarray(twin.embedding)))
+            self.assertTrue(np.array_equal(np.asarray(face.descriptor.embedding), np.asarray(twin.descriptor.embedding)))
             former = described(self.photos[name], YUNET_SFACE)
             # (Read back from the database as float64: the float32 it stored, exactly.)
-            self.assertTrue(np.array_equal(np.asarray(face.embedding, dtype=np.float32), former), name)
+            self.assertTrue(np.array_equal(np.asarray(face.descriptor.embedding, dtype=np.float32), former), name)
 
         # Refused by the engine that holds the erased face: SFace for P03, dlib for P02 (the photo described by
         # dlib on a worker process, at the distance the former check found).

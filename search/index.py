@@ -103,13 +103,8 @@ def nearest_profiles(
     # The engine name is a literal from the registry above and the galleries a list, so the planner keeps only
     # the engine's partition and, in it, the leaves the galleries hash to, each with its own HNSW index;
     # everything else is a bound parameter.
-    sql = f"""
-        SELECT face_image_id, profile_id, embedding {operator} %(probe)s::vector AS distance
-        FROM search_facedescriptor
-        WHERE engine = '{engine}'{galleries} AND NOT (face_image_id = ANY(%(exclude)s)){minors}
-        ORDER BY embedding {operator} %(probe)s::vector
-        LIMIT %(limit)s
-    """
+    where = f"engine = '{engine}'{galleries} AND NOT (face_image_id = ANY(%(exclude)s)){minors}"
+    distance = f"embedding {operator} %(probe)s::vector"
     params = {
         "probe": _vector_literal(embedding),
         "galleries": list(gallery_ids or []),
@@ -119,12 +114,26 @@ def nearest_profiles(
     database = _read_connection()
     with transaction.atomic(using=database.alias), database.cursor() as cursor:
         if gallery_ids is not None and _estimated_faces(cursor, engine, gallery_ids) <= settings.EXACT_SEARCH_MAX_FACES:
-            # Few faces allowed: reading them all is exact and faster than walking the graph of every face
-            # until enough of them turn up (the bench-scale figures are in docs/scaling.md).
-            cursor.execute("SET LOCAL enable_indexscan = off")
-        cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * OVERFETCH)])
-        # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.
-        cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.HNSW_ITERATIVE_SCAN])
+            # Few faces allowed: reading them all and sorting them is exact and faster than walking the graphs
+            # until enough of them turn up (the bench-scale figures are in docs/scaling.md). The OFFSET 0 fence
+            # keeps the planner from ordering through the leaves' HNSW indexes, which under the Merge Append of
+            # partitions it does even with enable_indexscan off.
+            sql = f"""
+                SELECT face_image_id, profile_id, distance FROM (
+                    SELECT face_image_id, profile_id, {distance} AS distance
+                    FROM search_facedescriptor WHERE {where} OFFSET 0
+                ) AS allowed
+                ORDER BY distance LIMIT %(limit)s
+            """
+        else:
+            sql = f"""
+                SELECT face_image_id, profile_id, {distance} AS distance
+                FROM search_facedescriptor WHERE {where}
+                ORDER BY {distance} LIMIT %(limit)s
+            """
+            cursor.execute("SET LOCAL hnsw.ef_search = %s", [max(settings.HNSW_EF_SEARCH, limit * OVERFETCH)])
+            # pgvector 0.8: keep scanning the index until enough rows pass the gallery filter.
+            cursor.execute("SELECT set_config('hnsw.iterative_scan', %s, true)", [settings.HNSW_ITERATIVE_SCAN])
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     best: dict[int, Hit] = {}

@@ -134,7 +134,9 @@ class BatchAsOneByOneTests(AgencyFixtureMixin, TestCase):
 
     @staticmethod
     def faces(gallery: Gallery) -> dict:
-        return {face.source_name: face for face in FaceImage.objects.filter(gallery=gallery).select_related("descriptor")}
+        return {
+            face.source_name: face for face in FaceImage.objects.filter(gallery=gallery).select_related("descriptor")
+        }
 
     @staticmethod
     def tombstone_records() -> list[dict]:
@@ -190,7 +192,9 @@ class BatchAsOneByOneTests(AgencyFixtureMixin, TestCase):
             twin = reference_faces[name]
             self.assertEqual((face.box, face.landmarks, face.quality), (twin.box, twin.landmarks, twin.quality))
             self.assertEqual((face.content_hash, face.minor_at_enrolment), (twin.content_hash, False))
-            self.assertTrue(np.array_equal(np.asarray(face.descriptor.embedding), np.asarray(twin.descriptor.embedding)))
+            self.assertTrue(
+                np.array_equal(np.asarray(face.descriptor.embedding), np.asarray(twin.descriptor.embedding))
+            )
             former = described(self.photos[name], YUNET_SFACE)
             # (Read back from the database as float64: the float32 it stored, exactly.)
             self.assertTrue(np.array_equal(np.asarray(face.descriptor.embedding, dtype=np.float32), former), name)

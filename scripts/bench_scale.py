@@ -87,7 +87,13 @@ def parse_args() -> argparse.Namespace:
         " product's EXACT_SEARCH_MAX_FACES; 0: always the index)",
     )
     parser.add_argument(
-        "--filters", default="all,20,1", help="searches to time: all (no filter), 100, 20, 1 (% of faces allowed)"
+        "--filters", default="all,20,1", help="searches to time: all (no filter), 100, 20, 1 (%% of faces allowed)"
+    )
+    parser.add_argument(
+        "--probe-sources",
+        choices=("whole", "one"),
+        default="whole",
+        help="jittered probes from members of the whole gallery, or of the 1 %% gallery only (the earlier runs)",
     )
     parser.add_argument("--skip-accuracy", action="store_true", help="skip the brute-force peer and distractor counts")
     parser.add_argument("--probes", type=int, default=2000)
@@ -474,9 +480,11 @@ def make_probes(vectors, layout, real_count, mate_median, rng) -> tuple[np.ndarr
     probes = [vectors[i] for i in range(real_count)]
     sources = [-1] * real_count
     exclude = list(range(real_count))  # leave-one-out: a real photo is searched without its own face
-    one = np.flatnonzero(layout == "one")
+    # From the whole gallery (most mates then in the largest gallery's leaf, which the search must walk), or
+    # from the 1 % gallery only (every filter holds the true mate; the figures before the partitions).
+    pool = np.arange(real_count, len(vectors)) if ARGS.probe_sources == "whole" else np.flatnonzero(layout == "one")
     for _ in range(ARGS.probes - real_count):
-        source = int(rng.choice(one))  # in the 1 % gallery, so every filter holds the true mate
+        source = int(rng.choice(pool))
         noise = rng.normal(size=vectors.shape[1]).astype(np.float32)
         if METRIC == "cosine":
             scale = np.linalg.norm(vectors[source])
@@ -577,7 +585,9 @@ def index_in_plan(probe, gallery_ids) -> bool:
 PATHS_TAKEN: dict[str, int] = {}  # "exact" / "index" → searches, for the row's label
 
 
-def variant_search(probe, gallery_ids, exclude_face_id, *, ef: int, rerank: int) -> list[tuple[int, int, float]]:
+def variant_search(
+    probe, gallery_ids, exclude_face_id, *, ef: int, rerank: int, explain: bool = False
+) -> list[tuple[int, int, float]] | int:
     """nearest_profiles with this run's layout and index kind: the nearest face of each of the TOP_K nearest
     profiles. The same steps as the product's: a small allowed set read exactly, ef_search and the
     iterative scan set for the transaction, TOP_K × OVERFETCH faces, one per profile."""
@@ -601,7 +611,13 @@ def variant_search(probe, gallery_ids, exclude_face_id, *, ef: int, rerank: int)
             [str(min(1000, max(ef, keep if exact else keep * rerank))), ITERATIVE_SCAN],
         )
         # Read exactly, the full vectors' query is exact already; the screen is for the index.
-        cursor.execute(search_sql("vector" if exact else INDEX, filtered=gallery_ids is not None), params)
+        sql = search_sql("vector" if exact else INDEX, filtered=gallery_ids is not None)
+        if explain:  # the shared buffers the query touched: its cost in pages, whatever else runs on the machine
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+            top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+            return int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0))
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     best: dict[int, tuple[int, int, float]] = {}
     for face_image_id, profile_id, distance in rows:
@@ -630,15 +646,45 @@ def run_searches(
     for i in range(min(50, len(probes))):  # warm the caches
         product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank)
     PATHS_TAKEN.clear()
+    cpu = []
+    backend = backend_schedstat()
     for i in progress(range(len(probes)), desc=label, unit="search", leave=False):
+        backend_before, own_before = cpu_ns(backend), time.thread_time_ns()
         started = time.perf_counter()
         hits = product_search(
             probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank
         )
         latencies.append((time.perf_counter() - started) * 1000)
+        cpu.append((cpu_ns(backend) - backend_before + time.thread_time_ns() - own_before) / 1e6)
         for rank, (face_image_id, _, _) in enumerate(hits):
             found[i, rank] = ordinal_of[face_image_id]
+    CPU_MS[label] = cpu
+    BUFFERS[label] = [
+        variant_search(
+            probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank, explain=True
+        )
+        for i in range(min(200, len(probes)))
+    ]
     return latencies, found
+
+
+BUFFERS: dict[str, list[int]] = {}  # shared buffers touched per search (EXPLAIN ANALYZE of 200 probes), by label
+
+
+CPU_MS: dict[str, list[float]] = {}  # the last run's CPU milliseconds per search, by its label
+
+
+def backend_schedstat() -> Path:
+    """/proc/<pid>/schedstat of this connection's PostgreSQL backend: its first field is the time the
+    process has run on a CPU, in nanoseconds. Searches timed by CPU as well as by the clock, so that a
+    machine shared with other work still gives comparable figures (parallel workers not included)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return Path(f"/proc/{cursor.fetchone()[0]}/schedstat")
+
+
+def cpu_ns(schedstat: Path) -> int:
+    return int(schedstat.read_text().split()[0])
 
 
 def agreement(found, exact_ids, exact_d, vectors, probes) -> tuple[float, float]:
@@ -898,11 +944,15 @@ def main() -> None:
                     f" jittered probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}",
                     file=sys.stderr,
                 )
-                results.append((label, ef, rerank, latencies, top1, recall, found))
+                cpu = CPU_MS[f"{label}, {setting}"]
+                buffers = BUFFERS[f"{label}, {setting}"]
+                results.append((label, ef, rerank, latencies, top1, recall, found, cpu, buffers))
                 print(
                     f"  {label:15} {setting}: p50 {percentile(latencies, 50):6.2f} ms,"
                     f" p95 {percentile(latencies, 95):6.2f},"
-                    f" p99 {percentile(latencies, 99):6.2f}; top-1 {top1:.4%}, recall@10 {recall:.4f}",
+                    f" p99 {percentile(latencies, 99):6.2f}; CPU p50 {percentile(cpu, 50):6.2f},"
+                    f" p95 {percentile(cpu, 95):6.2f}; buffers p50 {percentile(buffers, 50):.0f};"
+                    f" top-1 {top1:.4%}, recall@10 {recall:.4f}",
                     file=sys.stderr,
                 )
     memory = postgres_memory()
@@ -935,12 +985,21 @@ def main() -> None:
     if LAYOUT == "partitioned":
         memo += "- Leaves holding faces: " + ", ".join(f"{name} {count:,}" for name, count in leaves()) + "\n"
     print(memo)
-    print("| search | ef_search | F | p50 ms | p95 ms | p99 ms | top-1 = exact | top-10 recall |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for label, ef, rerank, latencies, top1, recall, _ in results:
+    print(
+        "Latency by the clock (p50 / p95 / p99) and by CPU (p50 / p95: the PostgreSQL backend's run time plus"
+        " this process's, per search; what a search costs when no other work shares the cores); buffers: the"
+        " shared buffers a search touches (median of 200, EXPLAIN ANALYZE), its cost in pages on any machine.\n"
+    )
+    print(
+        "| search | ef_search | F | p50 ms | p95 ms | p99 ms | CPU p50 ms | CPU p95 ms | buffers | top-1 = exact"
+        " | top-10 recall |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, ef, rerank, latencies, top1, recall, _, cpu, buffers in results:
         print(
             f"| {label} | {ef} | {rerank if INDEX != 'vector' else '–'} | {percentile(latencies, 50):.2f}"
             f" | {percentile(latencies, 95):.2f} | {percentile(latencies, 99):.2f}"
+            f" | {percentile(cpu, 50):.2f} | {percentile(cpu, 95):.2f} | {percentile(buffers, 50):,.0f}"
             f" | {top1:.2%} ({round(top1 * len(probes))}/{len(probes)}) | {recall:.4f} |"
         )
     if not ARGS.skip_accuracy and product_unfiltered is not None:

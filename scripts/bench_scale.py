@@ -532,6 +532,16 @@ def search_sql(kind: str, *, filtered: bool) -> str:
     operator = index._OPERATORS[ENGINES[ENGINE].metric]
     galleries = " AND gallery_id = ANY(%(galleries)s)" if filtered else ""
     where = f"engine = '{ENGINE}'{galleries} AND NOT ({ID_COLUMN} = ANY(%(exclude)s)) AND NOT minor_at_enrolment"
+    if kind == "exact":
+        # Every allowed face read and sorted by its distance. The OFFSET 0 fence keeps the planner from
+        # ordering through the vector index: with partitions it walks the leaves' indexes even with
+        # enable_indexscan off (PostgreSQL 18 picks the disabled index scans under a Merge Append).
+        return (
+            f"SELECT id, profile_id, distance FROM ("
+            f" SELECT {ID_COLUMN} AS id, profile_id, embedding {operator} %(probe)s::vector AS distance FROM {TABLE}"
+            f" WHERE {where} OFFSET 0"
+            f") AS allowed ORDER BY distance LIMIT %(limit)s"
+        )
     if kind == "vector":
         return (
             f"SELECT {ID_COLUMN}, profile_id, embedding {operator} %(probe)s::vector AS distance FROM {TABLE}"
@@ -604,14 +614,11 @@ def variant_search(
     with transaction.atomic(), connection.cursor() as cursor:
         exact = gallery_ids is not None and estimated_faces(cursor, gallery_ids) <= EXACT_MAX
         PATHS_TAKEN["exact" if exact else "index"] = PATHS_TAKEN.get("exact" if exact else "index", 0) + 1
-        if exact:
-            cursor.execute("SET LOCAL enable_indexscan = off")
         cursor.execute(
             "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
             [str(min(1000, max(ef, keep if exact else keep * rerank))), ITERATIVE_SCAN],
         )
-        # Read exactly, the full vectors' query is exact already; the screen is for the index.
-        sql = search_sql("vector" if exact else INDEX, filtered=gallery_ids is not None)
+        sql = search_sql("exact" if exact else INDEX, filtered=gallery_ids is not None)
         if explain:  # the shared buffers the query touched: its cost in pages, whatever else runs on the machine
             cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
             plan = cursor.fetchone()[0]

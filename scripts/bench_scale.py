@@ -7,6 +7,11 @@ touches the portal's data. It holds the real descriptors of the shared photos pl
 from a Gaussian fitted to the mean and covariance of that engine's real descriptors, split into three
 galleries so that agency-filtered searches can be allowed 100 %, 20 % and 1 % of the faces.
 
+The descriptors are loaded into the partitioned descriptor table (--layout partitioned, the default: by
+engine, then by a hash of the gallery, an index per leaf; its DDL is kept here) or the face table as it
+was (--layout single); the index is HNSW on half-precision vectors with an exact re-rank (--index
+halfvec, the default), on the full vectors (vector) or on binary-quantised ones (binary).
+
 Probes (2,000 by default), each with a true mate in the gallery:
 - every labelled shared photo, searched leave-one-out (its own face excluded, its other photos are its mates);
 - jittered copies of gallery members: the member plus Gaussian noise as large as the median distance
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import platform
 import shutil
@@ -45,12 +51,59 @@ FILTERS = {
     "filtered 1 %": ("one",),
 }
 GALLERY_SHARES = {"one": 0.01, "nineteen": 0.19, "eighty": 0.80}
+FILTER_CODES = {"unfiltered": "all", "filtered 100 %": "100", "filtered 20 %": "20", "filtered 1 %": "1"}
+LAYOUTS = ("partitioned", "single")
+INDEX_KINDS = ("vector", "halfvec", "binary")
+# Chosen with this benchmark (docs/benchmarks.md, 2026-12-08): at 1M faces halfvec agreed with the full
+# vectors' index to within one probe at every ef_search, for ~10 % less CPU and a third less index; the
+# half-precision order needs no deeper over-fetch, the outer query only restores the exact distances.
+DEFAULT_INDEX = "halfvec"
+DEFAULT_RERANK = 1
+DEFAULT_BINARY_RERANK = 20
+HASH_PARTITIONS = 8  # MODULUS of the gallery hash under each engine's partition
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="faces in the gallery")
-    parser.add_argument("--engine", default="dlib", help="dlib, sface or a full engine name")
+    parser.add_argument("--engine", default="sface", help="dlib, sface or a full engine name")
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        default="partitioned",
+        help="partitioned: the descriptor table by engine and gallery hash, an index per leaf;"
+        " single: the face table with a partial index per engine (the layout before the partitions)",
+    )
+    parser.add_argument(
+        "--index",
+        choices=INDEX_KINDS,
+        default=DEFAULT_INDEX,
+        help="vector: HNSW on the full vectors; halfvec: HNSW on half-precision vectors, an over-fetched list"
+        " re-ranked by the full-precision distance; binary: HNSW on binary_quantize() by Hamming distance, re-ranked",
+    )
+    parser.add_argument(
+        "--rerank",
+        default=None,
+        help="comma-separated over-fetch factors F to sweep for halfvec/binary: the screen fetches F × the faces"
+        f" the query keeps (default {DEFAULT_RERANK}, binary {DEFAULT_BINARY_RERANK})",
+    )
+    parser.add_argument(
+        "--exact-max",
+        type=int,
+        default=None,
+        help="allowed faces (planner estimate) up to which a filtered search reads them exactly (default: the"
+        " product's EXACT_SEARCH_MAX_FACES; 0: always the index)",
+    )
+    parser.add_argument(
+        "--filters", default="all,20,1", help="searches to time: all (no filter), 100, 20, 1 (%% of faces allowed)"
+    )
+    parser.add_argument(
+        "--probe-sources",
+        choices=("whole", "one"),
+        default="whole",
+        help="jittered probes from members of the whole gallery, or of the 1 %% gallery only (the earlier runs)",
+    )
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip the brute-force peer and distractor counts")
     parser.add_argument("--probes", type=int, default=2000)
     parser.add_argument("--m", type=int, default=None, help="HNSW m (default: the product's)")
     parser.add_argument("--ef-construction", type=int, default=None, help="default: the product's")
@@ -72,7 +125,9 @@ def parse_args() -> argparse.Namespace:
 if __name__ == "__main__":
     ARGS = parse_args()
     BENCH_PGDATA = Path(os.environ.get("BENCH_PGDATA", BASE_DIR / "var" / "bench-pgdata"))
-    BENCH_DATABASE = "portal_scale"
+    # One database per gallery size, layout and index, so that --keep / --reuse build each variant once
+    # (0: the product's m / ef_construction).
+    BENCH_DATABASE = f"portal_scale_{ARGS.n}_{ARGS.layout}_{ARGS.index}_m{ARGS.m or 0}_efc{ARGS.ef_construction or 0}"
 
     def start_bench_server() -> str:
         """A PostgreSQL server of the benchmark's own, tuned like the product's embedded one."""
@@ -125,7 +180,20 @@ if __name__ == "__main__":
     EF_CONSTRUCTION = ARGS.ef_construction or HNSW["ef_construction"]
     EF_SEARCH_VALUES = [int(v) for v in ARGS.ef_search.split(",")] if ARGS.ef_search else [settings.HNSW_EF_SEARCH]
     ITERATIVE_SCAN = ARGS.iterative_scan or settings.HNSW_ITERATIVE_SCAN
+    EXACT_MAX = settings.EXACT_SEARCH_MAX_FACES if ARGS.exact_max is None else ARGS.exact_max
+    LAYOUT, INDEX = ARGS.layout, ARGS.index
+    if ARGS.rerank:
+        RERANK_VALUES = [int(v) for v in ARGS.rerank.split(",")]
+    else:
+        RERANK_VALUES = [{"vector": 1, "halfvec": DEFAULT_RERANK, "binary": DEFAULT_BINARY_RERANK}[INDEX]]
+    if INDEX == "vector" and RERANK_VALUES != [1]:
+        raise SystemExit("--rerank applies to --index halfvec or binary; full vectors need no re-ranking")
+    DIMENSIONS = ENGINES[ENGINE].dimensions
+    TABLE, ID_COLUMN = (
+        ("search_facedescriptor", "face_image_id") if LAYOUT == "partitioned" else ("search_faceimage", "id")
+    )
     TOP_K = 10
+    LOAD_AT_START = " / ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def progress(iterable, **kwargs):
@@ -252,16 +320,101 @@ def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int
             [ENGINE],
         )
         cursor.execute("DROP TABLE staged")
+        if LAYOUT == "partitioned":
+            for statement in descriptor_table_ddl():
+                cursor.execute(statement)
+            cursor.execute(
+                "INSERT INTO search_facedescriptor (face_image_id, gallery_id, profile_id, engine,"
+                " minor_at_enrolment, embedding)"
+                " SELECT id, gallery_id, profile_id, engine, minor_at_enrolment, embedding FROM search_faceimage"
+                " WHERE engine = %s",
+                [ENGINE],
+            )
     return gallery_ids, time.perf_counter() - started
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The descriptor table and its indexes. The partitioned layout mirrors the product's descriptor table
+# (search_facedescriptor: LIST (engine), each engine's partition HASH (gallery_id) MODULUS 8, the vector
+# index created on each engine's partition, so one per leaf); its SQL is kept here, not imported, so the
+# benchmark measures this layout whatever the migrations hold.
+
+
+def engine_short(engine: str) -> str:
+    return ENGINES[engine].hnsw_index.split("_")[2]  # face_embedding_<short>_hnsw
+
+
+def descriptor_table_ddl() -> list[str]:
+    statements = [
+        "DROP TABLE IF EXISTS search_facedescriptor CASCADE",
+        f"""CREATE TABLE search_facedescriptor (
+            face_image_id bigint NOT NULL REFERENCES search_faceimage (id) ON DELETE CASCADE,
+            gallery_id bigint NOT NULL,
+            profile_id bigint NOT NULL,
+            engine varchar(40) NOT NULL,
+            minor_at_enrolment boolean NOT NULL,
+            embedding vector({DIMENSIONS}) NOT NULL
+        ) PARTITION BY LIST (engine)""",
+    ]
+    for engine in ENGINES:
+        short = engine_short(engine)
+        statements.append(
+            f"CREATE TABLE search_facedescriptor_{short} PARTITION OF search_facedescriptor"
+            f" FOR VALUES IN ('{engine}') PARTITION BY HASH (gallery_id)"
+        )
+        statements += [
+            f"CREATE TABLE search_facedescriptor_{short}_{remainder} PARTITION OF search_facedescriptor_{short}"
+            f" FOR VALUES WITH (MODULUS {HASH_PARTITIONS}, REMAINDER {remainder})"
+            for remainder in range(HASH_PARTITIONS)
+        ]
+    # What ON DELETE CASCADE from the face table looks rows up by.
+    statements.append("CREATE INDEX search_facedescriptor_face_image ON search_facedescriptor (face_image_id)")
+    return statements
+
+
+def index_expression(kind: str) -> str:
+    """The indexed expression and its operator class, per index kind, for ENGINE's metric."""
+    metric = ENGINES[ENGINE].metric
+    if kind == "vector":
+        return f"embedding {index.OPCLASSES[metric]}"
+    if kind == "halfvec":
+        return f"(embedding::halfvec({DIMENSIONS})) {'halfvec_cosine_ops' if metric == 'cosine' else 'halfvec_l2_ops'}"
+    return f"(binary_quantize(embedding)::bit({DIMENSIONS})) bit_hamming_ops"
+
+
+def index_create_sql(kind: str, *, m: int, ef_construction: int) -> str:
+    with_ = f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)})"
+    if LAYOUT == "partitioned":
+        short = engine_short(ENGINE)
+        return (
+            f"CREATE INDEX search_facedescriptor_{short}_hnsw ON search_facedescriptor_{short}"
+            f" USING hnsw ({index_expression(kind)}) {with_}"
+        )
+    return (
+        f"CREATE INDEX {ENGINES[ENGINE].hnsw_index} ON search_faceimage USING hnsw ({index_expression(kind)})"
+        f" {with_} WHERE engine = '{ENGINE}'"
+    )
 
 
 def build_index() -> float:
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(index.hnsw_create_sql(ENGINE, m=M, ef_construction=EF_CONSTRUCTION))
+        cursor.execute(index_create_sql(INDEX, m=M, ef_construction=EF_CONSTRUCTION))
+        cursor.execute(f"VACUUM ANALYZE {TABLE}")
         cursor.execute("VACUUM ANALYZE search_faceimage")
         cursor.execute("VACUUM ANALYZE search_profile")
     return time.perf_counter() - started
+
+
+def leaves() -> list[tuple[str, int]]:
+    """The engine's leaf partitions holding faces and their face counts (partitioned layout)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tableoid::regclass::text, count(*) FROM search_facedescriptor WHERE engine = %s"
+            " GROUP BY 1 ORDER BY 1",
+            [ENGINE],
+        )
+        return [(name, int(count)) for name, count in cursor.fetchall()]
 
 
 def face_ids_by_ordinal(count: int, gallery_ids: list[int]) -> np.ndarray:
@@ -277,14 +430,28 @@ def face_ids_by_ordinal(count: int, gallery_ids: list[int]) -> np.ndarray:
 
 
 def sizes() -> dict[str, int]:
+    """On disk: the descriptors' table (all leaves), its vector indexes, the table with every index, the
+    database."""
+    relations = (
+        "SELECT relid FROM pg_partition_tree(%s) WHERE isleaf" if LAYOUT == "partitioned" else "SELECT %s::regclass"
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_table_size('search_faceimage'), pg_relation_size(%s),"
-            " pg_total_relation_size('search_faceimage'), pg_database_size(current_database())",
-            [ENGINES[ENGINE].hnsw_index],
+            "SELECT COALESCE(sum(pg_table_size(relid)), 0), COALESCE(sum(pg_total_relation_size(relid)), 0)"
+            f" FROM ({relations}) AS leaves (relid)",
+            [TABLE],
         )
-        table, hnsw, total, database = cursor.fetchone()
-    return {"table": table, "hnsw": hnsw, "table with indexes": total, "database": database}
+        table, total = cursor.fetchone()
+        cursor.execute(
+            "SELECT COALESCE(sum(pg_relation_size(i.indexrelid)), 0) FROM pg_index i"
+            " JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam"
+            f" WHERE a.amname = 'hnsw' AND i.indrelid IN ({relations})",
+            [TABLE],
+        )
+        hnsw = cursor.fetchone()[0]
+        cursor.execute("SELECT pg_database_size(current_database())")
+        database = cursor.fetchone()[0]
+    return {"table": int(table), "hnsw": int(hnsw), "table with indexes": int(total), "database": int(database)}
 
 
 def postgres_memory() -> dict[str, int]:
@@ -321,9 +488,11 @@ def make_probes(vectors, layout, real_count, mate_median, rng) -> tuple[np.ndarr
     probes = [vectors[i] for i in range(real_count)]
     sources = [-1] * real_count
     exclude = list(range(real_count))  # leave-one-out: a real photo is searched without its own face
-    one = np.flatnonzero(layout == "one")
+    # From the whole gallery (most mates then in the largest gallery's leaf, which the search must walk), or
+    # from the 1 % gallery only (every filter holds the true mate; the figures before the partitions).
+    pool = np.arange(real_count, len(vectors)) if ARGS.probe_sources == "whole" else np.flatnonzero(layout == "one")
     for _ in range(ARGS.probes - real_count):
-        source = int(rng.choice(one))  # in the 1 % gallery, so every filter holds the true mate
+        source = int(rng.choice(pool))
         noise = rng.normal(size=vectors.shape[1]).astype(np.float32)
         if METRIC == "cosine":
             scale = np.linalg.norm(vectors[source])
@@ -363,24 +532,174 @@ def exact_top(vectors, allowed, probes, exclude, k) -> tuple[np.ndarray, np.ndar
     return top_ids, top_d
 
 
-def product_search(probe, gallery_ids, exclude_face_id) -> list[index.Hit]:
-    exclude = (int(exclude_face_id),) if exclude_face_id else ()
-    return index.nearest_profiles(
-        probe, engine=ENGINE, gallery_ids=gallery_ids, limit=TOP_K, exclude_face_image_ids=exclude
+def search_sql(kind: str, *, filtered: bool) -> str:
+    """The vector query of one index kind. vector: the product's query (the engine a literal, so the
+    planner prunes the other engines' partitions or matches the partial index). halfvec / binary: the
+    index's screen over-fetches %(fetch)s faces, the outer query re-ranks them by the full-precision
+    distance."""
+    operator = index._OPERATORS[ENGINES[ENGINE].metric]
+    galleries = " AND gallery_id = ANY(%(galleries)s)" if filtered else ""
+    where = f"engine = '{ENGINE}'{galleries} AND NOT ({ID_COLUMN} = ANY(%(exclude)s)) AND NOT minor_at_enrolment"
+    if kind == "exact":
+        # Every allowed face read and sorted by its distance. The OFFSET 0 fence keeps the planner from
+        # ordering through the vector index: with partitions it walks the leaves' indexes even with
+        # enable_indexscan off (PostgreSQL 18 picks the disabled index scans under a Merge Append).
+        return (
+            f"SELECT id, profile_id, distance FROM ("
+            f" SELECT {ID_COLUMN} AS id, profile_id, embedding {operator} %(probe)s::vector AS distance FROM {TABLE}"
+            f" WHERE {where} OFFSET 0"
+            f") AS allowed ORDER BY distance LIMIT %(limit)s"
+        )
+    if kind == "vector":
+        return (
+            f"SELECT {ID_COLUMN}, profile_id, embedding {operator} %(probe)s::vector AS distance FROM {TABLE}"
+            f" WHERE {where} ORDER BY embedding {operator} %(probe)s::vector LIMIT %(limit)s"
+        )
+    if kind == "halfvec":
+        screen = f"embedding::halfvec({DIMENSIONS}) {operator} %(probe)s::halfvec({DIMENSIONS})"
+    else:
+        screen = f"binary_quantize(embedding)::bit({DIMENSIONS}) <~> binary_quantize(%(probe)s::vector)"
+    return (
+        f"SELECT id, profile_id, embedding {operator} %(probe)s::vector AS distance FROM ("
+        f" SELECT {ID_COLUMN} AS id, profile_id, embedding FROM {TABLE} WHERE {where}"
+        f" ORDER BY {screen} LIMIT %(fetch)s"
+        f") AS screened ORDER BY distance LIMIT %(limit)s"
     )
 
 
-def run_searches(label, probes, exclude, face_ids, ordinal_of, gallery_ids) -> tuple[list[float], np.ndarray]:
+def estimated_faces(cursor, gallery_ids: list[int]) -> int:
+    """The planner's estimate of the allowed faces, as the product's index._estimated_faces makes it."""
+    cursor.execute(
+        f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {TABLE} WHERE engine = %s AND gallery_id = ANY(%s)",
+        [ENGINE, list(gallery_ids)],
+    )
+    plan = cursor.fetchone()[0]
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    return int(plan[0]["Plan"]["Plan Rows"])
+
+
+def index_in_plan(probe, gallery_ids) -> bool:
+    """Whether the planner walks the vector index for this run's query (at a few thousand faces it may
+    rather read them all)."""
+    keep = TOP_K * index.OVERFETCH
+    params = {
+        "probe": index._vector_literal(probe),
+        "galleries": list(gallery_ids or []),
+        "exclude": [],
+        "limit": keep,
+        "fetch": keep * RERANK_VALUES[0],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "EXPLAIN (FORMAT JSON) " + search_sql(INDEX, filtered=gallery_ids is not None)
+            if not (LAYOUT == "single" and INDEX == "vector")
+            else "EXPLAIN (FORMAT JSON) " + search_sql("vector", filtered=gallery_ids is not None),
+            params,
+        )
+        plan = cursor.fetchone()[0]
+    return "Index Scan" in (plan if isinstance(plan, str) else json.dumps(plan))
+
+
+PATHS_TAKEN: dict[str, int] = {}  # "exact" / "index" → searches, for the row's label
+
+
+def variant_search(
+    probe, gallery_ids, exclude_face_id, *, ef: int, rerank: int, explain: bool = False
+) -> list[tuple[int, int, float]] | int:
+    """nearest_profiles with this run's layout and index kind: the nearest face of each of the TOP_K nearest
+    profiles. The same steps as the product's: a small allowed set read exactly, ef_search and the
+    iterative scan set for the transaction, TOP_K × OVERFETCH faces, one per profile."""
+    from django.db import transaction
+
+    keep = TOP_K * index.OVERFETCH
+    params = {
+        "probe": index._vector_literal(probe),
+        "galleries": list(gallery_ids or []),
+        "exclude": [int(exclude_face_id)] if exclude_face_id else [],
+        "limit": keep,
+        "fetch": keep * rerank,
+    }
+    with transaction.atomic(), connection.cursor() as cursor:
+        exact = gallery_ids is not None and estimated_faces(cursor, gallery_ids) <= EXACT_MAX
+        PATHS_TAKEN["exact" if exact else "index"] = PATHS_TAKEN.get("exact" if exact else "index", 0) + 1
+        cursor.execute(
+            "SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', %s, true)",
+            [str(min(1000, max(ef, keep if exact else keep * rerank))), ITERATIVE_SCAN],
+        )
+        sql = search_sql("exact" if exact else INDEX, filtered=gallery_ids is not None)
+        if explain:  # the shared buffers the query touched: its cost in pages, whatever else runs on the machine
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql, params)
+            plan = cursor.fetchone()[0]
+            top = (plan if isinstance(plan, list) else json.loads(plan))[0]["Plan"]
+            return int(top.get("Shared Hit Blocks", 0)) + int(top.get("Shared Read Blocks", 0))
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    best: dict[int, tuple[int, int, float]] = {}
+    for face_image_id, profile_id, distance in rows:
+        if profile_id not in best:
+            best[profile_id] = (face_image_id, profile_id, float(distance))
+    return sorted(best.values(), key=lambda hit: hit[2])[:TOP_K]
+
+
+def product_search(probe, gallery_ids, exclude_face_id, *, ef: int, rerank: int) -> list[tuple[int, int, float]]:
+    """The single layout with full vectors: the product's own search.index.nearest_profiles, unchanged."""
+    if LAYOUT == "single" and INDEX == "vector" and ARGS.exact_max is None:
+        settings.HNSW_EF_SEARCH = ef  # the product searches with max(this, top k × over-fetch)
+        settings.HNSW_ITERATIVE_SCAN = ITERATIVE_SCAN
+        exclude = (int(exclude_face_id),) if exclude_face_id else ()
+        hits = index.nearest_profiles(
+            probe, engine=ENGINE, gallery_ids=gallery_ids, limit=TOP_K, exclude_face_image_ids=exclude
+        )
+        return [(hit.face_image_id, hit.profile_id, hit.distance) for hit in hits]
+    return variant_search(probe, gallery_ids, exclude_face_id, ef=ef, rerank=rerank)
+
+
+def run_searches(
+    label, probes, exclude, face_ids, ordinal_of, gallery_ids, *, ef: int, rerank: int
+) -> tuple[list[float], np.ndarray]:
     latencies, found = [], np.full((len(probes), TOP_K), -1, dtype=np.int64)
     for i in range(min(50, len(probes))):  # warm the caches
-        product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0)
+        product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank)
+    PATHS_TAKEN.clear()
+    cpu = []
+    backend = backend_schedstat()
     for i in progress(range(len(probes)), desc=label, unit="search", leave=False):
+        backend_before, own_before = cpu_ns(backend), time.thread_time_ns()
         started = time.perf_counter()
-        hits = product_search(probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0)
+        hits = product_search(
+            probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank
+        )
         latencies.append((time.perf_counter() - started) * 1000)
-        for rank, hit in enumerate(hits):
-            found[i, rank] = ordinal_of[hit.face_image_id]
+        cpu.append((cpu_ns(backend) - backend_before + time.thread_time_ns() - own_before) / 1e6)
+        for rank, (face_image_id, _, _) in enumerate(hits):
+            found[i, rank] = ordinal_of[face_image_id]
+    CPU_MS[label] = cpu
+    BUFFERS[label] = [
+        variant_search(
+            probes[i], gallery_ids, face_ids[exclude[i]] if exclude[i] >= 0 else 0, ef=ef, rerank=rerank, explain=True
+        )
+        for i in range(min(200, len(probes)))
+    ]
     return latencies, found
+
+
+BUFFERS: dict[str, list[int]] = {}  # shared buffers touched per search (EXPLAIN ANALYZE of 200 probes), by label
+
+
+CPU_MS: dict[str, list[float]] = {}  # the last run's CPU milliseconds per search, by its label
+
+
+def backend_schedstat() -> Path:
+    """/proc/<pid>/schedstat of this connection's PostgreSQL backend: its first field is the time the
+    process has run on a CPU, in nanoseconds. Searches timed by CPU as well as by the clock, so that a
+    machine shared with other work still gives comparable figures (parallel workers not included)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        return Path(f"/proc/{cursor.fetchone()[0]}/schedstat")
+
+
+def cpu_ns(schedstat: Path) -> int:
+    return int(schedstat.read_text().split()[0])
 
 
 def agreement(found, exact_ids, exact_d, vectors, probes) -> tuple[float, float]:
@@ -586,7 +905,7 @@ def main() -> None:
     reused = ARGS.reuse and Gallery.objects.filter(name__startswith="Synthetic").count() == 3
     if reused:
         gallery_ids = {name: Gallery.objects.get(name=f"Synthetic {name}").id for name in GALLERY_SHARES}
-        load_s = build_s = float("nan")
+        load_s, build_s = figure("load_s"), figure("build_s")
     if ARGS.pipeline and reused:
         report_pipeline()
     if ARGS.skip_searches and reused:
@@ -599,6 +918,9 @@ def main() -> None:
             file=sys.stderr,
         )
         build_s = build_index()
+        figure("load_s", load_s)
+        figure("build_s", build_s)
+        print(f"built in {build_s:.0f} s", file=sys.stderr)
         if ARGS.pipeline:
             report_pipeline()
         if ARGS.skip_searches:
@@ -608,45 +930,57 @@ def main() -> None:
     ordinal_of = {int(face_id): ordinal for ordinal, face_id in enumerate(face_ids)}
     probes, sources, exclude = make_probes(vectors, layout, len(real), mate_median, rng)
 
-    results = []  # (filter, ef_search, latencies, top1, recall10)
+    results = []  # (filter, ef_search, rerank, latencies, top1, recall10, found)
     exact_full = None
     for label, galleries in FILTERS.items():
+        if FILTER_CODES[label] not in ARGS.filters.split(","):
+            continue
         allowed = np.arange(n) if galleries is None else np.flatnonzero(np.isin(layout, galleries))
         exact_ids, exact_d = exact_top(vectors, allowed, probes, exclude, TOP_K)
         if galleries is None:
             exact_full = (exact_ids, exact_d)
         ids = None if galleries is None else [gallery_ids[name] for name in galleries]
+        if ids is not None:
+            with connection.cursor() as cursor:
+                if estimated_faces(cursor, ids) <= EXACT_MAX:
+                    label = f"{label} (read exactly)"
+        if "read exactly" not in label and not index_in_plan(probes[0], ids):
+            label = f"{label} (the planner chose no index)"
         for ef in EF_SEARCH_VALUES:
-            settings.HNSW_EF_SEARCH = ef  # the product searches with max(this, top k × over-fetch)
-            settings.HNSW_ITERATIVE_SCAN = ITERATIVE_SCAN
-            latencies, found = run_searches(f"{label}, ef_search {ef}", probes, exclude, face_ids, ordinal_of, ids)
-            top1, recall = agreement(found, exact_ids, exact_d, vectors, probes)
-            misses = np.flatnonzero(found[:, 0] != exact_ids[:, 0])
-            print(
-                f"  top-1 differs for {(misses < len(real)).sum()} real and {(misses >= len(real)).sum()} jittered"
-                f" probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}",
-                file=sys.stderr,
-            )
-            results.append((label, ef, latencies, top1, recall, found))
-            print(
-                f"  {label:15} ef_search {ef:4}: p50 {percentile(latencies, 50):6.2f} ms,"
-                f" p95 {percentile(latencies, 95):6.2f},"
-                f" p99 {percentile(latencies, 99):6.2f}; top-1 {top1:.4%}, recall@10 {recall:.4f}",
-                file=sys.stderr,
-            )
+            for rerank in RERANK_VALUES:
+                setting = f"ef_search {ef}" + (f", F {rerank}" if INDEX != "vector" else "")
+                latencies, found = run_searches(
+                    f"{label}, {setting}", probes, exclude, face_ids, ordinal_of, ids, ef=ef, rerank=rerank
+                )
+                top1, recall = agreement(found, exact_ids, exact_d, vectors, probes)
+                misses = np.flatnonzero(found[:, 0] != exact_ids[:, 0])
+                print(
+                    f"  top-1 differs for {(misses < len(real)).sum()} real and {(misses >= len(real)).sum()}"
+                    f" jittered probes; e.g. {[(int(i), float(exact_d[i, 0])) for i in misses[:5]]}",
+                    file=sys.stderr,
+                )
+                cpu = CPU_MS[f"{label}, {setting}"]
+                buffers = BUFFERS[f"{label}, {setting}"]
+                results.append((label, ef, rerank, latencies, top1, recall, found, cpu, buffers))
+                print(
+                    f"  {label:15} {setting}: p50 {percentile(latencies, 50):6.2f} ms,"
+                    f" p95 {percentile(latencies, 95):6.2f},"
+                    f" p99 {percentile(latencies, 99):6.2f}; CPU p50 {percentile(cpu, 50):6.2f},"
+                    f" p95 {percentile(cpu, 95):6.2f}; buffers p50 {percentile(buffers, 50):.0f};"
+                    f" top-1 {top1:.4%}, recall@10 {recall:.4f}",
+                    file=sys.stderr,
+                )
     memory = postgres_memory()
-    peer = peer_search_ms(vectors, probes[: ARGS.peer_probes])
-    product_unfiltered = next(r for r in results if r[0] == "unfiltered" and r[1] == EF_SEARCH_VALUES[-1])
-    in_gallery = mates_in_gallery(vectors, identities, len(real), exact_full[0], product_unfiltered[5])
-    fair = mates_among_unfitted_distractors(real, identities, n, rng)
+    unfiltered = [r for r in results if r[0] == "unfiltered"]
+    product_unfiltered = unfiltered[-1] if unfiltered else None
 
     print(f"\n### make bench-scale N={n} ENGINE={ARGS.engine} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC\n")
     print(
         f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()},"
         f" PostgreSQL {connection.cursor().connection.info.server_version // 10000}, engine {ENGINE}"
-        f" ({METRIC}). HNSW m {M}, ef_construction {EF_CONSTRUCTION}, iterative scan {ITERATIVE_SCAN};"
-        f" product query: top {TOP_K} profiles, {index.OVERFETCH}× over-fetch.\n"
+        f" ({METRIC}); load average at the start {LOAD_AT_START}, at the end {load_average()}.\n"
     )
+    print(f"Variant: {variant_description()}.\n")
     print(
         f"Gallery: {n:,} faces = {len(real)} real descriptors of the shared photos + {n - len(real):,} synthetic"
         " (Gaussian with the mean and Ledoit-Wolf covariance of the real ones); galleries of 1 % / 19 % / 80 %."
@@ -655,23 +989,45 @@ def main() -> None:
         f" {mate_median:.3f}, the median distance between two real photos of one person).\n"
     )
     memo = (
-        f"- Load (COPY + rows): {load_s:.0f} s; HNSW build: {build_s:.0f} s\n"
-        f"- On disk: table {mb(on_disk['table'])}, HNSW index {mb(on_disk['hnsw'])},"
-        f" table with all its indexes {mb(on_disk['table with indexes'])}, database {mb(on_disk['database'])}\n"
+        f"- Load (COPY + rows): {load_s:.0f} s; vector index build: {build_s:.0f} s\n"
+        f"- On disk: descriptors {mb(on_disk['table'])}, vector index {mb(on_disk['hnsw'])},"
+        f" descriptors with all their indexes {mb(on_disk['table with indexes'])}, database"
+        f" {mb(on_disk['database'])}\n"
         f"- PostgreSQL memory after the searches: {mb(memory['pss_sum'])} (PSS summed over"
         f" {memory['processes']} processes), largest RSS {mb(memory['rss_max'])};"
         f" shared_buffers {connection_setting('shared_buffers')}\n"
     )
+    if LAYOUT == "partitioned":
+        memo += "- Leaves holding faces: " + ", ".join(f"{name} {count:,}" for name, count in leaves()) + "\n"
     print(memo)
-    print("| search | ef_search | p50 ms | p95 ms | p99 ms | top-1 = exact | top-10 recall |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    for label, ef, latencies, top1, recall, _ in results:
+    print(
+        "Latency by the clock (p50 / p95 / p99) and by CPU (p50 / p95: the PostgreSQL backend's run time plus"
+        " this process's, per search; what a search costs when no other work shares the cores); buffers: the"
+        " shared buffers a search touches (median of 200, EXPLAIN ANALYZE), its cost in pages on any machine.\n"
+    )
+    print(
+        "| search | ef_search | F | p50 ms | p95 ms | p99 ms | CPU p50 ms | CPU p95 ms | buffers | top-1 = exact"
+        " | top-10 recall |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for label, ef, rerank, latencies, top1, recall, _, cpu, buffers in results:
         print(
-            f"| {label} | {ef} | {percentile(latencies, 50):.2f} | {percentile(latencies, 95):.2f}"
-            f" | {percentile(latencies, 99):.2f}"
+            f"| {label} | {ef} | {rerank if INDEX != 'vector' else '–'} | {percentile(latencies, 50):.2f}"
+            f" | {percentile(latencies, 95):.2f} | {percentile(latencies, 99):.2f}"
+            f" | {percentile(cpu, 50):.2f} | {percentile(cpu, 95):.2f} | {percentile(buffers, 50):,.0f}"
             f" | {top1:.2%} ({round(top1 * len(probes))}/{len(probes)}) | {recall:.4f} |"
         )
-    ratio = percentile(peer, 50) / percentile(product_unfiltered[2], 50)
+    if not ARGS.skip_accuracy and product_unfiltered is not None:
+        peer = peer_search_ms(vectors, probes[: ARGS.peer_probes])
+        in_gallery = mates_in_gallery(vectors, identities, len(real), exact_full[0], product_unfiltered[6])
+        fair = mates_among_unfitted_distractors(real, identities, n, rng)
+        report_accuracy(n, peer, product_unfiltered, in_gallery, fair)
+    print(f"Whole run: {time.perf_counter() - started_all:.0f} s.")
+    finish()
+
+
+def report_accuracy(n, peer, product_unfiltered, in_gallery, fair) -> None:
+    ratio = percentile(peer, 50) / percentile(product_unfiltered[3], 50)
     print(
         f"\nBrute-force peer (NumPy distance to all {n:,} float64 descriptors, as `face_recognition` does),"
         f" {len(peer)} probes: p50 {percentile(peer, 50):.1f} ms, p95 {percentile(peer, 95):.1f} ms —"
@@ -694,8 +1050,43 @@ def main() -> None:
         f" per search: mean {in_gallery['under_mean']:.1f}, in {in_gallery['searches_with_distractor']}/"
         f"{in_gallery['probes']} searches.\n"
     )
-    print(f"Whole run: {time.perf_counter() - started_all:.0f} s.")
-    finish()
+
+
+def variant_description() -> str:
+    layout = (
+        f"descriptor table partitioned by engine, then HASH (gallery_id) MODULUS {HASH_PARTITIONS}, an index per leaf"
+        if LAYOUT == "partitioned"
+        else "the face table with a partial index per engine"
+    )
+    kind = {
+        "vector": "HNSW on the full vectors",
+        "halfvec": "HNSW on halfvec (half precision), F × over-fetch re-ranked by the full-precision distance",
+        "binary": "HNSW on binary_quantize() (Hamming), F × over-fetch re-ranked by the full-precision distance",
+    }[INDEX]
+    return (
+        f"{layout}; {kind}; m {M}, ef_construction {EF_CONSTRUCTION}, iterative scan {ITERATIVE_SCAN};"
+        f" top {TOP_K} profiles from {TOP_K * index.OVERFETCH} faces; a filtered search reads the allowed faces"
+        f" exactly when the planner estimates ≤ {EXACT_MAX:,}"
+    )
+
+
+def load_average() -> str:
+    return " / ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def figure(name: str, value: float | None = None) -> float:
+    """A figure of the build kept in the bench database, so a --reuse run reports it too."""
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE IF NOT EXISTS bench_figure (name text PRIMARY KEY, value float8)")
+        if value is not None:
+            cursor.execute(
+                "INSERT INTO bench_figure VALUES (%s, %s) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                [name, value],
+            )
+            return value
+        cursor.execute("SELECT value FROM bench_figure WHERE name = %s", [name])
+        row = cursor.fetchone()
+    return float("nan") if row is None else row[0]
 
 
 def finish() -> None:

@@ -310,26 +310,33 @@ def load_gallery(vectors: np.ndarray, layout: np.ndarray) -> tuple[dict[str, int
             "INSERT INTO search_profile (code, gallery_id, display_name, aliases, record_reference, notes, created_at)"
             " SELECT gen_random_uuid(), gallery_id, 'face ' || ordinal, '[]', '', '', now() FROM staged"
         )
+        single = LAYOUT != "partitioned"
+        if single:  # the layout before the descriptor table: the vector in the face table itself
+            cursor.execute(f"ALTER TABLE search_faceimage ADD COLUMN IF NOT EXISTS embedding vector({DIMENSIONS})")
         cursor.execute(
             "INSERT INTO search_faceimage (code, profile_id, gallery_id, image, crop, source_name, box, landmarks,"
-            " embedding, engine, quality, minor_at_enrolment, content_hash, created_at)"
+            + (" embedding," if single else "")
+            + " engine, quality, minor_at_enrolment, content_hash, created_at)"
             " SELECT gen_random_uuid(), p.id, s.gallery_id, '', '', s.ordinal::text, '[0,0,0,0]', '[]',"
-            "  s.embedding, %s, '{}', false, lpad(s.ordinal::text, 64, '0'), now()"
+            + (" s.embedding," if single else "")
+            + " %s, '{}', false, lpad(s.ordinal::text, 64, '0'), now()"
             " FROM staged s JOIN search_profile p"
             " ON p.gallery_id = s.gallery_id AND p.display_name = 'face ' || s.ordinal",
             [ENGINE],
         )
-        cursor.execute("DROP TABLE staged")
-        if LAYOUT == "partitioned":
+        if not single:
             for statement in descriptor_table_ddl():
                 cursor.execute(statement)
             cursor.execute(
                 "INSERT INTO search_facedescriptor (face_image_id, gallery_id, profile_id, engine,"
                 " minor_at_enrolment, embedding)"
-                " SELECT id, gallery_id, profile_id, engine, minor_at_enrolment, embedding FROM search_faceimage"
-                " WHERE engine = %s",
+                " SELECT f.id, f.gallery_id, f.profile_id, f.engine, f.minor_at_enrolment, s.embedding"
+                " FROM staged s JOIN search_faceimage f"
+                " ON f.gallery_id = s.gallery_id AND f.source_name = s.ordinal::text"
+                " WHERE f.engine = %s",
                 [ENGINE],
             )
+        cursor.execute("DROP TABLE staged")
     return gallery_ids, time.perf_counter() - started
 
 

@@ -91,7 +91,7 @@ class PartitionPruningTests(TestCase):
     same engine's partition, and a dlib gallery the other engine's partition.
 
     Whether a leaf is searched through its graph or read whole is the planner's choice, from the leaf's size and
-    ef_search: with the product's ef_search (400) a leaf of 6,000 faces is cheaper to read whole, so the test of
+    ef_search: with the product's ef_search (400 or more) a leaf of 6,000 faces is cheaper to read whole, so the test of
     the graph's use searches with ef_search 40, where a leaf of that size is not (docs/partitions.md)."""
 
     NORTH_FACES, SOUTH_FACES = 6_000, 20
